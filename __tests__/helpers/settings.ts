@@ -1,0 +1,21 @@
+/** Settings objects for tests. */
+import { parseSettings, type Settings, type SettingsInput } from "../../lib/settings.js";
+
+export function baseSettings(overrides: Partial<SettingsInput> = {}): SettingsInput {
+  return {
+    project: "test-project",
+    region: "europe-west1",
+    zone: "europe-west1-b",
+    flake: ".",
+    imageBucket: "test-project-images",
+    images: { base: { nixosConfiguration: "gce-base", family: "nixos-base" } },
+    hosts: {
+      vm: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example"] },
+    },
+    ...overrides,
+  };
+}
+
+export function settings(overrides: Partial<SettingsInput> = {}): Settings {
+  return parseSettings(baseSettings(overrides), "test");
+}

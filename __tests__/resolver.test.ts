@@ -1,0 +1,195 @@
+/** The resolver against real Nix (Debian's nix-bin) and fixture flakes without inputs. */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { lockDifferences, readLock, writeLock } from "../lib/lock.js";
+import { attributePaths, NixError, resolveWithNix, trimNixStderr } from "../lib/nix.js";
+import { resolveOutputs } from "../lib/resolve.js";
+import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, nixSpy, type NixSpy } from "./helpers/nix.js";
+import { settings } from "./helpers/settings.js";
+
+const quiet = () => undefined;
+
+describe("resolver parsing (no Nix needed)", () => {
+  test("one attribute path per value, batched for every image, host and OCI image", () => {
+    const s = settings({
+      hosts: {
+        a: { nixosConfiguration: "vm", image: "base", machineType: "e2-small" },
+        b: { nixosConfiguration: "worker", image: "base", machineType: "e2-small" },
+      },
+      ociImages: { ingest: { package: "oci-ingest", version: "1.0.0" } },
+    });
+    expect(attributePaths(s)).toEqual({
+      "images.base.storePath": ["nixosConfigurations", "gce-base", "config", "system", "build", "googleComputeImage", "outPath"],
+      "images.base.filePath": ["nixosConfigurations", "gce-base", "config", "image", "filePath"],
+      "images.base.nixosLabel": ["nixosConfigurations", "gce-base", "config", "system", "nixos", "label"],
+      "hosts.a.toplevel": ["nixosConfigurations", "vm", "config", "system", "build", "toplevel", "outPath"],
+      "hosts.b.toplevel": ["nixosConfigurations", "worker", "config", "system", "build", "toplevel", "outPath"],
+      "ociImages.ingest.storePath": ["packages", "x86_64-linux", "oci-ingest", "outPath"],
+    });
+  });
+
+  test("Nix's stderr is kept in its own words, without the --show-trace hint", () => {
+    expect(trimNixStderr("error: boom\n(use '--show-trace' to show detailed location information)\n")).toBe("error: boom");
+    const long = Array.from({ length: 40 }, (_, i) => `line ${i}`).join("\n");
+    expect(trimNixStderr(long).split("\n")).toHaveLength(26);
+  });
+
+  test("lock differences name each changed key", () => {
+    const a = { flake: ".", system: "x86_64-linux", images: {}, hosts: { vm: { nixosConfiguration: "vm", toplevel: "/nix/store/a" } }, ociImages: {} };
+    const b = { ...a, hosts: { vm: { nixosConfiguration: "vm", toplevel: "/nix/store/b" }, w: { nixosConfiguration: "w", toplevel: "/nix/store/c" } } };
+    expect(lockDifferences(a, b)).toEqual([
+      "hosts.vm.toplevel: /nix/store/a → /nix/store/b",
+      "hosts.w.nixosConfiguration: not in the lock (new)",
+      "hosts.w.toplevel: not in the lock (new)",
+    ]);
+  });
+});
+
+describeWithNix(`resolver with real Nix${nixSkipReason}`, () => {
+  let fixture: FixtureFlake;
+  let spy: NixSpy;
+  const savedPath = process.env.PATH;
+  beforeEach(() => {
+    fixture = fixtureFlake();
+    spy = nixSpy();
+    process.env.PATH = `${spy.binDir}:${savedPath}`;
+    process.env.NIX_CONFIG = NIX_ENV.NIX_CONFIG;
+  });
+  afterEach(() => {
+    process.env.PATH = savedPath;
+    fixture.cleanup();
+    spy.cleanup();
+  });
+
+  const threeHosts = () =>
+    settings({
+      flake: fixture.ref,
+      hosts: {
+        a: { nixosConfiguration: "vm", image: "base", machineType: "e2-small" },
+        b: { nixosConfiguration: "worker", image: "base", machineType: "e2-small" },
+        c: { nixosConfiguration: "vm", image: "base", machineType: "e2-small" },
+      },
+    });
+
+  test("several hosts and an image are resolved by exactly one nix eval, and nothing is built", async () => {
+    const resolved = await resolveWithNix(threeHosts(), { projectRoot: fixture.dir, log: quiet });
+    expect(spy.calls()).toHaveLength(1);
+    expect(spy.calls()[0]).toEqual(expect.arrayContaining(["eval", "--json"]));
+    expect(spy.calls().flat()).not.toContain("build");
+    expect(Object.keys(resolved.hosts)).toEqual(["a", "b", "c"]);
+    expect(resolved.hosts.a.toplevel).toMatch(/^\/nix\/store\/[a-z0-9]{32}-nixos-system-vm$/);
+    expect(resolved.hosts.c.toplevel).toBe(resolved.hosts.a.toplevel);
+    expect(resolved.images.base.storePath).toMatch(/^\/nix\/store\/[a-z0-9]{32}-google-compute-image$/);
+    expect(resolved.images.base.filePath).toBe("nixos-image-25.11.19700101.fixture-x86_64-linux.raw.tar.gz");
+    expect(resolved.images.base.nixosLabel).toBe("25.11.19700101.fixture");
+    expect(existsSync(resolved.images.base.storePath)).toBe(false);
+  });
+
+  test("a change to one input changes exactly the paths that depend on it", async () => {
+    const before = await resolveWithNix(threeHosts(), { projectRoot: fixture.dir, log: quiet });
+    const inputs = fixture.readInputs();
+    inputs.configurations.worker.services = "pipeline v2";
+    fixture.writeInputs(inputs);
+    const afterServices = await resolveWithNix(threeHosts(), { projectRoot: fixture.dir, log: quiet });
+    expect(lockDifferences(before, afterServices)).toEqual([`hosts.b.toplevel: ${before.hosts.b.toplevel} → ${afterServices.hosts.b.toplevel}`]);
+
+    inputs.configurations["gce-base"].image = "base v2";
+    fixture.writeInputs(inputs);
+    const afterImage = await resolveWithNix(threeHosts(), { projectRoot: fixture.dir, log: quiet });
+    expect(lockDifferences(afterServices, afterImage)).toEqual([
+      `images.base.storePath: ${afterServices.images.base.storePath} → ${afterImage.images.base.storePath}`,
+    ]);
+  });
+
+  test("a missing configuration names the flake, the setting and the attribute, in Nix's words", async () => {
+    const s = settings({ flake: fixture.ref, hosts: { web: { nixosConfiguration: "wbe", image: "base", machineType: "e2-small" } } });
+    const error = await resolveWithNix(s, { projectRoot: fixture.dir, log: quiet }).catch((e) => e);
+    expect(error).toBeInstanceOf(NixError);
+    expect(error.message).toContain(`nix eval of flake "${fixture.ref}" failed while resolving hosts.web (nixosConfigurations.wbe.config.system.build.toplevel)`);
+    expect(error.message).toContain("error: attribute 'wbe' missing");
+    expect(error.message).not.toContain("--show-trace");
+  });
+
+  test("an evaluation error carries Nix's message", async () => {
+    const s = settings({ flake: fixture.ref, hosts: { vm: { nixosConfiguration: "broken", image: "base", machineType: "e2-small" } } });
+    await expect(resolveWithNix(s, { projectRoot: fixture.dir, log: quiet })).rejects.toThrow(
+      new RegExp(`^nix eval of flake "${fixture.ref}" failed:\\nerror: fixture: broken on purpose`),
+    );
+  });
+
+  test("relative flake paths resolve against the project root", async () => {
+    const s = settings({ flake: "." });
+    const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: quiet });
+    expect(resolved.flake).toBe(".");
+    expect(resolved.hosts.vm.toplevel).toMatch(/-nixos-system-vm$/);
+  });
+
+  test("a progress line announces the evaluation", async () => {
+    const lines: string[] = [];
+    await resolveWithNix(threeHosts(), { projectRoot: fixture.dir, log: (l) => lines.push(l) });
+    expect(lines[0]).toBe(`nix eval: resolving 1 image(s), 3 host(s), 0 OCI image(s) of flake ${fixture.ref} (evaluation only, nothing is built)…`);
+    expect(lines[1]).toMatch(/^nix eval: done in \d+\.\d s$/);
+  });
+
+  describe("pinned mode", () => {
+    let project: string;
+    beforeEach(() => {
+      project = mkdtempSync(join(tmpdir(), "pinned-"));
+    });
+    afterEach(() => rmSync(project, { recursive: true, force: true }));
+
+    test("synthesizes from the lock without calling nix", async () => {
+      const s = threeHosts();
+      const resolved = await resolveWithNix(s, { projectRoot: project, log: quiet });
+      writeLock(join(project, s.lockFile), resolved);
+      const text = readFileSync(join(project, s.lockFile), "utf8");
+      expect(text.indexOf('"hosts"')).toBeLessThan(text.indexOf('"images"'));
+      const callsBefore = spy.calls().length;
+      process.env.PATH = "/nonexistent";
+      const pinned = await resolveOutputs(s, { projectRoot: project, mode: "pinned", log: quiet });
+      process.env.PATH = `${spy.binDir}:${savedPath}`;
+      expect(spy.calls()).toHaveLength(callsBefore);
+      expect(pinned).toEqual(resolved);
+      expect(readLock(join(project, s.lockFile))).toEqual(resolved);
+    });
+
+    test("a lock that no longer matches the settings is refused, naming the key", async () => {
+      const s = threeHosts();
+      writeLock(join(project, s.lockFile), await resolveWithNix(s, { projectRoot: project, log: quiet }));
+      const changed = settings({ flake: fixture.ref, hosts: { a: { nixosConfiguration: "worker", image: "base", machineType: "e2-small" }, d: { nixosConfiguration: "vm", image: "base", machineType: "e2-small" } } });
+      await expect(resolveOutputs(changed, { projectRoot: project, mode: "pinned", log: quiet })).rejects.toThrow(
+        'infra.lock.json does not match the settings; run `npm run pin` on a machine with Nix:\n  hosts.a.nixosConfiguration is "worker" in the settings but "vm" in the lock\n  hosts.d is not in the lock',
+      );
+    });
+
+    test("pinned mode without a lock says how to make one", async () => {
+      await expect(resolveOutputs(threeHosts(), { projectRoot: project, mode: "pinned", log: quiet })).rejects.toThrow(
+        "INFRA_RESOLVE=pinned but infra.lock.json does not exist; run `npm run pin` on a machine with Nix",
+      );
+    });
+
+    test("eval mode warns when an existing lock is stale", async () => {
+      const s = threeHosts();
+      writeLock(join(project, s.lockFile), await resolveWithNix(s, { projectRoot: project, log: quiet }));
+      const inputs = fixture.readInputs();
+      inputs.configurations.vm.services = "postgresql 17";
+      fixture.writeInputs(inputs);
+      const lines: string[] = [];
+      const fresh = await resolveOutputs(s, { projectRoot: project, mode: "eval", log: (l) => lines.push(l) });
+      const warning = lines.find((l) => l.startsWith("warning:"));
+      expect(warning).toContain("warning: infra.lock.json is stale (2 change(s)); run `npm run pin`:");
+      expect(warning).toContain(`hosts.a.toplevel: `);
+      expect(warning).toContain(`→ ${fresh.hosts.a.toplevel}`);
+      expect(warning).not.toContain("hosts.b.toplevel");
+    });
+  });
+
+  test("without nix on PATH the error says how to get it", async () => {
+    process.env.PATH = "/nonexistent";
+    const error = await resolveWithNix(threeHosts(), { projectRoot: fixture.dir, log: quiet }).catch((e) => e);
+    expect(error).toBeInstanceOf(NixError);
+    expect(error.message).toMatch(/^nix is not installed or not on PATH\. Enter the project's dev shell \(`nix develop`\), install Nix/);
+    expect(error.message).toContain("INFRA_RESOLVE=pinned");
+  });
+});

@@ -1,0 +1,51 @@
+/** The app end to end: settings file → one nix eval → cdk.tf.json. */
+import { describeWithNix, fixtureFlake, nixSkipReason, nixSpy } from "./helpers/nix.js";
+import { baseSettings } from "./helpers/settings.js";
+import { runSynth } from "./helpers/synth.js";
+
+describe("app errors", () => {
+  test("bad settings exit non-zero before synthesis, one line per problem, no stack trace", async () => {
+    const raw = baseSettings();
+    raw.hosts!.vm.image = "bse";
+    const run = await runSynth({ ...raw, zone: "nowhere" });
+    try {
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toMatch(/^error: .*infra\.json: 2 problem\(s\)\n {2}zone: must be a zone such as europe-west1-b \(got "nowhere"\)\n {2}hosts\.vm\.image: no image "bse" \(known: base\)$/);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    } finally {
+      run.cleanup();
+    }
+  });
+
+  test("an unknown INFRA_RESOLVE value is named", async () => {
+    const run = await runSynth(baseSettings(), { INFRA_RESOLVE: "lock" });
+    run.cleanup();
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toBe('error: INFRA_RESOLVE is "lock"; use "eval" (default, runs nix eval) or "pinned" (reads the lock file)');
+  });
+});
+
+describeWithNix(`npm run synth with a fixture flake${nixSkipReason}`, () => {
+  test("starts exactly one nix eval and no nix build, and two runs give byte-identical output", async () => {
+    const fixture = fixtureFlake();
+    const spy = nixSpy();
+    const settings = { ...baseSettings({ flake: fixture.ref }), lockFile: `${fixture.dir}/infra.lock.json` };
+    const env = { PATH: `${spy.binDir}:${process.env.PATH}` };
+    const first = await runSynth(settings, env);
+    const second = await runSynth(settings, env);
+    try {
+      expect(first.stderr).not.toContain("error");
+      expect(first.exitCode).toBe(0);
+      expect(second.exitCode).toBe(0);
+      const commands = spy.calls().map((argv) => argv.filter((a) => !a.startsWith("-") && a !== "nix-command flakes")[0]);
+      expect(commands).toEqual(["eval", "eval"]);
+      expect(first.stackJson()).toBe(second.stackJson());
+      expect(first.stackJson()).not.toContain(process.cwd());
+    } finally {
+      first.cleanup();
+      second.cleanup();
+      spy.cleanup();
+      fixture.cleanup();
+    }
+  });
+});

@@ -1,0 +1,31 @@
+/**
+ * npm run pin            write the lock file of resolved store paths
+ * npm run pin -- --check exit 1, naming each change, when the lock is stale
+ */
+import { runCli } from "../lib/cli.js";
+import { lockDifferences, lockText, readLock, writeLock } from "../lib/lock.js";
+import { NixError, resolveWithNix } from "../lib/nix.js";
+import { settingsFile } from "../lib/paths.js";
+import { loadSettings } from "../lib/settings.js";
+
+await runCli(async () => {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== "--check");
+  if (unknown.length) throw new NixError(`unknown argument ${unknown[0]}; usage: npm run pin [-- --check]`);
+  const settings = loadSettings(settingsFile());
+  const resolved = await resolveWithNix(settings, { projectRoot: process.cwd() });
+  const lock = readLock(settings.lockFile);
+  if (args.includes("--check")) {
+    if (!lock) throw new NixError(`${settings.lockFile} does not exist; run \`npm run pin\``);
+    const changes = lockDifferences(lock, resolved);
+    if (changes.length) throw new NixError(`${settings.lockFile} is stale; run \`npm run pin\`:\n  ${changes.join("\n  ")}`);
+    process.stdout.write(`${settings.lockFile} is up to date\n`);
+    return;
+  }
+  if (lock && lockText(lock) === lockText(resolved)) {
+    process.stdout.write(`${settings.lockFile} unchanged\n`);
+    return;
+  }
+  writeLock(settings.lockFile, resolved);
+  process.stdout.write(`wrote ${settings.lockFile}\n`);
+});

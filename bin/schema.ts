@@ -1,0 +1,10 @@
+/** npm run schema: writes infra.schema.json, the JSON Schema editors use to complete infra.json. */
+import { writeFileSync } from "node:fs";
+import { runCli } from "../lib/cli.js";
+import { stableJson } from "../lib/lock.js";
+import { settingsJsonSchema } from "../lib/settings.js";
+
+await runCli(() => {
+  writeFileSync("infra.schema.json", stableJson(settingsJsonSchema()));
+  process.stdout.write("wrote infra.schema.json\n");
+});

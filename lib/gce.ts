@@ -1,0 +1,54 @@
+/** Naming rules of Google Compute Engine and Cloud Storage, in one place. */
+
+/** Instance, image, image family and firewall names. */
+export const GCE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
+export const GCE_NAME_RULE = "1-63 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-'";
+
+/** Label keys: lowercase letter first, then lowercase letters, digits, '_' and '-'. */
+export const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
+/** Label values: may be empty. */
+export const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
+
+/** Bucket names without dots (dotted names need domain verification). */
+export const BUCKET_NAME = /^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$/;
+export const BUCKET_NAME_RULE = "3-63 characters: lowercase letters, digits, '-' and '_', starting and ending with a letter or digit";
+
+export const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
+export const REGION = /^[a-z]+-[a-z]+[0-9]+$/;
+export const ZONE = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
+
+/** A Nix store path: /nix/store/<32-char hash>-<name>. */
+export const STORE_PATH = /^\/nix\/store\/([0-9a-df-np-sv-z]{32})-[^/]+$/;
+
+/** Shortest hash kept in an image name when the family is long. */
+export const MIN_IMAGE_HASH_CHARS = 20;
+export const MAX_NAME = 63;
+
+/** The 32-character hash of a store path. Throws if `storePath` is not one. */
+export function storeHash(storePath: string): string {
+  const match = STORE_PATH.exec(storePath);
+  if (!match) throw new Error(`"${storePath}" is not a Nix store path (/nix/store/<hash>-<name>)`);
+  return match[1];
+}
+
+/**
+ * `<family>-<hash>`, keeping all 32 hash characters when the family leaves room
+ * (families up to 30 characters), otherwise the first 63 - 1 - len(family)
+ * characters, never fewer than 20. The hash alphabet is valid in GCE names.
+ */
+export function imageName(family: string, hash: string): string {
+  const room = MAX_NAME - family.length - 1;
+  if (room < MIN_IMAGE_HASH_CHARS) {
+    const longest = MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS;
+    throw new Error(
+      `family "${family}" is ${family.length} characters; image names are <family>-<hash> and keep at least ` +
+        `${MIN_IMAGE_HASH_CHARS} hash characters, so a family may have at most ${longest} characters`,
+    );
+  }
+  return `${family}-${hash.slice(0, Math.min(hash.length, room))}`;
+}
+
+/** Turns free text (a NixOS label such as "25.11.20260107.d351d06") into a valid label value. */
+export function labelValue(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9_-]/g, "-").slice(0, 63);
+}

@@ -1,0 +1,180 @@
+/**
+ * Every call to `nix` lives here. At synth, one `nix eval` resolves the store
+ * paths of all images, hosts and OCI images; nothing is ever built at synth.
+ */
+import { isAbsolute, resolve as resolvePath } from "node:path";
+import { execa } from "execa";
+import type { Settings } from "./settings.js";
+
+export interface ResolvedImage {
+  readonly nixosConfiguration: string;
+  /** Output of system.build.googleComputeImage (planned, not built). */
+  readonly storePath: string;
+  /** config.image.filePath: the image file, relative to storePath. */
+  readonly filePath: string;
+  /** config.system.nixos.label. */
+  readonly nixosLabel: string;
+}
+export interface ResolvedHost {
+  readonly nixosConfiguration: string;
+  /** Output of system.build.toplevel (planned, not built). */
+  readonly toplevel: string;
+}
+export interface ResolvedOciImage {
+  readonly package: string;
+  /** Output of packages.<system>.<package> (planned, not built). */
+  readonly storePath: string;
+}
+/** What synth needs from the flake. Also the content of the lock file. */
+export interface Resolved {
+  readonly flake: string;
+  readonly system: string;
+  readonly images: Readonly<Record<string, ResolvedImage>>;
+  readonly hosts: Readonly<Record<string, ResolvedHost>>;
+  readonly ociImages: Readonly<Record<string, ResolvedOciImage>>;
+}
+
+/** A failure the user can act on; its message is the whole story (no stack needed). */
+export class NixError extends Error {}
+
+/** Features turned on for our calls only, so Nix 2.8 and newer work without nix.conf changes. */
+export const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
+
+/**
+ * Evaluated with --impure so that the request can come in through the
+ * environment: no value is ever spliced into the expression.
+ */
+const RESOLVE_EXPR = `let
+  request = builtins.fromJSON (builtins.getEnv "INFRA_NIX_REQUEST");
+  flake = builtins.getFlake request.flake;
+  at = path: builtins.foldl' (set: name: set.\${name}) flake path;
+in builtins.mapAttrs (key: path: at path) request.attrs`;
+
+type AttrPaths = Record<string, string[]>;
+
+/** Attribute paths to evaluate, keyed "<section>.<id>.<field>" (ids never contain dots). */
+export function attributePaths(settings: Settings): AttrPaths {
+  const attrs: AttrPaths = {};
+  for (const [id, image] of Object.entries(settings.images)) {
+    const config = ["nixosConfigurations", image.nixosConfiguration, "config"];
+    attrs[`images.${id}.storePath`] = [...config, "system", "build", "googleComputeImage", "outPath"];
+    attrs[`images.${id}.filePath`] = [...config, "image", "filePath"];
+    attrs[`images.${id}.nixosLabel`] = [...config, "system", "nixos", "label"];
+  }
+  for (const [id, host] of Object.entries(settings.hosts)) {
+    attrs[`hosts.${id}.toplevel`] = ["nixosConfigurations", host.nixosConfiguration, "config", "system", "build", "toplevel", "outPath"];
+  }
+  for (const [id, oci] of Object.entries(settings.ociImages)) {
+    attrs[`ociImages.${id}.storePath`] = ["packages", settings.system, oci.package, "outPath"];
+  }
+  return attrs;
+}
+
+/**
+ * The flake reference handed to builtins.getFlake: paths become absolute
+ * (getFlake needs that). This value never enters synthesized output.
+ */
+export function evalFlakeRef(flake: string, projectRoot: string): string {
+  if (flake.startsWith("path:")) {
+    const dir = flake.slice("path:".length);
+    return isAbsolute(dir) ? flake : `path:${resolvePath(projectRoot, dir)}`;
+  }
+  if (flake.startsWith(".") || flake.startsWith("/")) return resolvePath(projectRoot, flake);
+  return flake;
+}
+
+/** Drops Nix's "--show-trace" hint and caps the length; keeps Nix's own words. */
+export function trimNixStderr(stderr: string, maxLines = 25): string {
+  const lines = stderr
+    .split("\n")
+    .filter((l) => !/^\(use '--show-trace'/.test(l.trim()) && !/^warning: Git tree .* is dirty$/.test(l.trim()))
+    .join("\n")
+    .trim()
+    .split("\n");
+  return lines.length > maxLines ? [...lines.slice(0, maxLines), `… (${lines.length - maxLines} more lines)`].join("\n") : lines.join("\n");
+}
+
+/** Which requested values an "attribute 'x' missing" error is about. */
+function missingAttributeContext(stderr: string, attrs: AttrPaths): string {
+  const match = /attribute '([^']+)' missing/.exec(stderr);
+  if (!match) return "";
+  const keys = Object.entries(attrs)
+    .filter(([, path]) => path.includes(match[1]))
+    .map(([key, path]) => `${key.split(".").slice(0, 2).join(".")} (${path.slice(0, -1).join(".")})`);
+  const unique = [...new Set(keys)];
+  return unique.length ? ` while resolving ${unique.join(", ")}` : "";
+}
+
+function assemble(flake: string, system: string, values: Record<string, unknown>, settings: Settings): Resolved {
+  const str = (key: string): string => {
+    const v = values[key];
+    if (typeof v !== "string") throw new NixError(`nix eval returned no string for ${key} (got ${JSON.stringify(v)})`);
+    return v;
+  };
+  const images: Record<string, ResolvedImage> = {};
+  for (const [id, image] of Object.entries(settings.images)) {
+    images[id] = {
+      nixosConfiguration: image.nixosConfiguration,
+      storePath: str(`images.${id}.storePath`),
+      filePath: str(`images.${id}.filePath`),
+      nixosLabel: str(`images.${id}.nixosLabel`),
+    };
+  }
+  const hosts: Record<string, ResolvedHost> = {};
+  for (const [id, host] of Object.entries(settings.hosts)) {
+    hosts[id] = { nixosConfiguration: host.nixosConfiguration, toplevel: str(`hosts.${id}.toplevel`) };
+  }
+  const ociImages: Record<string, ResolvedOciImage> = {};
+  for (const [id, oci] of Object.entries(settings.ociImages)) {
+    ociImages[id] = { package: oci.package, storePath: str(`ociImages.${id}.storePath`) };
+  }
+  return { flake, system, images, hosts, ociImages };
+}
+
+export interface EvalOptions {
+  /** Directory relative flake paths are resolved against. */
+  readonly projectRoot: string;
+  /** Where the progress line goes. @default process.stderr */
+  readonly log?: (line: string) => void;
+}
+
+/** Resolves every planned store path with exactly one `nix eval` process. */
+export async function resolveWithNix(settings: Settings, options: EvalOptions): Promise<Resolved> {
+  const attrs = attributePaths(settings);
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const counts = `${Object.keys(settings.images).length} image(s), ${Object.keys(settings.hosts).length} host(s), ${Object.keys(settings.ociImages).length} OCI image(s)`;
+  log(`nix eval: resolving ${counts} of flake ${settings.flake} (evaluation only, nothing is built)…`);
+  const started = Date.now();
+  const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs };
+  let result;
+  try {
+    result = await execa("nix", [...NIX_FEATURE_ARGS, "eval", "--json", "--impure", "--expr", RESOLVE_EXPR], {
+      cwd: options.projectRoot,
+      env: { INFRA_NIX_REQUEST: JSON.stringify(request) },
+      reject: false,
+      stdin: "ignore",
+    });
+  } catch (e) {
+    throw new NixError(`could not start nix: ${(e as Error).message}`);
+  }
+  if ((result as { code?: string }).code === "ENOENT") {
+    throw new NixError(
+      "nix is not installed or not on PATH. Enter the project's dev shell (`nix develop`), install Nix " +
+        "(https://nixos.org/download), or synthesize from the lock file without Nix: INFRA_RESOLVE=pinned.",
+    );
+  }
+  if (result.exitCode !== 0) {
+    const stderr = String(result.stderr ?? "");
+    throw new NixError(
+      `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}:\n${trimNixStderr(stderr)}`,
+    );
+  }
+  let values: Record<string, unknown>;
+  try {
+    values = JSON.parse(String(result.stdout));
+  } catch {
+    throw new NixError(`nix eval printed something that is not JSON: ${String(result.stdout).slice(0, 200)}`);
+  }
+  log(`nix eval: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return assemble(settings.flake, settings.system, values, settings);
+}

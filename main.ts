@@ -1,0 +1,15 @@
+/** The cdktf app: reads the settings, resolves store paths once, composes the stacks. */
+import { App } from "cdktf";
+import { InfraStack } from "./constructs/infra-stack.js";
+import { runCli } from "./lib/cli.js";
+import { settingsFile } from "./lib/paths.js";
+import { resolveMode, resolveOutputs } from "./lib/resolve.js";
+import { loadSettings } from "./lib/settings.js";
+
+await runCli(async () => {
+  const settings = loadSettings(settingsFile());
+  const resolved = await resolveOutputs(settings, { projectRoot: process.cwd(), mode: resolveMode(process.env.INFRA_RESOLVE) });
+  const app = new App();
+  new InfraStack(app, "infra", { settings, resolved });
+  app.synth();
+});
