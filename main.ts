@@ -5,6 +5,7 @@ import { runCli } from "./lib/cli.js";
 import { settingsFile } from "./lib/paths.js";
 import { resolveMode, resolveOutputs } from "./lib/resolve.js";
 import { loadSettings } from "./lib/settings.js";
+import { printWarnings } from "./lib/warnings.js";
 
 await runCli(async () => {
   const settings = loadSettings(settingsFile());
@@ -12,4 +13,5 @@ await runCli(async () => {
   const app = new App();
   new InfraStack(app, "infra", { settings, resolved });
   app.synth();
+  printWarnings(app);
 });

@@ -1,10 +1,14 @@
 /** The main stack: image chain, hosts and their deploys, OCI images. */
 import { GoogleProvider } from "@cdktf/provider-google/lib/provider/index.js";
+import { NullProvider } from "@cdktf/provider-null/lib/provider/index.js";
 import { GcsBackend, LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
 import type { Resolved } from "../lib/nix.js";
 import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
+import { GceImage } from "./gce-image.js";
+import { ImageBucket } from "./image-bucket.js";
+import { NixImage } from "./nix-image.js";
 
 export interface InfraStackProps {
   readonly settings: Settings;
@@ -12,7 +16,13 @@ export interface InfraStackProps {
   readonly resolved: Resolved;
 }
 
+/**
+ * Construct ids here are a contract: they become Terraform logical ids, and
+ * renaming one replaces its resources.
+ */
 export class InfraStack extends TerraformStack {
+  public readonly images: Record<string, GceImage> = {};
+
   constructor(scope: Construct, id: string, props: InfraStackProps) {
     super(scope, id);
     const { settings, resolved } = props;
@@ -20,8 +30,29 @@ export class InfraStack extends TerraformStack {
     const provider = new GoogleProvider(this, "google", { project: settings.project, region: settings.region, zone: settings.zone });
     // Providers snake-case map keys ("managed-by" would become "managed_by"); an override is written as is.
     provider.addOverride("default_labels", { "managed-by": "cdktf", ...settings.labels });
-    for (const [imageId, image] of Object.entries(resolved.images)) {
-      new TerraformOutput(this, `image-${imageId}-store-path`, { value: image.storePath });
+    new NullProvider(this, "null");
+
+    const bucket = new ImageBucket(this, "ImageBucket", {
+      name: settings.imageBucket,
+      location: settings.imageBucketLocation ?? settings.region,
+      create: settings.createImageBucket,
+    });
+    for (const [imageId, image] of Object.entries(settings.images)) {
+      const build = new NixImage(this, `${imageId}-build`, {
+        flake: settings.flake,
+        configuration: image.nixosConfiguration,
+        planned: resolved.images[imageId],
+        gcRootDir: `${settings.stateDir}/gcroots`,
+      });
+      this.images[imageId] = new GceImage(this, `${imageId}-image`, {
+        build,
+        bucket: bucket.name,
+        family: image.family,
+        public: image.public,
+        guestOsFeatures: image.guestOsFeatures,
+        labels: { "image-id": imageId },
+      });
+      new TerraformOutput(this, `image-${imageId}-name`, { value: this.images[imageId].name });
     }
     for (const [hostId, host] of Object.entries(resolved.hosts)) {
       new TerraformOutput(this, `host-${hostId}-toplevel`, { value: host.toplevel });
