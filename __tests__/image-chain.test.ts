@@ -152,7 +152,7 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
     return synthStack(s, await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined })).json;
   };
   const imageResources = (json: string) => ({
-    build: resources(json, "null_resource"),
+    build: Object.fromEntries(Object.entries(resources(json, "null_resource")).filter(([id]) => id.includes("-build_"))),
     object: resources(json, "google_storage_bucket_object"),
     image: resources(json, "google_compute_image"),
   });

@@ -8,7 +8,9 @@ import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
 import { GceImage } from "./gce-image.js";
 import { ImageBucket } from "./image-bucket.js";
+import { DeployRs } from "./deploy-rs.js";
 import { NixImage } from "./nix-image.js";
+import { Vm } from "./vm.js";
 
 export interface InfraStackProps {
   readonly settings: Settings;
@@ -22,6 +24,7 @@ export interface InfraStackProps {
  */
 export class InfraStack extends TerraformStack {
   public readonly images: Record<string, GceImage> = {};
+  public readonly vms: Record<string, Vm> = {};
 
   constructor(scope: Construct, id: string, props: InfraStackProps) {
     super(scope, id);
@@ -54,8 +57,45 @@ export class InfraStack extends TerraformStack {
       });
       new TerraformOutput(this, `image-${imageId}-name`, { value: this.images[imageId].name });
     }
-    for (const [hostId, host] of Object.entries(resolved.hosts)) {
-      new TerraformOutput(this, `host-${hostId}-toplevel`, { value: host.toplevel });
+    for (const [hostId, host] of Object.entries(settings.hosts)) {
+      const vm = new Vm(this, `${hostId}-vm`, {
+        name: hostId,
+        project: settings.project,
+        zone: settings.zone,
+        image: this.images[host.image].selfLink,
+        machineType: host.machineType,
+        diskSizeGb: host.diskSizeGb,
+        diskType: host.diskType,
+        network: host.network,
+        subnetwork: host.subnetwork,
+        tags: host.tags,
+        labels: { ...host.labels, host: hostId },
+        externalIp: host.externalIp,
+        sshSourceRanges: host.sshSourceRanges,
+        deployUser: settings.deploy.user,
+        sshKeys: host.sshKeys,
+        deletionProtection: host.deletionProtection,
+        recreateOnImageChange: host.recreateOnImageChange,
+      });
+      this.vms[hostId] = vm;
+      new DeployRs(this, `${hostId}-deploy`, {
+        flake: settings.flake,
+        node: hostId,
+        toplevel: resolved.hosts[hostId].toplevel,
+        vm,
+        project: settings.project,
+        zone: settings.zone,
+        sshUser: settings.deploy.user,
+        knownHostsFile: `${settings.stateDir}/known_hosts/${id}`,
+        package: settings.deploy.package,
+        sshWaitSeconds: settings.deploy.sshWaitSeconds,
+        confirmTimeoutSeconds: settings.deploy.confirmTimeoutSeconds,
+        activationTimeoutSeconds: settings.deploy.activationTimeoutSeconds,
+      });
+      new TerraformOutput(this, `host-${hostId}-toplevel`, { value: resolved.hosts[hostId].toplevel });
+      new TerraformOutput(this, `host-${hostId}-address`, { value: vm.sshAddress });
+      new TerraformOutput(this, `host-${hostId}-instance-id`, { value: vm.instance.instanceId });
+      new TerraformOutput(this, `host-${hostId}-service-account`, { value: vm.serviceAccount.email });
     }
   }
 }

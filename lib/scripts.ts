@@ -7,6 +7,7 @@
 export const SCRIPTS = {
   buildImage: "lib/sh/build-image.sh",
   dropGcRoot: "lib/sh/drop-gc-root.sh",
+  deploy: "lib/sh/deploy.sh",
 } as const;
 
 /** The interpreter every provisioner uses: `bash <script>`. */

@@ -1,0 +1,32 @@
+# Sourced by deploy.sh and rollback.sh: writes "$work/ssh_config" for one host.
+# Inputs (environment): DEPLOY_HOST DEPLOY_SSH_USER DEPLOY_SSH_PORT DEPLOY_CONNECT
+#   DEPLOY_PROJECT DEPLOY_ZONE DEPLOY_INSTANCE DEPLOY_INSTANCE_ID DEPLOY_KNOWN_HOSTS
+# ssh_config has no escaping, so refuse what it cannot carry instead of misreading it.
+for var in DEPLOY_HOST DEPLOY_SSH_USER DEPLOY_SSH_PORT DEPLOY_CONNECT DEPLOY_PROJECT DEPLOY_ZONE DEPLOY_INSTANCE DEPLOY_INSTANCE_ID; do
+  case "${!var:-}" in
+    "" | *[!A-Za-z0-9._:-]*) echo "ssh-config: $var=\"${!var:-}\" is empty or has characters ssh_config cannot carry" >&2; exit 2 ;;
+  esac
+done
+case "$DEPLOY_KNOWN_HOSTS" in
+  "" | *'"'* | *$'\n'*) echo "ssh-config: DEPLOY_KNOWN_HOSTS=\"$DEPLOY_KNOWN_HOSTS\" must be a path without double quotes or newlines" >&2; exit 2 ;;
+esac
+mkdir -p "$(dirname "$DEPLOY_KNOWN_HOSTS")"
+touch "$DEPLOY_KNOWN_HOSTS"
+known_hosts="$(cd "$(dirname "$DEPLOY_KNOWN_HOSTS")" && pwd)/$(basename "$DEPLOY_KNOWN_HOSTS")"
+{
+  echo "Host $DEPLOY_HOST"
+  echo "  User $DEPLOY_SSH_USER"
+  echo "  Port $DEPLOY_SSH_PORT"
+  # Host keys are recorded on first contact and enforced afterwards, per
+  # stack. The alias carries the instance id, so a re-created VM (new id, new
+  # host key) gets a fresh entry instead of a mismatch.
+  echo "  UserKnownHostsFile \"$known_hosts\""
+  echo "  HostKeyAlias $DEPLOY_INSTANCE-$DEPLOY_INSTANCE_ID"
+  echo "  StrictHostKeyChecking accept-new"
+  echo "  BatchMode yes"
+  echo "  ConnectTimeout 15"
+  echo "  ServerAliveInterval 15"
+  if [ "$DEPLOY_CONNECT" = iap ]; then
+    echo "  ProxyCommand gcloud compute start-iap-tunnel $DEPLOY_INSTANCE %p --listen-on-stdin --project=$DEPLOY_PROJECT --zone=$DEPLOY_ZONE --verbosity=warning"
+  fi
+} > "$work/ssh_config"
