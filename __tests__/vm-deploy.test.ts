@@ -1,0 +1,267 @@
+/** Hosts: the VM construct, the DeployRs step, and its local-exec run for real. */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/index.js";
+import { resolveWithNix } from "../lib/nix.js";
+import type { Settings } from "../lib/settings.js";
+import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
+import { settings } from "./helpers/settings.js";
+import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
+
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example";
+const host = (extra: Record<string, unknown> = {}) => ({ nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY], ...extra });
+const warningsOf = (s: Settings) =>
+  synthStack(s, staticResolved(s)).stack.node.findAll().flatMap((c) => c.node.metadata.filter((m) => m.type === "@cdktf/warn").map((m) => m.data));
+
+describe("VM and deploy synthesis", () => {
+  test("HCL snapshot of a host", () => {
+    const s = settings({ hosts: { vm: host() } });
+    expect(hclFor(synthStack(s, staticResolved(s)).stack)).toMatchSnapshot();
+  });
+
+  test("a dedicated service account with only log and metric writer roles", () => {
+    const s = settings({ hosts: { vm: host() } });
+    const { json } = synthStack(s, staticResolved(s));
+    expect(resource(json, "google_service_account", "vm-vm").account_id).toBe("host-vm");
+    expect(Object.values(resources(json, "google_project_iam_member")).map((m) => m.role).sort()).toEqual(["roles/logging.logWriter", "roles/monitoring.metricWriter"]);
+    const instance = resource(json, "google_compute_instance", "vm-vm");
+    expect(instance.service_account.email).toMatch(/^\$\{google_service_account\.vm-vm_ServiceAccount_\w+\.email\}$/);
+  });
+
+  test("SSH is closed to the internet by default: only IAP's range, only this host's account", () => {
+    const s = settings({ hosts: { vm: host() } });
+    const { json } = synthStack(s, staticResolved(s));
+    expect(json).toHaveResourceWithProperties(ComputeFirewall, { source_ranges: ["35.235.240.0/20"], direction: "INGRESS" });
+    expect(json).not.toContain("0.0.0.0/0");
+    const deploy = localExecs(resource(json, "null_resource", "vm-deploy"))[0];
+    expect(deploy.environment.DEPLOY_CONNECT).toBe("iap");
+    expect(deploy.environment.DEPLOY_HOST).toBe("vm");
+  });
+
+  test("sshSourceRanges opens direct SSH; 0.0.0.0/0 only when written, and then synth warns", () => {
+    const s = settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"] }) } });
+    const { json } = synthStack(s, staticResolved(s));
+    expect(resource(json, "google_compute_firewall", "vm-vm").source_ranges).toEqual(["203.0.113.0/24"]);
+    const deploy = localExecs(resource(json, "null_resource", "vm-deploy"))[0];
+    expect(deploy.environment.DEPLOY_CONNECT).toBe("direct");
+    expect(deploy.environment.DEPLOY_HOST).toMatch(/^\$\{google_compute_instance\.vm-vm_Instance_\w+\.network_interface\[0\]\.access_config\[0\]\.nat_ip\}$/);
+    expect(warningsOf(s)).toEqual([]);
+    expect(warningsOf(settings({ hosts: { vm: host({ sshSourceRanges: ["0.0.0.0/0"] }) } }))).toEqual([
+      'host "vm" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)',
+    ]);
+  });
+
+  test("public keys reach the deploy user through metadata; a host without keys warns", () => {
+    const s = settings({ hosts: { vm: host() } });
+    const metadata = resource(synthStack(s, staticResolved(s)).json, "google_compute_instance", "vm-vm").metadata;
+    expect(metadata).toEqual({ "ssh-keys": `deploy:${KEY}`, "enable-oslogin": "FALSE", "block-project-ssh-keys": "TRUE" });
+    expect(warningsOf(settings({ hosts: { vm: host({ sshKeys: [] }) } }))).toEqual(['host "vm" has no sshKeys: its deploy cannot log in as "deploy"']);
+  });
+
+  test("the image is only the first boot unless recreateOnImageChange; deletion protection is a setting", () => {
+    const s = settings({ hosts: { vm: host(), pet: host({ recreateOnImageChange: true, deletionProtection: true }) } });
+    const { json } = synthStack(s, staticResolved(s));
+    const vm = resource(json, "google_compute_instance", "vm-vm");
+    const pet = resource(json, "google_compute_instance", "pet-vm");
+    expect(vm.lifecycle).toEqual({ ignore_changes: ["boot_disk[0].initialize_params[0].image"] });
+    expect(vm.deletion_protection).toBe(false);
+    expect(pet.lifecycle).toBeUndefined();
+    expect(pet.deletion_protection).toBe(true);
+    expect(vm.boot_disk.initialize_params.image).toMatch(/^\$\{google_compute_image\.base-image_Image_\w+\.self_link\}$/);
+  });
+
+  test("several hosts share one image, each with its own instance, firewall, service account and deploy step", () => {
+    const s = settings({ hosts: { a: host(), b: host({ nixosConfiguration: "worker" }) } });
+    const { json } = synthStack(s, staticResolved(s));
+    for (const type of ["google_compute_instance", "google_compute_firewall", "google_service_account", "null_resource"]) {
+      const ids = Object.keys(resources(json, type));
+      expect(ids.filter((id) => id.startsWith("a-"))).toHaveLength(1);
+      expect(ids.filter((id) => id.startsWith("b-"))).toHaveLength(1);
+    }
+    expect(Object.keys(resources(json, "google_compute_image"))).toHaveLength(1);
+  });
+
+  test("the deploy step is triggered by the planned system and the instance id, and gets values through environment", () => {
+    const s = settings({ hosts: { vm: host() } });
+    const resolved = staticResolved(s);
+    const deployResource = resource(synthStack(s, resolved).json, "null_resource", "vm-deploy");
+    expect(deployResource.triggers).toEqual({
+      toplevel: resolved.hosts.vm.toplevel,
+      instance_id: expect.stringMatching(/^\$\{google_compute_instance\.vm-vm_Instance_\w+\.instance_id\}$/),
+    });
+    expect(deployResource.depends_on).toHaveLength(2);
+    const [deploy] = localExecs(deployResource);
+    expect(deploy.command).toBe("lib/sh/deploy.sh");
+    expect(deploy.environment).toMatchObject({
+      DEPLOY_FLAKE: ".",
+      DEPLOY_NODE: "vm",
+      DEPLOY_PACKAGE: "deploy-rs",
+      DEPLOY_EXPECTED_SYSTEM: resolved.hosts.vm.toplevel,
+      DEPLOY_KNOWN_HOSTS: ".infra/known_hosts/infra",
+      DEPLOY_WAIT_SECONDS: "300",
+    });
+  });
+
+  test("bad host input gives clear errors", () => {
+    const noIp = settings({ hosts: { vm: host({ externalIp: false, sshSourceRanges: ["203.0.113.0/24"] }) } });
+    expect(() => synthStack(noIp, staticResolved(noIp))).toThrow("Vm vm: sshSourceRanges needs externalIp");
+    const empty = settings({ hosts: { vm: host({ sshSourceRanges: [] }) } });
+    expect(() => synthStack(empty, staticResolved(empty))).toThrow("Vm vm: sshSourceRanges is empty");
+  });
+});
+
+describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
+  let fixture: FixtureFlake;
+  beforeEach(() => {
+    fixture = fixtureFlake();
+    process.env.NIX_CONFIG = NIX_ENV.NIX_CONFIG;
+  });
+  afterEach(() => fixture.cleanup());
+
+  const synth = async (extra: Record<string, unknown> = {}) => {
+    const s = settings({ flake: fixture.ref, hosts: { a: host(extra), b: host({ nixosConfiguration: "worker", ...extra }) } });
+    return synthStack(s, await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined })).json;
+  };
+
+  test("a services-only change to one host changes only that host's deploy resource", async () => {
+    const before = await synth();
+    const inputs = fixture.readInputs();
+    inputs.configurations.worker.services = "pipeline v2";
+    fixture.writeInputs(inputs);
+    const after = await synth();
+    const changed = (type: string) =>
+      Object.keys({ ...resources(before, type), ...resources(after, type) }).filter(
+        (id) => JSON.stringify(resources(before, type)[id]) !== JSON.stringify(resources(after, type)[id]),
+      );
+    expect(changed("null_resource")).toEqual([expect.stringMatching(/^b-deploy_Deploy_/)]);
+    for (const type of ["google_compute_instance", "google_compute_image", "google_storage_bucket_object", "google_compute_firewall"]) {
+      expect(changed(type)).toEqual([]);
+    }
+  });
+
+  test("an image change leaves instances in place by default, and replaces them with recreateOnImageChange", async () => {
+    for (const recreate of [false, true]) {
+      const before = await synth({ recreateOnImageChange: recreate });
+      const inputs = fixture.readInputs();
+      inputs.configurations["gce-base"].image = `base ${recreate}`;
+      fixture.writeInputs(inputs);
+      const after = await synth({ recreateOnImageChange: recreate });
+      const [oldImage, newImage] = [before, after].map((j) => resource(j, "google_compute_image", "base-image").name);
+      expect(newImage).not.toBe(oldImage);
+      // The instance refers to the image's self_link, which changes with the name at apply.
+      // ignore_changes is what keeps Terraform from replacing the instance for it.
+      const instance = resource(after, "google_compute_instance", "a-vm");
+      expect(instance.boot_disk.initialize_params.image).toMatch(/google_compute_image\.base-image_Image_\w+\.self_link/);
+      expect(instance.lifecycle?.ignore_changes ?? []).toEqual(recreate ? [] : ["boot_disk[0].initialize_params[0].image"]);
+    }
+  });
+
+  describe("the deploy step's local-exec, run by bash", () => {
+    let server: Server | undefined;
+    let recorder: string;
+    let port: number;
+    beforeEach(async () => {
+      recorder = mkdtempSync(join(tmpdir(), "recorder-"));
+      server = createServer((socket) => socket.end("SSH-2.0-loopback-stand-in\r\n"));
+      await new Promise<void>((ok) => server!.listen(0, "127.0.0.1", ok));
+      port = (server.address() as { port: number }).port;
+    });
+    afterEach(async () => {
+      await new Promise((ok) => (server ? server.close(ok) : ok(undefined)));
+      rmSync(recorder, { recursive: true, force: true });
+    });
+
+    /** What Terraform substitutes for the references at apply time. */
+    const applied = (exec: LocalExec, address = "127.0.0.1"): LocalExec => ({
+      ...exec,
+      environment: Object.fromEntries(
+        Object.entries(exec.environment).map(([k, v]) => [
+          k,
+          v
+            .replace(/\$\{google_compute_instance\.[\w-]+\.network_interface\[0\]\.access_config\[0\]\.nat_ip\}/, address)
+            .replace(/\$\{google_compute_instance\.[\w-]+\.instance_id\}/, "4242")
+            .replace(/\$\{google_compute_instance\.[\w-]+\.name\}/, "a"),
+        ]),
+      ),
+    });
+    const deployExec = async (flake: string, stateDir: string) => {
+      const s = settings({
+        flake,
+        stateDir,
+        deploy: { sshWaitSeconds: 3 } as never,
+        hosts: { a: host({ sshSourceRanges: ["127.0.0.1/32"] }) },
+      });
+      const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined });
+      const [exec] = localExecs(resource(synthStack(s, resolved).json, "null_resource", "a-deploy"));
+      return { exec: applied(exec), toplevel: resolved.hosts.a.toplevel };
+    };
+    const env = (extra: Record<string, string> = {}) => ({
+      ...NIX_ENV,
+      RECORDER_DIR: recorder,
+      DEPLOY_SSH_PORT: String(port),
+      PATH: `${join(FIXTURES, "doubles")}:${process.env.PATH}`,
+      ...extra,
+    });
+    const argv = (file: string) => readFileSync(join(recorder, file), "utf8").split("\0").slice(0, -1);
+
+    test("waits for SSH, runs the flake's deploy-rs with the exact argv, and checks the activated system", async () => {
+      const { exec, toplevel } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      const run = await runLocalExec(exec, env());
+      expect(run.all).toContain(`deploy-rs[a]: active: ${toplevel}`);
+      expect(run.exitCode).toBe(0);
+      const args = argv("deploy.argv");
+      expect(args.slice(0, 6)).toEqual(["--skip-checks", "--hostname", "127.0.0.1", "--ssh-user", "deploy", "--ssh-opts"]);
+      expect(args[6]).toMatch(/^-F \/tmp\/deploy-rs\.\w+\/ssh_config$/);
+      expect(args.slice(7)).toEqual([
+        "--magic-rollback", "true", "--auto-rollback", "true", "--confirm-timeout", "30", "--activation-timeout", "240", `${fixture.ref}#a`,
+      ]);
+      const sshConfig = readFileSync(join(recorder, "ssh_config"), "utf8");
+      expect(sshConfig).toContain(`UserKnownHostsFile "${join(fixture.dir, "state", "known_hosts", "infra")}"`);
+      expect(sshConfig).toContain("StrictHostKeyChecking accept-new");
+      expect(sshConfig).toContain("HostKeyAlias a-4242");
+      expect(sshConfig).not.toContain("ProxyCommand");
+      expect(sshConfig).not.toMatch(/StrictHostKeyChecking no/i);
+      expect(argv("ssh.argv")).toEqual(["-F", args[6].slice(3), "127.0.0.1", "readlink", "-f", "/run/current-system"]);
+    });
+
+    test("a wait that times out fails with a clear message", async () => {
+      const { exec } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      await new Promise((ok) => server!.close(ok));
+      server = undefined;
+      const started = Date.now();
+      const run = await runLocalExec(exec, env());
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 3s (deploy.sshWaitSeconds)`);
+      expect(Date.now() - started).toBeLessThan(20000);
+    });
+
+    test("a deploy that rolled back fails, though deploy-rs exited 0", async () => {
+      const { exec, toplevel } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      const run = await runLocalExec(exec, env({ RECORDER_ROLLBACK: "1" }));
+      expect(run.all).toContain("deploy-rs recorder: recorded");
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain(`the host runs /nix/store/00000000000000000000000000000000-previous-system, not ${toplevel}: the deploy was rolled back`);
+    });
+
+    test("hostile values in the flake path and the state dir reach deploy-rs and ssh verbatim", async () => {
+      // Nix's URL syntax has no literal spaces in flake paths; the state dir carries them.
+      const hostileName = `fx;'q"dq$(id)`;
+      const hostileDir = join(fixture.dir, hostileName);
+      mkdirSync(hostileDir);
+      for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
+      const flake = `path:${hostileDir}`;
+      const stateDir = join(fixture.dir, "state dir ;'$(touch pwned)`id`");
+      const { exec } = await deployExec(flake, stateDir);
+      expect(exec.environment.DEPLOY_FLAKE).toBe(flake);
+      const run = await runLocalExec(exec, env());
+      expect(run.exitCode).toBe(0);
+      expect(argv("deploy.argv").at(-1)).toBe(`${flake}#a`);
+      expect(readFileSync(join(recorder, "ssh_config"), "utf8")).toContain(`UserKnownHostsFile "${join(stateDir, "known_hosts", "infra")}"`);
+      expect(() => readFileSync(join(process.cwd(), "pwned"))).toThrow();
+      expect(() => readFileSync(join(fixture.dir, "pwned"))).toThrow();
+    });
+  });
+});
