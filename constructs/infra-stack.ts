@@ -4,7 +4,7 @@ import { NullProvider } from "@cdktf/provider-null/lib/provider/index.js";
 import { GcsBackend, LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
 import type { Resolved } from "../lib/nix.js";
-import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
+import { knownHostsFile, PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
 import { GceImage } from "./gce-image.js";
 import { ImageBucket } from "./image-bucket.js";
@@ -86,7 +86,7 @@ export class InfraStack extends TerraformStack {
         project: settings.project,
         zone: settings.zone,
         sshUser: settings.deploy.user,
-        knownHostsFile: `${settings.stateDir}/known_hosts/${id}`,
+        knownHostsFile: knownHostsFile(settings.stateDir, id),
         package: settings.deploy.package,
         sshWaitSeconds: settings.deploy.sshWaitSeconds,
         confirmTimeoutSeconds: settings.deploy.confirmTimeoutSeconds,

@@ -9,3 +9,8 @@ export const PROJECT_ROOT_FROM_STACK = "../../..";
 export function settingsFile(env: NodeJS.ProcessEnv = process.env): string {
   return env.INFRA_CONFIG || "infra.json";
 }
+
+/** The known_hosts file deploys and rollbacks of one stack share, relative to the project root. */
+export function knownHostsFile(stateDir: string, stack: string): string {
+  return `${stateDir.replace(/\/+$/, "")}/known_hosts/${stack}`;
+}

@@ -1,0 +1,50 @@
+/** npm run rollback: the real script and bash, with the ssh double standing in for the host. */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
+import { baseSettings } from "./helpers/settings.js";
+
+describe("npm run rollback", () => {
+  let work: string;
+  beforeEach(() => {
+    work = mkdtempSync(join(tmpdir(), "rollback-"));
+    const s = baseSettings({ stateDir: join(work, "state") });
+    s.hosts!.vm.sshSourceRanges = ["203.0.113.0/24"];
+    writeFileSync(join(work, "infra.json"), JSON.stringify(s));
+    writeFileSync(join(work, "current-system"), "/nix/store/11111111111111111111111111111111-nixos-system-vm\n");
+  });
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+  const rollback = (...args: string[]) =>
+    execa("node", ["--import", "tsx", "bin/rollback.ts", ...args], {
+      cwd: REPO_ROOT,
+      reject: false,
+      all: true,
+      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(FIXTURES, "doubles")}:${process.env.PATH}` },
+    });
+
+  test("switches the host to its previous generation over the deploy SSH path and reports it", async () => {
+    const run = await rollback("vm", "--address", "203.0.113.7", "--instance-id", "99");
+    expect(run.all).toContain("rollback[203.0.113.7]: now active: /nix/store/00000000000000000000000000000000-previous-system");
+    expect(run.exitCode).toBe(0);
+    expect(readFileSync(join(work, "ssh.log"), "utf8").trim().split("\n")).toEqual([
+      "sudo nix-env --profile /nix/var/nix/profiles/system --list-generations",
+      "readlink -f /run/current-system",
+      "sudo nix-env --profile /nix/var/nix/profiles/system --rollback && sudo /nix/var/nix/profiles/system/bin/switch-to-configuration switch",
+      "readlink -f /run/current-system",
+    ]);
+    const argv = readFileSync(join(work, "ssh.argv"), "utf8").split("\0");
+    expect(argv[0]).toBe("-F");
+    expect(argv[2]).toBe("203.0.113.7");
+  });
+
+  test("an unknown host and missing outputs are named", async () => {
+    const unknown = await rollback("web");
+    expect(unknown.exitCode).toBe(1);
+    expect(unknown.all).toBe('error: no host "web" in the settings (known: vm)');
+    const usage = await rollback();
+    expect(usage.all).toBe("error: usage: npm run rollback -- <host> [--address IP] [--instance-id ID]");
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * npm run rollback -- <host> [--address IP] [--instance-id ID]
+ * Switches the host back to its previous NixOS system generation over the
+ * same SSH path deploys use (IAP or direct). Address and instance id come
+ * from the stack's Terraform outputs unless given.
+ */
+import { execFileSync, spawnSync } from "node:child_process";
+import { runCli } from "../lib/cli.js";
+import { NixError } from "../lib/nix.js";
+import { knownHostsFile, settingsFile } from "../lib/paths.js";
+import { loadSettings } from "../lib/settings.js";
+
+const USAGE = "usage: npm run rollback -- <host> [--address IP] [--instance-id ID]";
+
+function flags(args: string[]): { host: string; address?: string; instanceId?: string } {
+  const positional: string[] = [];
+  const named: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--address" || args[i] === "--instance-id") {
+      if (args[i + 1] === undefined) throw new NixError(`${args[i]} needs a value; ${USAGE}`);
+      named[args[i]] = args[++i];
+    } else if (args[i].startsWith("-")) {
+      throw new NixError(`unknown option ${args[i]}; ${USAGE}`);
+    } else positional.push(args[i]);
+  }
+  if (positional.length !== 1) throw new NixError(USAGE);
+  return { host: positional[0], address: named["--address"], instanceId: named["--instance-id"] };
+}
+
+function terraformOutputs(stack: string): Record<string, { value: unknown }> {
+  const terraform = process.env.TERRAFORM_BINARY_NAME || "terraform";
+  try {
+    return JSON.parse(execFileSync(terraform, [`-chdir=cdktf.out/stacks/${stack}`, "output", "-json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
+  } catch (e) {
+    throw new NixError(`cannot read the outputs of stack ${stack} (${(e as Error).message.split("\n")[0]}); pass --address and --instance-id`);
+  }
+}
+
+await runCli(() => {
+  const { host, address, instanceId } = flags(process.argv.slice(2));
+  const settings = loadSettings(settingsFile());
+  const hostSettings = settings.hosts[host];
+  if (!hostSettings) throw new NixError(`no host "${host}" in the settings (known: ${Object.keys(settings.hosts).join(", ") || "none"})`);
+  const direct = hostSettings.sshSourceRanges !== undefined;
+  const outputs = address && instanceId ? {} : terraformOutputs("infra");
+  const output = (name: string) => {
+    const value = outputs[`host-${host}-${name}`]?.value;
+    if (typeof value !== "string") throw new NixError(`stack infra has no output host-${host}-${name}; deploy first, or pass --${name}`);
+    return value;
+  };
+  const env = {
+    ...process.env,
+    DEPLOY_HOST: direct ? (address ?? output("address")) : host,
+    DEPLOY_CONNECT: direct ? "direct" : "iap",
+    DEPLOY_SSH_USER: settings.deploy.user,
+    DEPLOY_SSH_PORT: process.env.DEPLOY_SSH_PORT ?? "22",
+    DEPLOY_PROJECT: settings.project,
+    DEPLOY_ZONE: settings.zone,
+    DEPLOY_INSTANCE: host,
+    DEPLOY_INSTANCE_ID: instanceId ?? output("instance-id"),
+    DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, "infra"),
+  };
+  const run = spawnSync("bash", ["lib/sh/rollback.sh"], { env, stdio: "inherit" });
+  if (run.status !== 0) process.exitCode = run.status ?? 1;
+});
