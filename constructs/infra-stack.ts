@@ -7,6 +7,8 @@ import type { Resolved } from "../lib/nix.js";
 import { knownHostsFile, PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
 import { GceImage } from "./gce-image.js";
+import { ImageRegistry } from "./image-registry.js";
+import { OciImage } from "./oci-image.js";
 import { ImageBucket } from "./image-bucket.js";
 import { DeployRs } from "./deploy-rs.js";
 import { NixImage } from "./nix-image.js";
@@ -57,6 +59,28 @@ export class InfraStack extends TerraformStack {
       });
       new TerraformOutput(this, `image-${imageId}-name`, { value: this.images[imageId].name });
     }
+    const ociIds = Object.keys(settings.ociImages);
+    const registry =
+      ociIds.length === 0
+        ? undefined
+        : new ImageRegistry(this, "Registry", {
+            project: settings.project,
+            location: settings.region,
+            repositoryId: settings.registry.repository,
+            keepVersions: settings.registry.keepVersions,
+          });
+    for (const [ociId, oci] of Object.entries(settings.ociImages)) {
+      const image = new OciImage(this, `${ociId}-oci`, {
+        flake: settings.flake,
+        name: ociId,
+        version: oci.version,
+        planned: resolved.ociImages[ociId],
+        registry: registry!,
+      });
+      new TerraformOutput(this, `oci-${ociId}-reference`, { value: image.reference });
+      new TerraformOutput(this, `oci-${ociId}-digest-reference`, { value: image.digestReference });
+    }
+
     for (const [hostId, host] of Object.entries(settings.hosts)) {
       const vm = new Vm(this, `${hostId}-vm`, {
         name: hostId,
@@ -78,6 +102,7 @@ export class InfraStack extends TerraformStack {
         recreateOnImageChange: host.recreateOnImageChange,
       });
       this.vms[hostId] = vm;
+      if (registry && host.runsOciImages.length > 0) registry.grantRead(hostId, vm.serviceAccount.member);
       new DeployRs(this, `${hostId}-deploy`, {
         flake: settings.flake,
         node: hostId,

@@ -8,6 +8,7 @@ export const SCRIPTS = {
   buildImage: "lib/sh/build-image.sh",
   dropGcRoot: "lib/sh/drop-gc-root.sh",
   deploy: "lib/sh/deploy.sh",
+  pushOci: "lib/sh/push-oci.sh",
 } as const;
 
 /** The interpreter every provisioner uses: `bash <script>`. */

@@ -1,0 +1,67 @@
+/** A real registry (Debian's docker-registry) on 127.0.0.1, started and stopped by the test. */
+import { spawn, type ChildProcess, execFileSync } from "node:child_process";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+function has(tool: string): boolean {
+  try {
+    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+export const REGISTRY_TOOLS = ["docker-registry", "skopeo"].filter((t) => !has(t));
+export const registrySkipReason = REGISTRY_TOOLS.length ? ` [SKIPPED: ${REGISTRY_TOOLS.join(", ")} not on PATH; .ci/run installs them]` : "";
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  const port = (server.address() as { port: number }).port;
+  await new Promise((ok) => server.close(ok));
+  return port;
+}
+
+export interface Registry {
+  readonly address: string;
+  /** Blobs stored so far: a push that uploads nothing leaves this unchanged. */
+  blobCount(): number;
+  stop(): Promise<void>;
+}
+
+export async function startRegistry(): Promise<Registry> {
+  const dir = mkdtempSync(join(tmpdir(), "registry-"));
+  const port = await freePort();
+  const address = `127.0.0.1:${port}`;
+  const config = join(dir, "config.yml");
+  writeFileSync(
+    config,
+    ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:", `    rootdirectory: ${join(dir, "data")}`, "http:", `  addr: ${address}`, ""].join("\n"),
+  );
+  const child: ChildProcess = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    try {
+      if ((await fetch(`http://${address}/v2/`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      child.kill();
+      throw new Error(`docker-registry did not answer on ${address} within 15 s`);
+    }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  const blobs = join(dir, "data", "docker", "registry", "v2", "blobs", "sha256");
+  return {
+    address,
+    blobCount: () => (existsSync(blobs) ? readdirSync(blobs).flatMap((d) => readdirSync(join(blobs, d))).length : 0),
+    stop: async () => {
+      child.kill();
+      await new Promise((ok) => (child.exitCode !== null ? ok(undefined) : child.once("exit", ok)));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import { DataGoogleArtifactRegistryDockerImage } from "@cdktf/provider-google/lib/data-google-artifact-registry-docker-image/index.js";
+import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
+import { Construct } from "constructs";
+import { GCE_NAME, GCE_NAME_RULE, storeHash } from "../lib/gce.js";
+import type { ResolvedOciImage } from "../lib/nix.js";
+import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
+import { BASH, literal, SCRIPTS } from "../lib/scripts.js";
+import type { ImageRegistry } from "./image-registry.js";
+
+export interface OciImageProps {
+  /** Flake reference as the user wrote it. */
+  readonly flake: string;
+  /** Image name inside the repository. */
+  readonly name: string;
+  /** Version from the settings; the tag is `<version>-<store hash>`. */
+  readonly version: string;
+  /** Resolved at synth; never built at synth. */
+  readonly planned: ResolvedOciImage;
+  readonly registry: ImageRegistry;
+}
+
+/**
+ * Pushes a Nix-built image archive with skopeo. Keyed by the planned store
+ * path: nothing runs, and nothing is pushed, while the path is unchanged.
+ */
+export class OciImage extends Construct {
+  /** `<version>-<store hash>`: carries the version, unique per content. */
+  public readonly tag: string;
+  /** Reference by tag. */
+  public readonly reference: string;
+  /** Reference by digest (`…@sha256:…`), read back from the registry after the push. */
+  public readonly digestReference: string;
+  public readonly push: Resource;
+
+  constructor(scope: Construct, id: string, props: OciImageProps) {
+    super(scope, id);
+    if (!GCE_NAME.test(props.name)) throw new Error(`OciImage: name "${props.name}" is not valid (${GCE_NAME_RULE})`);
+    if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/.test(props.version)) {
+      throw new Error(`OciImage: version "${props.version}" is not a valid tag prefix (letters, digits, '.', '_', '-'; at most 64)`);
+    }
+    this.tag = `${props.version}-${storeHash(props.planned.storePath)}`;
+    const repository = `${props.registry.path}/${props.name}`;
+    this.reference = `${repository}:${this.tag}`;
+
+    this.push = new Resource(this, "Push", {
+      triggers: { store_path: props.planned.storePath, reference: this.reference },
+      dependsOn: [props.registry.repository],
+      provisioners: [
+        {
+          type: "local-exec",
+          command: SCRIPTS.pushOci,
+          interpreter: BASH,
+          workingDir: PROJECT_ROOT_FROM_STACK,
+          environment: {
+            OCI_FLAKE: literal(props.flake),
+            OCI_PACKAGE: props.planned.package,
+            OCI_PLANNED_STORE_PATH: props.planned.storePath,
+            OCI_REPOSITORY: repository,
+            OCI_TAG: this.tag,
+            OCI_AUTH: "gcloud",
+            OCI_TLS_VERIFY: "true",
+          },
+        },
+      ],
+    });
+    const pushed = new DataGoogleArtifactRegistryDockerImage(this, "Pushed", {
+      project: props.registry.repository.project,
+      location: props.registry.repository.location,
+      repositoryId: props.registry.repository.repositoryId,
+      imageName: `${props.name}:${this.tag}`,
+      dependsOn: [this.push],
+    });
+    this.digestReference = pushed.selfLink;
+  }
+}

@@ -1,0 +1,48 @@
+# OciImage push step: `bash lib/sh/push-oci.sh` from the project root (local-exec).
+# Every value arrives through the environment:
+#   OCI_FLAKE OCI_PACKAGE OCI_PLANNED_STORE_PATH OCI_REPOSITORY OCI_TAG
+#   OCI_AUTH (gcloud: a short-lived token; none) OCI_TLS_VERIFY (true|false)
+set -euo pipefail
+log() { echo "oci-push[$OCI_PACKAGE]: $*" >&2; }
+nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
+work=$(mktemp -d "${TMPDIR:-/tmp}/oci-push.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+installable="$OCI_FLAKE#$OCI_PACKAGE"
+reference="$OCI_REPOSITORY:$OCI_TAG"
+
+current=$(nix_cmd eval --raw "$installable.outPath")
+if [ "$current" != "$OCI_PLANNED_STORE_PATH" ]; then
+  log "the flake changed after synth; run synth/diff again (planned $OCI_PLANNED_STORE_PATH, flake now gives $current)"
+  exit 1
+fi
+log "building $installable"
+nix_cmd build --out-link "$work/image" "$installable"
+archive="$work/image"
+if [ "$(head -c 2 "$archive" | od -An -tx1 | tr -d ' ')" = 1f8b ]; then
+  # Some skopeo releases (Debian's 1.9) cannot read a gzipped docker-archive.
+  log "decompressing the gzipped archive (use dockerTools' compressor = \"none\" to skip this)"
+  gzip -dc "$archive" > "$work/image.tar"
+  archive="$work/image.tar"
+fi
+
+skopeo_opts=(--tls-verify="$OCI_TLS_VERIFY")
+if [ "$OCI_AUTH" = gcloud ]; then
+  # A short-lived token in a private file: never on a command line, never in state.
+  umask 077
+  token=$(gcloud auth print-access-token)
+  printf '{"auths":{"%s":{"auth":"%s"}}}' "${OCI_REPOSITORY%%/*}" "$(printf 'oauth2accesstoken:%s' "$token" | base64 -w0)" > "$work/auth.json"
+  unset token
+  skopeo_opts+=(--authfile "$work/auth.json")
+fi
+
+# Tags carry the store hash and the repository's tags are immutable: a tag
+# that exists already holds exactly this content.
+if skopeo inspect --raw "${skopeo_opts[@]}" "docker://$reference" > /dev/null 2>&1; then
+  log "$reference is already in the registry; nothing pushed"
+else
+  log "pushing $reference"
+  skopeo copy --quiet "${skopeo_opts[@]/--tls-verify/--dest-tls-verify}" "docker-archive:$archive" "docker://$reference"
+fi
+digest=$(skopeo inspect --format '{{.Digest}}' "${skopeo_opts[@]}" "docker://$reference")
+log "pushed $reference"
+log "digest $OCI_REPOSITORY@$digest"
