@@ -50,7 +50,7 @@ const image = z.strictObject({
 });
 
 const host = z.strictObject({
-  nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute deployed to the host (also its deploy.nodes name)."),
+  nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute deployed to the host. The flake's deploy.nodes are named by host id."),
   image: z.string().describe("Id of the image (a key of images) the host boots first."),
   machineType: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be a GCE machine type such as e2-standard-2" }),
   diskSizeGb: z.number().int().min(10).max(65536).default(20).describe("Boot disk size in GB. Default 20."),
@@ -104,6 +104,11 @@ export const settingsSchema = z
     createImageBucket: z.boolean().default(true).describe("Create imageBucket in this stack; false uses an existing bucket."),
     imageBucketLocation: z.string().optional().describe("Bucket location; default: the region."),
     labels: labels.default({}),
+    ociSource: z
+      .string()
+      .url({ message: "must be a URL such as https://github.com/org/repo" })
+      .optional()
+      .describe("org.opencontainers.image.source of the OCI images (read by the flake)."),
     lockFile: z.string().default("infra.lock.json").describe("Where npm run pin writes resolved store paths."),
     stateDir: z.string().default(".infra").describe("Local directory for GC roots and known_hosts files, relative to the project root."),
     backend: backend.default({ type: "local" }),

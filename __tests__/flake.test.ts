@@ -1,0 +1,299 @@
+/**
+ * The product flake (flake.nix and its nixos/, oci/, pkgs/ files) without the
+ * network: every .nix file parses and keeps a nixfmt-like layout, the lock
+ * pins the declared inputs, and real Nix evaluates flake.nix's `outputs` with
+ * test doubles for nixpkgs and deploy-rs to show that the flake derives exactly
+ * what infra.json lists (the same list the CDKTF program reads).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { describeWithNix, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+
+const AGREEMENT_FIXTURE = join(REPO_ROOT, "__tests__", "fixtures", "flake-agreement.nix");
+const CREATED = "1970-01-01T00:00:01Z";
+
+interface InfraJson {
+  system?: string;
+  deploy?: { user?: string };
+  images?: Record<string, { nixosConfiguration: string }>;
+  hosts?: Record<string, { nixosConfiguration: string }>;
+  ociImages?: Record<string, { package: string; version: string }>;
+}
+const infra: InfraJson = JSON.parse(readFileSync(join(REPO_ROOT, "infra.json"), "utf8"));
+const system = infra.system ?? "x86_64-linux";
+const deployUser = infra.deploy?.user ?? "deploy";
+const hosts = infra.hosts ?? {};
+const ociImages = infra.ociImages ?? {};
+/** Every NixOS configuration name infra.json uses, for images and hosts. */
+const configurationNames = [
+  ...new Set([...Object.values(infra.images ?? {}), ...Object.values(hosts)].map((e) => e.nixosConfiguration)),
+].sort();
+const hostModule = (name: string) => join(REPO_ROOT, "nixos", "hosts", `${name}.nix`);
+
+/** .nix files under a directory, for checkouts without git. */
+function walk(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).flatMap((entry) => {
+    const path = join(dir, entry);
+    if (statSync(path).isDirectory()) return entry === "node_modules" ? [] : walk(path);
+    return entry.endsWith(".nix") ? [relative(REPO_ROOT, path)] : [];
+  });
+}
+
+/** Every tracked or new (not ignored) .nix file, relative to the repository root. */
+function nixFiles(): string[] {
+  let files: string[];
+  try {
+    const out = execFileSync("git", ["ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", "*.nix"], {
+      cwd: REPO_ROOT,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    });
+    files = out.split("\0").filter(Boolean);
+  } catch {
+    files = ["flake.nix", ...["nixos", "oci", "pkgs", "__tests__"].flatMap((d) => walk(join(REPO_ROOT, d)))];
+  }
+  return [...new Set(files)].filter((f) => existsSync(join(REPO_ROOT, f))).sort();
+}
+const NIX_FILES = nixFiles();
+
+/**
+ * Which lines start inside a string, by a small scan of Nix's lexical states
+ * (strings, interpolations, comments). nixfmt never rewraps or reindents
+ * string content, so the layout rules below skip those lines.
+ */
+function linesStartingInString(text: string): Set<number> {
+  type State = "code" | "string" | "indented" | "lineComment" | "blockComment";
+  let state: State = "code";
+  const returns: State[] = []; // per open brace: the state its `}` returns to
+  const inString = new Set<number>();
+  let line = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const next = text[i + 1];
+    if (c === "\n") {
+      line++;
+      if (state === "lineComment") state = "code";
+      if (state === "string" || state === "indented") inString.add(line);
+      continue;
+    }
+    switch (state) {
+      case "code":
+        if (c === "#") state = "lineComment";
+        else if (c === "/" && next === "*") (state = "blockComment"), i++;
+        else if (c === '"') state = "string";
+        else if (c === "'" && next === "'") (state = "indented"), i++;
+        else if (c === "{") returns.push("code");
+        else if (c === "}") state = returns.pop() ?? "code";
+        break;
+      case "blockComment":
+        if (c === "*" && next === "/") (state = "code"), i++;
+        break;
+      case "string":
+        if (c === "\\") i++;
+        else if (c === "$" && next === "$") i++;
+        else if (c === "$" && next === "{") returns.push("string"), (state = "code"), i++;
+        else if (c === '"') state = "code";
+        break;
+      case "indented":
+        if (c === "'" && next === "'") {
+          const after = text[i + 2];
+          if (after === "'" || after === "$") i += 2;
+          else if (after === "\\") i += 3;
+          else (state = "code"), i++;
+        } else if (c === "$" && next === "$") i++;
+        else if (c === "$" && next === "{") returns.push("indented"), (state = "code"), i++;
+        break;
+      case "lineComment":
+        break;
+    }
+  }
+  return inString;
+}
+
+/**
+ * nixfmt (the RFC 166 formatter in nixpkgs) cannot be installed offline, so
+ * this checks the parts of its layout that a file's text shows directly: no
+ * tabs, no trailing whitespace, a final newline, indentation in steps of two
+ * spaces and lines of at most 100 characters (nixfmt's width) outside string
+ * content. `checks.<system>.formatting` runs the real `nixfmt --check` on a
+ * machine with the network; `nix fmt` fixes what it finds.
+ */
+function styleProblems(text: string): string[] {
+  const problems: string[] = [];
+  if (text.length > 0 && !text.endsWith("\n")) problems.push("no newline at end of file");
+  if (text.endsWith("\n\n")) problems.push("blank line at end of file");
+  const inString = linesStartingInString(text);
+  text.split("\n").forEach((line, index) => {
+    const at = `line ${index + 1}`;
+    if (line.includes("\t")) problems.push(`${at}: tab`);
+    if (/[ \t]+$/.test(line)) problems.push(`${at}: trailing whitespace`);
+    if (inString.has(index)) return;
+    const indent = /^ */.exec(line)![0].length;
+    if (line.trim() !== "" && indent % 2 !== 0) problems.push(`${at}: indented by ${indent} spaces, not a multiple of 2`);
+    if (line.length > 100) problems.push(`${at}: ${line.length} characters (more than 100)`);
+  });
+  return problems;
+}
+
+describe("Nix files of the repository (no Nix needed)", () => {
+  test("the list covers the flake, its modules, packages, images and test fixtures", () => {
+    expect(NIX_FILES).toEqual(
+      expect.arrayContaining([
+        "flake.nix",
+        "nixos/common.nix",
+        "nixos/base/gce.nix",
+        "nixos/hosts/gce-base.nix",
+        "nixos/hosts/vm.nix",
+        "oci/mk-image.nix",
+        "pkgs/pipeline.nix",
+        "__tests__/fixtures/flake-agreement.nix",
+      ]),
+    );
+  });
+
+  test.each(NIX_FILES)("%s keeps the nixfmt layout (tabs, whitespace, indentation, width)", (file) => {
+    expect(styleProblems(readFileSync(join(REPO_ROOT, file), "utf8"))).toEqual([]);
+  });
+
+  test("the style check finds what it is meant to find", () => {
+    expect(styleProblems('{\n\ta = 1; \n   b = "x";\n}')).toEqual([
+      "no newline at end of file",
+      "line 2: tab",
+      "line 2: trailing whitespace",
+      "line 3: indented by 3 spaces, not a multiple of 2",
+    ]);
+    expect(styleProblems(`{\n  a = ''\n     odd ${"x".repeat(120)}\n  '';\n}\n`)).toEqual([]);
+    expect(styleProblems(`{\n  a = "${"x".repeat(120)}";\n}\n`)).toEqual(["line 2: 129 characters (more than 100)"]);
+    // Interpolations and escapes inside a string do not end it; its closing quotes do.
+    const nested = "{\n  a = ''\n    ${b { c = 1; }} ''${d} '''\n     odd\n  '';\n   e = 1;\n}\n";
+    expect(styleProblems(nested)).toEqual(["line 6: indented by 3 spaces, not a multiple of 2"]);
+  });
+
+  test("every NixOS configuration infra.json names has its module nixos/hosts/<name>.nix", () => {
+    expect(configurationNames.length).toBeGreaterThan(0);
+    expect(configurationNames.filter((name) => !existsSync(hostModule(name)))).toEqual([]);
+  });
+
+  test("flake.lock pins exactly the inputs flake.nix declares, in the form Nix writes", () => {
+    const text = readFileSync(join(REPO_ROOT, "flake.lock"), "utf8");
+    const lock = JSON.parse(text);
+    const sorted = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(sorted)
+        : v && typeof v === "object"
+          ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, x]) => [k, sorted(x)]))
+          : v;
+    expect(text).toBe(`${JSON.stringify(sorted(lock), null, 2)}\n`);
+    expect(lock.version).toBe(7);
+    expect(lock.nodes[lock.root].inputs).toEqual({ "deploy-rs": "deploy-rs", nixpkgs: "nixpkgs" });
+    expect(lock.nodes.nixpkgs.original).toEqual({ owner: "nixos", ref: "nixos-25.11", repo: "nixpkgs", type: "github" });
+    expect(lock.nodes["deploy-rs"].original).toEqual({ owner: "serokell", repo: "deploy-rs", type: "github" });
+    expect(lock.nodes["deploy-rs"].inputs.nixpkgs).toEqual(["nixpkgs"]);
+    const flake = readFileSync(join(REPO_ROOT, "flake.nix"), "utf8");
+    expect(flake).toContain('nixpkgs.url = "github:nixos/nixpkgs/nixos-25.11";');
+    expect(flake).toContain('deploy-rs.url = "github:serokell/deploy-rs";');
+    expect(flake).toContain('deploy-rs.inputs.nixpkgs.follows = "nixpkgs";');
+    expect(flake).toContain("builtins.fromJSON (builtins.readFile ./infra.json)");
+  });
+});
+
+describeWithNix(`Nix files parse${nixSkipReason}`, () => {
+  test.each(NIX_FILES)("nix-instantiate --parse %s", (file) => {
+    expect(() =>
+      execFileSync("nix-instantiate", ["--parse", join(REPO_ROOT, file)], {
+        env: { ...process.env, ...NIX_ENV },
+        stdio: ["ignore", "ignore", "pipe"],
+      }),
+    ).not.toThrow();
+  });
+});
+
+interface Agreement {
+  system: string;
+  configurations: string[];
+  configurationModules: Record<string, string[]>;
+  nodes: Record<
+    string,
+    { hostname: string; sshUser: string; user: string; magicRollback: boolean; autoRollback: boolean; activates: string[] }
+  >;
+  packages: string[];
+  ociImages: Record<
+    string,
+    { name: string; tag: string | null; created: string; Entrypoint: string[]; Labels: Record<string, string> }
+  >;
+  checks: string[];
+  devShells: string[];
+  formatters: string[];
+}
+
+describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for its inputs)${nixSkipReason}`, () => {
+  let agreement: Agreement;
+  beforeAll(() => {
+    try {
+      const out = execFileSync("nix", ["eval", "--json", "--impure", "--file", AGREEMENT_FIXTURE], {
+        env: { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: REPO_ROOT },
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      agreement = JSON.parse(out);
+    } catch (e) {
+      const stderr = String((e as { stderr?: unknown }).stderr ?? "");
+      throw new Error(`nix eval of ${relative(REPO_ROOT, AGREEMENT_FIXTURE)} failed:\n${stderr || (e as Error).message}`);
+    }
+  });
+
+  test("the flake reads the system from infra.json", () => {
+    expect(agreement.system).toBe(system);
+  });
+
+  test("nixosConfigurations: exactly the names images and hosts use, each from nixos/hosts/<name>.nix", () => {
+    expect([...agreement.configurations].sort()).toEqual(configurationNames);
+    for (const name of configurationNames) {
+      expect({ name, modules: agreement.configurationModules[name] }).toEqual({ name, modules: [hostModule(name)] });
+    }
+  });
+
+  test("deploy.nodes: one per host id, SSH as the deploy user, activation as root with rollback on", () => {
+    expect(Object.keys(agreement.nodes).sort()).toEqual(Object.keys(hosts).sort());
+    for (const [id, host] of Object.entries(hosts)) {
+      expect(agreement.nodes[id]).toEqual({
+        hostname: id,
+        sshUser: deployUser,
+        user: "root",
+        magicRollback: true,
+        autoRollback: true,
+        activates: [hostModule(host.nixosConfiguration)],
+      });
+    }
+  });
+
+  test("packages: deploy-rs and every OCI image package, nothing else", () => {
+    const expected = ["deploy-rs", ...Object.values(ociImages).map((o) => o.package)].sort();
+    expect([...agreement.packages].sort()).toEqual(expected);
+  });
+
+  test("OCI images: fixed creation date, no tag, OCI labels with the version from infra.json", () => {
+    for (const [id, spec] of Object.entries(ociImages)) {
+      const image = agreement.ociImages[spec.package];
+      expect({ name: image.name, tag: image.tag, created: image.created }).toEqual({ name: id, tag: null, created: CREATED });
+      expect(image.Entrypoint).toHaveLength(1);
+      expect(image.Labels).toEqual({
+        "org.opencontainers.image.title": id,
+        "org.opencontainers.image.description": expect.stringMatching(/\S/),
+        "org.opencontainers.image.version": spec.version,
+        "org.opencontainers.image.revision": "test",
+        "org.opencontainers.image.source": expect.stringMatching(/^https:\/\/\S+$/),
+        "org.opencontainers.image.licenses": "MIT",
+        "org.opencontainers.image.created": CREATED,
+      });
+    }
+  });
+
+  test("checks (deploy-rs's and formatting), the formatter and the dev shell exist", () => {
+    expect(agreement.checks).toEqual(expect.arrayContaining(["deploy-activate", "deploy-schema", "formatting"]));
+    expect(agreement.formatters).toEqual([system]);
+    expect(agreement.devShells).toEqual(["default"]);
+  });
+});

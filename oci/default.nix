@@ -1,0 +1,24 @@
+# packages.<system>.<ociImages.<id>.package> for every entry of infra.json's
+# ociImages, each built by oci/<id>.nix with the shared helper oci/mk-image.nix
+# and the version infra.json gives. Attribute names come from infra.json alone.
+{
+  pkgs,
+  settings,
+  revision,
+}:
+let
+  # The one place that names the images' source (org.opencontainers.image.source).
+  source = settings.ociSource or "https://github.com/example/nixos-gce-cdktf";
+
+  pipeline = pkgs.callPackage ../pkgs/pipeline.nix { };
+  mkImage = pkgs.callPackage ./mk-image.nix { inherit revision source; };
+
+  image = id: spec: {
+    name = spec.package;
+    value = pkgs.callPackage (./. + "/${id}.nix") {
+      inherit mkImage pipeline;
+      inherit (spec) version;
+    };
+  };
+in
+builtins.listToAttrs (builtins.attrValues (builtins.mapAttrs image (settings.ociImages or { })))

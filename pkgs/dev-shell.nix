@@ -1,0 +1,23 @@
+# devShells.<system>.default: the tools the CDKTF program and its tests call.
+{
+  mkShell,
+  nodejs_20,
+  opentofu,
+  google-cloud-sdk,
+  skopeo,
+  jq,
+  deploy-rs,
+}:
+mkShell {
+  packages = [
+    nodejs_20
+    opentofu
+    google-cloud-sdk
+    deploy-rs
+    skopeo
+    jq
+  ];
+
+  # cdktf runs this binary instead of `terraform`.
+  TERRAFORM_BINARY_NAME = "tofu";
+}
