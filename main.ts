@@ -1,5 +1,6 @@
 /** The cdktf app: reads the settings, resolves store paths once, composes the stacks. */
 import { App } from "cdktf";
+import { BootstrapStack } from "./constructs/bootstrap-stack.js";
 import { InfraStack } from "./constructs/infra-stack.js";
 import { runCli } from "./lib/cli.js";
 import { settingsFile } from "./lib/paths.js";
@@ -11,6 +12,7 @@ await runCli(async () => {
   const settings = loadSettings(settingsFile());
   const resolved = await resolveOutputs(settings, { projectRoot: process.cwd(), mode: resolveMode(process.env.INFRA_RESOLVE) });
   const app = new App();
+  new BootstrapStack(app, "bootstrap", { settings });
   new InfraStack(app, "infra", { settings, resolved });
   app.synth();
   printWarnings(app);

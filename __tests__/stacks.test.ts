@@ -1,0 +1,54 @@
+/** State backends, the bootstrap stack, and escaping of literal values. */
+import { execFileSync } from "node:child_process";
+import { Testing } from "cdktf";
+import { BootstrapStack } from "../constructs/bootstrap-stack.js";
+import { literal } from "../lib/scripts.js";
+import { settings } from "./helpers/settings.js";
+import { resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
+
+const gcs = { type: "gcs", bucket: "test-project-tfstate", prefix: "nixos-gce" } as const;
+const bootstrap = (s = settings()) => {
+  const stack = new BootstrapStack(Testing.app(), "bootstrap", { settings: s });
+  return { stack, json: Testing.synth(stack) };
+};
+
+describe("stacks and state", () => {
+  test("HCL snapshot of the bootstrap stack with a GCS backend", () => {
+    const { stack } = bootstrap(settings({ backend: gcs }));
+    expect(execFileSync("terraform", ["fmt", "-"], { input: Testing.synthHcl(stack), encoding: "utf8" })).toMatchSnapshot();
+  });
+
+  test("the bootstrap stack keeps local state and creates a versioned, private state bucket", () => {
+    const { json } = bootstrap(settings({ backend: gcs }));
+    expect(JSON.parse(json).terraform.backend).toEqual({ local: { path: "../../../terraform.bootstrap.tfstate" } });
+    const bucket = resource(json, "google_storage_bucket", "StateBucket");
+    expect(bucket).toMatchObject({
+      name: "test-project-tfstate",
+      versioning: { enabled: true },
+      uniform_bucket_level_access: true,
+      public_access_prevention: "enforced",
+      lifecycle: { prevent_destroy: true },
+    });
+    expect(Object.values(resources(json, "google_project_service")).map((s) => s.service)).toContain("iap.googleapis.com");
+  });
+
+  test("with local state there is no state bucket to create", () => {
+    expect(resources(bootstrap().json, "google_storage_bucket")).toEqual({});
+  });
+
+  test("each stack keeps its state under its own prefix; local state stays out of cdktf.out", () => {
+    const remote = settings({ backend: gcs });
+    expect(JSON.parse(synthStack(remote, staticResolved(remote)).json).terraform.backend).toEqual({
+      gcs: { bucket: "test-project-tfstate", prefix: "nixos-gce/infra" },
+    });
+    const local = settings();
+    expect(JSON.parse(synthStack(local, staticResolved(local)).json).terraform.backend).toEqual({
+      local: { path: "../../../terraform.infra.tfstate" },
+    });
+  });
+
+  test("literal values are escaped so Terraform's templates pass them through", () => {
+    expect(literal("path:/srv/${USER}/%{x}")).toBe("path:/srv/$${USER}/%%{x}");
+    expect(literal(`a b;'"$(id)`)).toBe(`a b;'"$(id)`);
+  });
+});

@@ -1,0 +1,54 @@
+/**
+ * The first stack to deploy, with local state: the APIs the project uses and,
+ * with a GCS backend, the bucket that holds every other stack's state.
+ */
+import { GoogleProvider } from "@cdktf/provider-google/lib/provider/index.js";
+import { ProjectService } from "@cdktf/provider-google/lib/project-service/index.js";
+import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
+import { LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
+import type { Construct } from "constructs";
+import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
+import type { Settings } from "../lib/settings.js";
+
+/** APIs the stacks and deploys call. */
+export const REQUIRED_APIS = [
+  "artifactregistry.googleapis.com",
+  "compute.googleapis.com",
+  "iam.googleapis.com",
+  "iap.googleapis.com",
+  "storage.googleapis.com",
+];
+
+export interface BootstrapStackProps {
+  readonly settings: Settings;
+}
+
+export class BootstrapStack extends TerraformStack {
+  constructor(scope: Construct, id: string, props: BootstrapStackProps) {
+    super(scope, id);
+    const { settings } = props;
+    // Always local: this stack creates the bucket remote state would live in.
+    new LocalBackend(this, { path: `${PROJECT_ROOT_FROM_STACK}/terraform.${id}.tfstate` });
+    const provider = new GoogleProvider(this, "google", { project: settings.project, region: settings.region });
+    provider.addOverride("default_labels", { "managed-by": "cdktf", ...settings.labels });
+
+    for (const api of REQUIRED_APIS) {
+      // Turning an API off on destroy would break whatever else uses it.
+      new ProjectService(this, api.split(".")[0], { service: api, disableOnDestroy: false });
+    }
+
+    if (settings.backend.type === "gcs") {
+      const state = new StorageBucket(this, "StateBucket", {
+        name: settings.backend.bucket,
+        location: (settings.imageBucketLocation ?? settings.region).toUpperCase(),
+        uniformBucketLevelAccess: true,
+        publicAccessPrevention: "enforced",
+        versioning: { enabled: true },
+        // Old state versions are kept for recovery, but not forever.
+        lifecycleRule: [{ action: { type: "Delete" }, condition: { numNewerVersions: 20, withState: "ARCHIVED" } }],
+        lifecycle: { preventDestroy: true },
+      });
+      new TerraformOutput(this, "state-bucket", { value: state.name });
+    }
+  }
+}
