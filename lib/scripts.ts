@@ -19,5 +19,5 @@ export const BASH = ["bash"];
  * cdk.tf.json. Values from settings are literal, so escape them.
  */
 export function literal(value: string): string {
-  return value.replace(/\$\{/g, "$${").replace(/%\{/g, "%%{");
+  return value.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
 }

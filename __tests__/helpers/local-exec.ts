@@ -25,7 +25,7 @@ export function localExecs(resource: Record<string, any>): LocalExec[] {
 /** What Terraform's template rendering does to a literal string: "$${" → "${", "%%{" → "%{". */
 export function terraformString(value: string): string {
   if (/(^|[^$])\$\{/.test(value.replace(/\$\$\{/g, ""))) throw new Error(`unexpected interpolation in ${JSON.stringify(value)}`);
-  return value.replace(/\$\$\{/g, "${").replace(/%%\{/g, "%{");
+  return value.replace(/\$\$\{/g, () => "${").replace(/%%\{/g, () => "%{");
 }
 
 export async function runLocalExec(exec: LocalExec, env: Record<string, string> = {}, stackDir = STACK_DIR) {
