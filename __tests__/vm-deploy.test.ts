@@ -253,7 +253,7 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       mkdirSync(hostileDir);
       for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
       const flake = `path:${hostileDir}`;
-      const stateDir = join(fixture.dir, "state dir ;'$(touch pwned)`id`");
+      const stateDir = join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}");
       const { exec } = await deployExec(flake, stateDir);
       expect(exec.environment.DEPLOY_FLAKE).toBe(flake);
       const run = await runLocalExec(exec, env());
