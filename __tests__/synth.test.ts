@@ -1,5 +1,5 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
-import { describeWithNix, fixtureFlake, nixSkipReason, nixSpy } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, NIX_ENV, nixSkipReason, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
 import { runSynth } from "./helpers/synth.js";
 
@@ -47,5 +47,19 @@ describeWithNix(`npm run synth with a fixture flake${nixSkipReason}`, () => {
       spy.cleanup();
       fixture.cleanup();
     }
+  });
+});
+
+describeWithNix(`the offline example${nixSkipReason}`, () => {
+  test("examples/offline.lock.json matches the fixture flake (npm run pin -- --check)", async () => {
+    const { execa } = await import("execa");
+    const run = await execa("npm", ["run", "--silent", "pin", "--", "--check"], {
+      cwd: REPO_ROOT,
+      env: { ...NIX_ENV, INFRA_CONFIG: "examples/offline.json" },
+      reject: false,
+      all: true,
+    });
+    expect(run.all).toContain("examples/offline.lock.json is up to date");
+    expect(run.exitCode).toBe(0);
   });
 });
