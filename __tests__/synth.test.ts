@@ -50,6 +50,25 @@ describeWithNix(`npm run synth with a fixture flake${nixSkipReason}`, () => {
   });
 });
 
+describeWithNix(`synth warnings${nixSkipReason}`, () => {
+  test("risky settings are printed as warnings naming the construct", async () => {
+    const fixture = fixtureFlake();
+    const raw = baseSettings({ flake: fixture.ref });
+    raw.hosts!.vm.sshKeys = [];
+    raw.hosts!.vm.sshSourceRanges = ["0.0.0.0/0"];
+    raw.images!.base.public = true;
+    const run = await runSynth({ ...raw, lockFile: `${fixture.dir}/infra.lock.json` });
+    run.cleanup();
+    fixture.cleanup();
+    expect(run.exitCode).toBe(0);
+    expect(run.stderr.split("\n").filter((l) => l.startsWith("warning:"))).toEqual([
+      'warning: infra/base-image: image family "nixos-base" is public: every authenticated Google account can use it (images.*.public = true)',
+      'warning: infra/vm-vm: host "vm" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)',
+      'warning: infra/vm-vm: host "vm" has no sshKeys: its deploy cannot log in as "deploy"',
+    ]);
+  });
+});
+
 describeWithNix(`the offline example${nixSkipReason}`, () => {
   test("examples/offline.lock.json matches the fixture flake (npm run pin -- --check)", async () => {
     const { execa } = await import("execa");
