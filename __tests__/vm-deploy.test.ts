@@ -48,9 +48,19 @@ describe("VM and deploy synthesis", () => {
     const deploy = localExecs(resource(json, "null_resource", "vm-deploy"))[0];
     expect(deploy.environment.DEPLOY_CONNECT).toBe("direct");
     expect(deploy.environment.DEPLOY_HOST).toMatch(/^\$\{google_compute_instance\.vm-vm_Instance_\w+\.network_interface\[0\]\.access_config\[0\]\.nat_ip\}$/);
-    expect(warningsOf(s)).toEqual([]);
-    expect(warningsOf(settings({ hosts: { vm: host({ sshSourceRanges: ["0.0.0.0/0"] }) } }))).toEqual([
+    expect(resource(json, "google_compute_instance", "vm-vm").network_interface[0].access_config).toEqual([{}]);
+    expect(warningsOf(settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"], network: "data" }) } }))).toEqual([]);
+    expect(warningsOf(settings({ hosts: { vm: host({ sshSourceRanges: ["0.0.0.0/0"], network: "data" }) } }))).toEqual([
       'host "vm" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)',
+    ]);
+  });
+
+  test("no external IP by default; one on the default network warns about its default-allow-ssh rule", () => {
+    const s = settings({ hosts: { vm: host() } });
+    expect(resource(synthStack(s, staticResolved(s)).json, "google_compute_instance", "vm-vm").network_interface[0].access_config).toEqual([]);
+    expect(warningsOf(s)).toEqual([]);
+    expect(warningsOf(settings({ hosts: { vm: host({ externalIp: true }) } }))).toEqual([
+      'host "vm" has an external IP on the "default" network, whose default-allow-ssh rule (if not deleted) admits SSH from anywhere; use a dedicated network',
     ]);
   });
 

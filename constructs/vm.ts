@@ -34,7 +34,11 @@ export interface VmProps {
   readonly tags?: string[];
   /** @default {} */
   readonly labels?: Record<string, string>;
-  /** An ephemeral external IP, for egress. Inbound SSH is still governed by the firewall. @default true */
+  /**
+   * An ephemeral external IP. IAP deploys need none, and deploy-rs copies
+   * closures from the deploying machine, so the VM needs no egress.
+   * @default true with sshSourceRanges, false otherwise
+   */
   readonly externalIp?: boolean;
   /**
    * Open SSH from these ranges and deploy over the external IP. Without it,
@@ -80,6 +84,13 @@ export class Vm extends Construct {
     if (props.sshSourceRanges?.includes("0.0.0.0/0")) {
       Annotations.of(this).addWarning(`host "${name}" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)`);
     }
+    const externalIp = props.externalIp ?? direct;
+    const network = props.network ?? "default";
+    if (externalIp && network === "default") {
+      Annotations.of(this).addWarning(
+        `host "${name}" has an external IP on the "default" network, whose default-allow-ssh rule (if not deleted) admits SSH from anywhere; use a dedicated network`,
+      );
+    }
     const keys = props.sshKeys ?? [];
     if (keys.length === 0) {
       Annotations.of(this).addWarning(`host "${name}" has no sshKeys: its deploy cannot log in as "${props.deployUser}"`);
@@ -100,7 +111,7 @@ export class Vm extends Construct {
 
     this.firewall = new ComputeFirewall(this, "SshFirewall", {
       name: `${name.slice(0, 55)}-ssh`,
-      network: props.network ?? "default",
+      network,
       direction: "INGRESS",
       allow: [{ protocol: "tcp", ports: ["22"] }],
       sourceRanges: direct ? props.sshSourceRanges : [IAP_SOURCE_RANGE],
@@ -121,9 +132,9 @@ export class Vm extends Construct {
       },
       networkInterface: [
         {
-          network: props.network ?? "default",
+          network,
           subnetwork: props.subnetwork,
-          accessConfig: props.externalIp === false ? [] : [{}],
+          accessConfig: externalIp ? [{}] : [],
         },
       ],
       // The dedicated account's IAM roles bound what the VM may do; the scope only stops being a second, coarser filter.

@@ -61,8 +61,8 @@ const host = z.strictObject({
   labels: labels.default({}),
   externalIp: z
     .boolean()
-    .default(true)
-    .describe("Give the VM an ephemeral external IP for egress (binary caches). Inbound SSH stays closed unless sshSourceRanges says otherwise. Default true."),
+    .optional()
+    .describe("Give the VM an ephemeral external IP. Default: only when sshSourceRanges is set. Deploys through IAP and pushes from the deployer need none."),
   sshSourceRanges: z
     .array(cidr)
     .optional()
