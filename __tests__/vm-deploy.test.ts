@@ -226,7 +226,8 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       expect(args.slice(0, 6)).toEqual(["--skip-checks", "--hostname", "127.0.0.1", "--ssh-user", "deploy", "--ssh-opts"]);
       expect(args[6]).toMatch(/^-F \/tmp\/deploy-rs\.\w+\/ssh_config$/);
       expect(args.slice(7)).toEqual([
-        "--magic-rollback", "true", "--auto-rollback", "true", "--confirm-timeout", "30", "--activation-timeout", "240", `${fixture.ref}#a`,
+        "--magic-rollback", "true", "--auto-rollback", "true", "--fast-connection", "true",
+        "--confirm-timeout", "30", "--activation-timeout", "240", `${fixture.ref}#a`,
       ]);
       const sshConfig = readFileSync(join(recorder, "ssh_config"), "utf8");
       expect(sshConfig).toContain(`UserKnownHostsFile "${join(fixture.dir, "state", "known_hosts", "infra")}"`);

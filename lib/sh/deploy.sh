@@ -37,6 +37,8 @@ log "building deploy-rs from $DEPLOY_FLAKE#$DEPLOY_PACKAGE (the flake's pin, not
 nix_cmd build --out-link "$work/deploy-rs" "$DEPLOY_FLAKE#$DEPLOY_PACKAGE"
 
 log "deploying $DEPLOY_FLAKE#$DEPLOY_NODE; expecting $DEPLOY_EXPECTED_SYSTEM"
+# --fast-connection: copy the closure from here instead of letting the host
+# substitute from binary caches, which hosts without egress cannot reach.
 "$work/deploy-rs/bin/deploy" \
   --skip-checks \
   --hostname "$DEPLOY_HOST" \
@@ -44,6 +46,7 @@ log "deploying $DEPLOY_FLAKE#$DEPLOY_NODE; expecting $DEPLOY_EXPECTED_SYSTEM"
   --ssh-opts "-F $work/ssh_config" \
   --magic-rollback true \
   --auto-rollback true \
+  --fast-connection true \
   --confirm-timeout "$DEPLOY_CONFIRM_TIMEOUT" \
   --activation-timeout "$DEPLOY_ACTIVATION_TIMEOUT" \
   "$DEPLOY_FLAKE#$DEPLOY_NODE"
