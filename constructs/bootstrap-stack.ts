@@ -2,13 +2,12 @@
  * The first stack to deploy, with local state: the APIs the project uses and,
  * with a GCS backend, the bucket that holds every other stack's state.
  */
-import { GoogleProvider } from "@cdktf/provider-google/lib/provider/index.js";
 import { ProjectService } from "@cdktf/provider-google/lib/project-service/index.js";
 import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
-import { LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
+import { TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
-import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
+import { useBackend, useGoogleProvider } from "../lib/stack-setup.js";
 
 /** APIs the stacks and deploys call. */
 export const REQUIRED_APIS = [
@@ -28,9 +27,8 @@ export class BootstrapStack extends TerraformStack {
     super(scope, id);
     const { settings } = props;
     // Always local: this stack creates the bucket remote state would live in.
-    new LocalBackend(this, { path: `${PROJECT_ROOT_FROM_STACK}/terraform.${id}.tfstate` });
-    const provider = new GoogleProvider(this, "google", { project: settings.project, region: settings.region });
-    provider.addOverride("default_labels", { "managed-by": "cdktf", ...settings.labels });
+    useBackend(this, id, settings, true);
+    useGoogleProvider(this, settings);
 
     for (const api of REQUIRED_APIS) {
       // Turning an API off on destroy would break whatever else uses it.

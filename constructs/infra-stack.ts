@@ -1,11 +1,11 @@
 /** The main stack: image chain, hosts and their deploys, OCI images. */
-import { GoogleProvider } from "@cdktf/provider-google/lib/provider/index.js";
 import { NullProvider } from "@cdktf/provider-null/lib/provider/index.js";
-import { GcsBackend, LocalBackend, TerraformOutput, TerraformStack } from "cdktf";
+import { TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
 import type { Resolved } from "../lib/nix.js";
-import { knownHostsFile, PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
+import { knownHostsFile } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
+import { useBackend, useGoogleProvider } from "../lib/stack-setup.js";
 import { GceImage } from "./gce-image.js";
 import { ImageRegistry } from "./image-registry.js";
 import { OciImage } from "./oci-image.js";
@@ -32,9 +32,7 @@ export class InfraStack extends TerraformStack {
     super(scope, id);
     const { settings, resolved } = props;
     useBackend(this, id, settings);
-    const provider = new GoogleProvider(this, "google", { project: settings.project, region: settings.region, zone: settings.zone });
-    // Providers snake-case map keys ("managed-by" would become "managed_by"); an override is written as is.
-    provider.addOverride("default_labels", { "managed-by": "cdktf", ...settings.labels });
+    useGoogleProvider(this, settings);
     new NullProvider(this, "null");
 
     const bucket = new ImageBucket(this, "ImageBucket", {
@@ -122,14 +120,5 @@ export class InfraStack extends TerraformStack {
       new TerraformOutput(this, `host-${hostId}-instance-id`, { value: vm.instance.instanceId });
       new TerraformOutput(this, `host-${hostId}-service-account`, { value: vm.serviceAccount.email });
     }
-  }
-}
-
-/** Local state beside the project (not in cdktf.out, which synth rewrites), or GCS under <prefix>/<stack>. */
-export function useBackend(stack: TerraformStack, stackId: string, settings: Settings): void {
-  if (settings.backend.type === "gcs") {
-    new GcsBackend(stack, { bucket: settings.backend.bucket, prefix: `${settings.backend.prefix}/${stackId}` });
-  } else {
-    new LocalBackend(stack, { path: `${PROJECT_ROOT_FROM_STACK}/terraform.${stackId}.tfstate` });
   }
 }
