@@ -10,4 +10,6 @@ export default {
     "^.+\\.ts$": ["ts-jest", { useESM: true, diagnostics: false }],
   },
   testTimeout: 60000,
+  // Suite names carry the reason when real tools are missing; verbose shows them.
+  verbose: true,
 };
