@@ -22,7 +22,7 @@ describe("npm run rollback", () => {
       cwd: REPO_ROOT,
       reject: false,
       all: true,
-      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(FIXTURES, "doubles")}:${process.env.PATH}` },
+      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(FIXTURES, "doubles", "host-ssh")}:${process.env.PATH}` },
     });
 
   test("switches the host to its previous generation over the deploy SSH path and reports it", async () => {

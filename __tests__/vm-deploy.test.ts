@@ -212,7 +212,7 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       ...NIX_ENV,
       RECORDER_DIR: recorder,
       DEPLOY_SSH_PORT: String(port),
-      PATH: `${join(FIXTURES, "doubles")}:${process.env.PATH}`,
+      PATH: `${join(FIXTURES, "doubles", "host-ssh")}:${process.env.PATH}`,
       ...extra,
     });
     const argv = (file: string) => readFileSync(join(recorder, file), "utf8").split("\0").slice(0, -1);

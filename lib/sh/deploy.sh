@@ -10,28 +10,9 @@ nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
 work=$(mktemp -d /tmp/deploy-rs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/ssh-config.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/ssh-wait.sh"
 
-probe() {
-  if [ "$DEPLOY_CONNECT" = iap ]; then
-    # Through the IAP tunnel: the SSH banner must come back.
-    sleep 10 | timeout 15 gcloud compute start-iap-tunnel "$DEPLOY_INSTANCE" "$DEPLOY_SSH_PORT" --listen-on-stdin \
-      --project="$DEPLOY_PROJECT" --zone="$DEPLOY_ZONE" --verbosity=none 2>/dev/null | head -c 4 | grep -q '^SSH-'
-  else
-    timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2" && IFS= read -r -t 8 banner <&3 && [[ $banner == SSH-* ]]' \
-      probe "$DEPLOY_HOST" "$DEPLOY_SSH_PORT" 2>/dev/null
-  fi
-}
-
-log "waiting up to ${DEPLOY_WAIT_SECONDS}s for SSH on $DEPLOY_HOST:$DEPLOY_SSH_PORT ($DEPLOY_CONNECT)"
-deadline=$((SECONDS + DEPLOY_WAIT_SECONDS))
-until probe; do
-  if [ "$SECONDS" -ge "$deadline" ]; then
-    log "SSH did not answer on $DEPLOY_HOST:$DEPLOY_SSH_PORT within ${DEPLOY_WAIT_SECONDS}s (deploy.sshWaitSeconds); check that the VM booted and the firewall admits this machine"
-    exit 1
-  fi
-  sleep 2
-done
-log "SSH answers"
+wait_for_ssh
 
 log "building deploy-rs from $DEPLOY_FLAKE#$DEPLOY_PACKAGE (the flake's pin, not PATH)"
 nix_cmd build --out-link "$work/deploy-rs" "$DEPLOY_FLAKE#$DEPLOY_PACKAGE"

@@ -1,0 +1,128 @@
+/**
+ * The SSH model with real OpenSSH: the ssh_config that lib/sh/ssh-config.sh
+ * writes for deploys and rollbacks, against a real sshd on 127.0.0.1. IAP is
+ * the one part played by a test double (gcloud), since Google's API cannot
+ * be reached here.
+ */
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
+import { type Sshd, SSHD, sshdSkipReason, startSshd } from "./helpers/sshd.js";
+import { existsSync } from "node:fs";
+
+const describeSsh = existsSync(SSHD) ? describe : describe.skip;
+
+describeSsh(`SSH model with real ssh and sshd${sshdSkipReason}`, () => {
+  let sshd: Sshd;
+  let work: string;
+  beforeAll(async () => {
+    sshd = await startSshd();
+  });
+  afterAll(async () => sshd?.stop());
+  beforeEach(() => {
+    work = mkdtempSync(join(tmpdir(), "ssh-model-"));
+  });
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
+
+  const knownHosts = () => join(work, "state dir", "known_hosts", "infra");
+  /** Runs the real ssh-config.sh, as deploy.sh and rollback.sh source it. */
+  const sshConfig = async (vars: Record<string, string>) => {
+    const dir = mkdtempSync(join(work, "cfg-"));
+    const env = {
+      DEPLOY_SSH_USER: sshd.user,
+      DEPLOY_SSH_PORT: String(sshd.port),
+      DEPLOY_PROJECT: "test-project",
+      DEPLOY_ZONE: "europe-west1-b",
+      DEPLOY_INSTANCE: "a",
+      DEPLOY_INSTANCE_ID: "4242",
+      DEPLOY_KNOWN_HOSTS: knownHosts(),
+      ...vars,
+    };
+    await execa("bash", ["-c", 'work="$1"; source lib/sh/ssh-config.sh', "ssh-config", dir], { cwd: REPO_ROOT, env });
+    return join(dir, "ssh_config");
+  };
+  const ssh = (config: string, host: string, env: Record<string, string> = {}) =>
+    execa("ssh", ["-F", config, host, "echo connected as $(id -un)"], { env: { ...sshd.agentEnv, ...env }, reject: false });
+
+  test("the host key is recorded on first contact, under an alias carrying the instance id, and enforced after", async () => {
+    const config = await sshConfig({ DEPLOY_HOST: "127.0.0.1", DEPLOY_CONNECT: "direct" });
+    const first = await ssh(config, "127.0.0.1");
+    expect(first.stdout).toBe(`connected as ${sshd.user}`);
+    expect(first.exitCode).toBe(0);
+    const recorded = readFileSync(knownHosts(), "utf8").trim().split("\n");
+    expect(recorded).toEqual([expect.stringMatching(/^a-4242 ssh-ed25519 /)]);
+    expect((await ssh(config, "127.0.0.1")).exitCode).toBe(0);
+
+    // The same instance presenting another key is refused, not re-learned.
+    await sshd.rotateHostKey();
+    const tampered = await ssh(config, "127.0.0.1");
+    expect(tampered.exitCode).toBe(255);
+    expect(tampered.stderr).toMatch(/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+    expect(readFileSync(knownHosts(), "utf8").trim().split("\n")).toHaveLength(1);
+
+    // A re-created VM has a new instance id: its new key is a new entry.
+    const recreated = await sshConfig({ DEPLOY_HOST: "127.0.0.1", DEPLOY_CONNECT: "direct", DEPLOY_INSTANCE_ID: "4243" });
+    expect((await ssh(recreated, "127.0.0.1")).exitCode).toBe(0);
+    expect(readFileSync(knownHosts(), "utf8").trim().split("\n")).toEqual([
+      expect.stringMatching(/^a-4242 /),
+      expect.stringMatching(/^a-4243 ssh-ed25519 /),
+    ]);
+  });
+
+  test("through IAP, ssh reaches the instance by name with gcloud start-iap-tunnel as ProxyCommand", async () => {
+    const config = await sshConfig({ DEPLOY_HOST: "a", DEPLOY_CONNECT: "iap", DEPLOY_SSH_PORT: "22" });
+    expect(readFileSync(config, "utf8")).toContain(
+      "ProxyCommand gcloud compute start-iap-tunnel a %p --listen-on-stdin --project=test-project --zone=europe-west1-b --verbosity=warning",
+    );
+    const run = await ssh(config, "a", {
+      PATH: `${join(FIXTURES, "doubles", "iap-gcloud")}:${process.env.PATH}`,
+      RECORDER_DIR: work,
+      IAP_DOUBLE_PORT: String(sshd.port),
+    });
+    expect(run.stdout).toBe(`connected as ${sshd.user}`);
+    const calls = readFileSync(join(work, "gcloud.argv"), "utf8").trim().split("\n").map((l) => l.split("\0").slice(0, -1));
+    expect(calls).toEqual([
+      ["compute", "start-iap-tunnel", "a", "22", "--listen-on-stdin", "--project=test-project", "--zone=europe-west1-b", "--verbosity=warning"],
+    ]);
+  });
+
+  test("the deploy's wait step answers through the IAP tunnel, and times out with a clear message", async () => {
+    const dir = mkdtempSync(join(work, "wait-"));
+    const waitFor = (iapPort: number) =>
+      execa("bash", ["-c", 'set -euo pipefail; work="$1"; source lib/sh/ssh-config.sh; source lib/sh/ssh-wait.sh; wait_for_ssh', "wait", dir], {
+        cwd: REPO_ROOT,
+        reject: false,
+        env: {
+          ...sshd.agentEnv,
+          PATH: `${join(FIXTURES, "doubles", "iap-gcloud")}:${process.env.PATH}`,
+          RECORDER_DIR: work,
+          IAP_DOUBLE_PORT: String(iapPort),
+          DEPLOY_NODE: "a",
+          DEPLOY_HOST: "a",
+          DEPLOY_CONNECT: "iap",
+          DEPLOY_SSH_USER: sshd.user,
+          DEPLOY_SSH_PORT: "22",
+          DEPLOY_PROJECT: "test-project",
+          DEPLOY_ZONE: "europe-west1-b",
+          DEPLOY_INSTANCE: "a",
+          DEPLOY_INSTANCE_ID: "7",
+          DEPLOY_KNOWN_HOSTS: knownHosts(),
+          DEPLOY_WAIT_SECONDS: "3",
+        },
+      });
+    const up = await waitFor(sshd.port);
+    expect(up.stderr).toContain("deploy-rs[a]: SSH answers");
+    expect(up.exitCode).toBe(0);
+    const down = await waitFor(1);
+    expect(down.exitCode).toBe(1);
+    expect(down.stderr).toContain("deploy-rs[a]: SSH did not answer on a:22 within 3s (deploy.sshWaitSeconds)");
+  });
+
+  test("values ssh_config cannot carry are refused by name", async () => {
+    const error = await sshConfig({ DEPLOY_HOST: "a b", DEPLOY_CONNECT: "direct" }).catch((e) => e);
+    expect(error.exitCode).toBe(2);
+    expect(error.stderr).toBe('ssh-config: DEPLOY_HOST="a b" is empty or has characters ssh_config cannot carry');
+  });
+});
