@@ -1,4 +1,6 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { describeWithNix, fixtureFlake, NIX_ENV, nixSkipReason, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
 import { runSynth } from "./helpers/synth.js";
@@ -67,6 +69,31 @@ describeWithNix(`synth warnings${nixSkipReason}`, () => {
       'warning: infra/vm-vm: host "vm" has an external IP on the "default" network, whose default-allow-ssh rule (if not deleted) admits SSH from anywhere; use a dedicated network',
       'warning: infra/vm-vm: host "vm" has no sshKeys: its deploy cannot log in as "deploy"',
     ]);
+  });
+});
+
+describeWithNix(`npm run pin${nixSkipReason}`, () => {
+  test("writes the lock, then --check names what changed and exits 1", async () => {
+    const { execa } = await import("execa");
+    const fixture = fixtureFlake();
+    const config = join(fixture.dir, "settings.json");
+    writeFileSync(config, JSON.stringify({ ...baseSettings({ flake: fixture.ref }), lockFile: join(fixture.dir, "infra.lock.json") }));
+    const pin = (...args: string[]) =>
+      execa("npm", ["run", "--silent", "pin", "--", ...args], { cwd: REPO_ROOT, env: { ...NIX_ENV, INFRA_CONFIG: config }, reject: false, all: true });
+    try {
+      const written = await pin();
+      expect(written.all).toContain(`wrote ${join(fixture.dir, "infra.lock.json")}`);
+      expect((await pin("--check")).exitCode).toBe(0);
+      const inputs = fixture.readInputs();
+      inputs.configurations.vm.services = "postgresql, pipeline v3";
+      fixture.writeInputs(inputs);
+      const stale = await pin("--check");
+      expect(stale.exitCode).toBe(1);
+      expect(stale.all).toMatch(/error: .*infra\.lock\.json is stale; run `npm run pin`:\n {2}hosts\.vm\.toplevel: \/nix\/store\/\w{32}-nixos-system-vm → \/nix\/store\/\w{32}-nixos-system-vm$/);
+      expect((await pin("--bogus")).all).toContain("error: unknown argument --bogus; usage: npm run pin [-- --check]");
+    } finally {
+      fixture.cleanup();
+    }
   });
 });
 
