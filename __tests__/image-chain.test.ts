@@ -1,5 +1,5 @@
 /** The image chain: NixImage build step → bucket object → content-hashed compute image. */
-import { existsSync, readlinkSync, realpathSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readlinkSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
 import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
@@ -11,7 +11,7 @@ import { NixImage } from "../constructs/nix-image.js";
 import { imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
@@ -212,6 +212,22 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
       const dropped = await runLocalExec({ ...destroy, environment: { GC_ROOT: build.triggers.gc_root } });
       expect(dropped.exitCode).toBe(0);
       expect(existsSync(gcRoot)).toBe(false);
+    });
+
+    test("hostile values in the flake path and the state dir arrive verbatim", async () => {
+      const hostileDir = join(fixture.dir, `fx;'q"dq$(id)`);
+      mkdirSync(hostileDir);
+      for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
+      const stateDir = join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}");
+      const s = settings({ flake: `path:${hostileDir}`, stateDir, hosts: {} });
+      const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined });
+      const [create] = localExecs(resource(synthStack(s, resolved).json, "null_resource", "base-build"));
+      const run = await runLocalExec(create, NIX_ENV);
+      expect(run.exitCode).toBe(0);
+      expect(run.all).toContain(`nix-image: evaluating path:${hostileDir}#nixosConfigurations.gce-base.config.system.build.googleComputeImage`);
+      expect(readlinkSync(join(stateDir, "gcroots", resolved.images.base.storePath.slice(11, 43)))).toBe(resolved.images.base.storePath);
+      expect(existsSync(join(fixture.dir, "pwned"))).toBe(false);
+      expect(existsSync(join(REPO_ROOT, "pwned"))).toBe(false);
     });
 
     test("fails with a clear message when the flake changed after synth", async () => {
