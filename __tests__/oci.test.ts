@@ -123,6 +123,9 @@ describeOci(`push to a real registry with real skopeo${nixSkipReason}${registryS
       "org.opencontainers.image.created": "1970-01-01T00:00:01Z",
     });
     expect(first.all).toContain(`digest ${exec.environment.OCI_REPOSITORY}@${image.Digest}`);
+    const manifest = JSON.parse((await execa("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reference}`])).stdout);
+    expect(manifest.mediaType).toBe("application/vnd.oci.image.manifest.v1+json");
+    expect(manifest.annotations).toEqual(image.Labels);
 
     const blobs = registry.blobCount();
     const second = await runLocalExec(exec, NIX_ENV);

@@ -211,7 +211,7 @@ describe("deploy.yml", () => {
   test("deploys from the protected environment with the deploy service account", () => {
     expect(deploy).toMatch(/^ {4}environment: production$/m);
     expect(deploy).toContain("service_account: ${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}");
-    expect(deploy).toMatch(/apt-get install -y -q skopeo/);
+    expect(deploy).toMatch(/apt-get install -y -q skopeo umoci/);
     expect(deploy).toContain("uses: cachix/install-nix-action@");
     expect(deploy).toContain("uses: google-github-actions/setup-gcloud@");
   });

@@ -5,6 +5,7 @@
   opentofu,
   google-cloud-sdk,
   skopeo,
+  umoci,
   jq,
   deploy-rs,
 }:
@@ -15,6 +16,7 @@ mkShell {
     google-cloud-sdk
     deploy-rs
     skopeo
+    umoci
     jq
   ];
 

@@ -2,6 +2,7 @@
 # Every value arrives through the environment:
 #   OCI_FLAKE OCI_PACKAGE OCI_PLANNED_STORE_PATH OCI_REPOSITORY OCI_TAG
 #   OCI_AUTH (gcloud: a short-lived token; none) OCI_TLS_VERIFY (true|false)
+# Needs nix, skopeo, umoci and node (which cdktf itself runs on).
 set -euo pipefail
 log() { echo "oci-push[$OCI_PACKAGE]: $*" >&2; }
 nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
@@ -40,8 +41,22 @@ fi
 if skopeo inspect --raw "${skopeo_opts[@]}" "docker://$reference" > /dev/null 2>&1; then
   log "$reference is already in the registry; nothing pushed"
 else
+  # A docker-archive has no manifest annotations: convert to an OCI layout and
+  # copy the org.opencontainers.image.* labels into the manifest's annotations.
+  layout="$work/layout:image"
+  skopeo copy --quiet "docker-archive:$archive" "oci:$layout"
+  mapfile -d '' annotations < <(skopeo inspect --config "oci:$layout" | node -e '
+    let text = ""; process.stdin.on("data", (d) => (text += d)).on("end", () => {
+      const labels = JSON.parse(text).config?.Labels ?? {};
+      for (const [key, value] of Object.entries(labels).sort()) {
+        if (key.startsWith("org.opencontainers.image.")) process.stdout.write(`--manifest.annotation\0${key}=${value}\0`);
+      }
+    });')
+  if [ "${#annotations[@]}" -gt 0 ]; then
+    umoci config --no-history --image "$layout" "${annotations[@]}"
+  fi
   log "pushing $reference"
-  skopeo copy --quiet "${skopeo_opts[@]/--tls-verify/--dest-tls-verify}" "docker-archive:$archive" "docker://$reference"
+  skopeo copy --quiet "${skopeo_opts[@]/--tls-verify/--dest-tls-verify}" "oci:$layout" "docker://$reference"
 fi
 digest=$(skopeo inspect --format '{{.Digest}}' "${skopeo_opts[@]}" "docker://$reference")
 log "pushed $reference"
