@@ -1,9 +1,9 @@
 /** A real registry (Debian's docker-registry) on 127.0.0.1, started and stopped by the test. */
 import { spawn, type ChildProcess, execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 
 function has(tool: string): boolean {
   try {
@@ -15,14 +15,6 @@ function has(tool: string): boolean {
 }
 export const REGISTRY_TOOLS = ["docker-registry", "skopeo"].filter((t) => !has(t));
 export const registrySkipReason = REGISTRY_TOOLS.length ? ` [SKIPPED: ${REGISTRY_TOOLS.join(", ")} not on PATH; .ci/run installs them]` : "";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
 
 export interface Registry {
   readonly address: string;

@@ -5,20 +5,13 @@
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection, createServer } from "node:net";
+import { createConnection } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
+import { freePort } from "./ports.js";
 
 export const SSHD = "/usr/sbin/sshd";
 export const sshdSkipReason = existsSync(SSHD) ? "" : " [SKIPPED: /usr/sbin/sshd missing; .ci/run installs openssh-server]";
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
-  const port = (server.address() as { port: number }).port;
-  await new Promise((ok) => server.close(ok));
-  return port;
-}
 
 async function waitForPort(port: number): Promise<void> {
   const deadline = Date.now() + 10000;
