@@ -212,6 +212,8 @@ describe("deploy.yml", () => {
     expect(deploy).toMatch(/^ {4}environment: production$/m);
     expect(deploy).toContain("service_account: ${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}");
     expect(deploy).toMatch(/apt-get install -y -q skopeo umoci/);
+    // Host keys outlive a runner, so accept-new pins them once instead of every run.
+    expect(deploy).toContain("path: .infra/known_hosts");
     expect(deploy).toContain("uses: cachix/install-nix-action@");
     expect(deploy).toContain("uses: google-github-actions/setup-gcloud@");
   });
