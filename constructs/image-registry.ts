@@ -19,7 +19,6 @@ export interface ImageRegistryProps {
 export class ImageRegistry extends Construct {
   public readonly repository: ArtifactRegistryRepository;
   /** `<location>-docker.pkg.dev/<project>/<repository>`: the prefix of every image reference. */
-  public readonly host: string;
   public readonly path: string;
 
   constructor(scope: Construct, id: string, props: ImageRegistryProps) {
@@ -44,8 +43,7 @@ export class ImageRegistry extends Construct {
       ],
       labels: props.labels,
     });
-    this.host = `${props.location}-docker.pkg.dev`;
-    this.path = `${this.host}/${props.project}/${props.repositoryId}`;
+    this.path = `${props.location}-docker.pkg.dev/${props.project}/${props.repositoryId}`;
   }
 
   /** Lets `member` (e.g. a host's service account) pull images. */

@@ -1,7 +1,7 @@
 import { DataGoogleArtifactRegistryDockerImage } from "@cdktf/provider-google/lib/data-google-artifact-registry-docker-image/index.js";
 import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { Construct } from "constructs";
-import { GCE_NAME, GCE_NAME_RULE, storeHash } from "../lib/gce.js";
+import { GCE_NAME, GCE_NAME_RULE, OCI_VERSION, storeHash } from "../lib/gce.js";
 import type { ResolvedOciImage } from "../lib/nix.js";
 import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
 import { BASH, literal, SCRIPTS } from "../lib/scripts.js";
@@ -35,7 +35,7 @@ export class OciImage extends Construct {
   constructor(scope: Construct, id: string, props: OciImageProps) {
     super(scope, id);
     if (!GCE_NAME.test(props.name)) throw new Error(`OciImage: name "${props.name}" is not valid (${GCE_NAME_RULE})`);
-    if (!/^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/.test(props.version)) {
+    if (!OCI_VERSION.test(props.version)) {
       throw new Error(`OciImage: version "${props.version}" is not a valid tag prefix (letters, digits, '.', '_', '-'; at most 64)`);
     }
     this.tag = `${props.version}-${storeHash(props.planned.storePath)}`;

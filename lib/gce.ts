@@ -17,6 +17,9 @@ export const PROJECT_ID = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$/;
 export const REGION = /^[a-z]+-[a-z]+[0-9]+$/;
 export const ZONE = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
 
+/** OCI image versions: the prefix of `<version>-<store hash>` tags. */
+export const OCI_VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
+
 /** A Nix store path: /nix/store/<32-char hash>-<name>. */
 export const STORE_PATH = /^\/nix\/store\/([0-9a-df-np-sv-z]{32})-[^/]+$/;
 

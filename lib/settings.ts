@@ -11,6 +11,7 @@ import {
   GCE_NAME_RULE,
   LABEL_KEY,
   LABEL_VALUE,
+  OCI_VERSION,
   PROJECT_ID,
   REGION,
   ZONE,
@@ -80,7 +81,7 @@ const ociImage = z.strictObject({
   package: flakeAttr.describe("packages.<system> attribute that builds the image (a dockerTools image archive)."),
   version: z
     .string()
-    .regex(/^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" }),
+    .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" }),
 });
 
 const backend = z.discriminatedUnion("type", [

@@ -13,14 +13,15 @@ import { fileURLToPath } from "node:url";
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const FIXTURES = join(REPO_ROOT, "__tests__", "fixtures");
 
-function findNix(): string | undefined {
+/** Where `tool` is on PATH, or undefined. */
+export function onPath(tool: string): string | undefined {
   try {
-    return execFileSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).trim() || undefined;
+    return execFileSync("sh", ["-c", `command -v ${tool}`], { encoding: "utf8" }).trim() || undefined;
   } catch {
     return undefined;
   }
 }
-export const NIX = findNix();
+export const NIX = onPath("nix");
 /** `describe` when real Nix is installed; otherwise skipped, with the reason in the suite name. */
 export const describeWithNix: jest.Describe = NIX ? describe : (describe.skip as jest.Describe);
 export const nixSkipReason = NIX ? "" : " [SKIPPED: nix is not on PATH; .ci/run installs Debian's nix-bin]";

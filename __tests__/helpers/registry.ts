@@ -1,19 +1,12 @@
 /** A real registry (Debian's docker-registry) on 127.0.0.1, started and stopped by the test. */
-import { spawn, type ChildProcess, execFileSync } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { onPath } from "./nix.js";
 import { freePort } from "./ports.js";
 
-function has(tool: string): boolean {
-  try {
-    execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-export const REGISTRY_TOOLS = ["docker-registry", "skopeo"].filter((t) => !has(t));
+export const REGISTRY_TOOLS = ["docker-registry", "skopeo", "umoci"].filter((t) => !onPath(t));
 export const registrySkipReason = REGISTRY_TOOLS.length ? ` [SKIPPED: ${REGISTRY_TOOLS.join(", ")} not on PATH; .ci/run installs them]` : "";
 
 export interface Registry {
