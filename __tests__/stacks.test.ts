@@ -1,10 +1,9 @@
 /** State backends, the bootstrap stack, and escaping of literal values. */
-import { execFileSync } from "node:child_process";
 import { Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
 import { literal } from "../lib/scripts.js";
 import { settings } from "./helpers/settings.js";
-import { resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
+import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
 const gcs = { type: "gcs", bucket: "test-project-tfstate", prefix: "nixos-gce" } as const;
 const bootstrap = (s = settings()) => {
@@ -15,7 +14,7 @@ const bootstrap = (s = settings()) => {
 describe("stacks and state", () => {
   test("HCL snapshot of the bootstrap stack with a GCS backend", () => {
     const { stack } = bootstrap(settings({ backend: gcs }));
-    expect(execFileSync("terraform", ["fmt", "-"], { input: Testing.synthHcl(stack), encoding: "utf8" })).toMatchSnapshot();
+    expect(hclFor(stack)).toMatchSnapshot();
   });
 
   test("the bootstrap stack keeps local state and creates a versioned, private state bucket", () => {

@@ -1,6 +1,6 @@
 /** Synthesizing the stack in-process, and reading what it produced. */
 import { execFileSync } from "node:child_process";
-import { App, Testing } from "cdktf";
+import { App, Testing, type TerraformStack } from "cdktf";
 import { InfraStack } from "../../constructs/infra-stack.js";
 import type { Resolved } from "../../lib/nix.js";
 import type { Settings } from "../../lib/settings.js";
@@ -11,9 +11,16 @@ export function synthStack(settings: Settings, resolved: Resolved): { stack: Inf
   return { stack, json: Testing.synth(stack) };
 }
 
-/** HCL as reviewers read it: Testing.synthHcl through `terraform fmt -`. */
-export function hclFor(stack: InfraStack): string {
-  return execFileSync("terraform", ["fmt", "-"], { input: Testing.synthHcl(stack), encoding: "utf8" });
+/**
+ * HCL as reviewers read it: Testing.synthHcl through `terraform fmt -`.
+ * An empty CLI config keeps terraform from warning about a missing ~/.terraformrc.
+ */
+export function hclFor(stack: TerraformStack): string {
+  return execFileSync("terraform", ["fmt", "-"], {
+    input: Testing.synthHcl(stack),
+    encoding: "utf8",
+    env: { ...process.env, TF_CLI_CONFIG_FILE: "/dev/null" },
+  });
 }
 
 type Block = Record<string, any>;
