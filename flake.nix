@@ -23,10 +23,10 @@
       pkgs = nixpkgs.legacyPackages.${system};
       deployRs = deploy-rs.packages.${system}.deploy-rs;
       deployChecks = deploy-rs.lib.${system}.deployChecks self.deploy;
-      ociImages = import ./oci {
-        inherit pkgs settings;
-        revision = self.rev or "dirty";
-      };
+      # No output depends on the commit (self.rev): store paths must not
+      # change when only the commit does. The OCI push step labels images
+      # with the revision instead.
+      ociImages = import ./oci { inherit pkgs settings; };
     in
     {
       nixosConfigurations = import ./nixos/configurations.nix {

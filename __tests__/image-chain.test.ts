@@ -1,5 +1,5 @@
-/** The image chain: NixImage build step → bucket object → content-hashed compute image. */
-import { copyFileSync, existsSync, mkdirSync, readlinkSync, realpathSync } from "node:fs";
+/** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
 import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
@@ -8,10 +8,10 @@ import { GceImage } from "../constructs/gce-image.js";
 import { ImageBucket } from "../constructs/image-bucket.js";
 import { InfraStack } from "../constructs/infra-stack.js";
 import { NixImage } from "../constructs/nix-image.js";
-import { imageName } from "../lib/gce.js";
+import { imageDigest, imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
@@ -39,46 +39,96 @@ describe("image chain synthesis", () => {
     const s = imagesOnly({ createImageBucket: false, imageBucket: "shared-images" });
     const { json } = synthStack(s, staticResolved(s));
     expect(resources(json, "google_storage_bucket")).toEqual({});
-    expect(resource(json, "google_storage_bucket_object", "base-image").bucket).toBe("shared-images");
+    const upload = resource(json, "null_resource", "base-image");
+    expect(localExecs(upload)[0].environment.UPLOAD_BUCKET).toBe("shared-images");
+    expect(upload.depends_on).toEqual([expect.stringMatching(/^null_resource\.base-build_Build_/)]);
   });
 
-  test("object and image are named by the full store hash and created before the old ones are destroyed", () => {
+  test("a created bucket deletes uploaded objects after 30 days: images no longer need them", () => {
+    const s = imagesOnly();
+    const bucket = Object.values(resources(synthStack(s, staticResolved(s)).json, "google_storage_bucket"))[0];
+    expect(bucket.lifecycle_rule).toEqual([{ action: { type: "Delete" }, condition: { age: 30, matches_prefix: ["nixos/"] } }]);
+  });
+
+  test("the object is uploaded by a step keyed by its name and the image name; no provider object reads local files", () => {
     const s = imagesOnly();
     const resolved = staticResolved(s);
     const { json } = synthStack(s, resolved);
     const hash = resolved.images.base.storePath.slice(11, 43);
-    const object = resource(json, "google_storage_bucket_object", "base-image");
-    expect(object.name).toBe(`nixos/${hash}/${resolved.images.base.filePath}`);
-    expect(object.source).toBe(`${resolved.images.base.storePath}/${resolved.images.base.filePath}`);
-    expect(object.depends_on).toEqual([expect.stringMatching(/^null_resource\.base-build_Build_/)]);
-    expect(object.lifecycle).toEqual({ create_before_destroy: true });
+    expect(resources(json, "google_storage_bucket_object")).toEqual({});
+    const objectName = `nixos/${hash}/${resolved.images.base.filePath}`;
+    const upload = resource(json, "null_resource", "base-image");
     const image = resource(json, "google_compute_image", "base-image");
-    expect(image.name).toBe(`nixos-base-${hash}`);
+    expect(upload.triggers).toEqual({ object: `gs://test-project-images/${objectName}`, image: image.name });
+    expect(upload.depends_on).toEqual([expect.stringMatching(/^null_resource\.base-build_Build_/), expect.stringMatching(/^google_storage_bucket\.ImageBucket_/)]);
+    const [exec] = localExecs(upload);
+    expect(exec.command).toBe("constructs/gce-image.sh");
+    expect(exec.environment).toEqual({
+      NIX_FLAKE: ".",
+      NIX_ATTRIBUTE: "nixosConfigurations.gce-base.config.system.build.googleComputeImage",
+      PLANNED_STORE_PATH: resolved.images.base.storePath,
+      IMAGE_FILE: resolved.images.base.filePath,
+      GC_ROOT: `.infra/gcroots/${hash}`,
+      UPLOAD_BUCKET: "test-project-images",
+      UPLOAD_OBJECT: objectName,
+    });
+    const source = `https://storage.googleapis.com/test-project-images/${objectName}`;
+    expect(image.raw_disk.source).toBe(source);
+    expect(image.depends_on).toEqual([expect.stringMatching(/^null_resource\.base-image_Upload_/)]);
+    expect(image.name).toBe(`nixos-base-${imageDigest(resolved.images.base.storePath, ["VIRTIO_SCSI_MULTIQUEUE"], source)}`);
     expect(image.family).toBe("nixos-base");
-    expect(image.raw_disk.source).toMatch(/^https:\/\/storage\.googleapis\.com\/\$\{google_storage_bucket_object\.base-image_Object_\w+\.bucket\}\/\$\{google_storage_bucket_object\.base-image_Object_\w+\.name\}$/);
     expect(image.labels).toEqual({ "image-id": "base", "nix-store-hash": hash, "nixos-label": "25-11-20260107-d351d06" });
     expect(image.guest_os_features).toEqual([{ type: "VIRTIO_SCSI_MULTIQUEUE" }]);
     expect(image.lifecycle).toEqual({ create_before_destroy: true });
   });
 
-  test("the build step is triggered by the planned store path and gets every value through environment", () => {
+  test("image names change with anything that makes Google create a new image, so a replacement never collides", () => {
+    const name = (overrides: Record<string, unknown>) => {
+      const s = imagesOnly(overrides);
+      return resource(synthStack(s, staticResolved(s)).json, "google_compute_image", "base-image").name as string;
+    };
+    const base = name({});
+    const features = name({ images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"] } } });
+    const bucket = name({ imageBucket: "other-images" });
+    expect(new Set([base, features, bucket]).size).toBe(3);
+    expect(name({})).toBe(base);
+    // Order of features does not matter to Google, so not to the name either.
+    expect(imageDigest("/nix/store/x", ["A", "B"], "u")).toBe(imageDigest("/nix/store/x", ["B", "A"], "u"));
+    expect(base).toMatch(/^nixos-base-[0-9a-df-np-sv-z]{32}$/);
+  });
+
+  test("the build step is triggered by the planned store path, gets every value through environment, and has no destroy step", () => {
     const s = imagesOnly();
     const resolved = staticResolved(s);
     const { json } = synthStack(s, resolved);
     const build = resource(json, "null_resource", "base-build");
     expect(build.triggers.planned_store_path).toBe(resolved.images.base.storePath);
-    const [create, destroy] = localExecs(build);
-    expect(create.environment).toEqual({
+    const execs = localExecs(build);
+    expect(execs).toHaveLength(1);
+    expect(execs[0].environment).toEqual({
       NIX_FLAKE: ".",
       NIX_ATTRIBUTE: "nixosConfigurations.gce-base.config.system.build.googleComputeImage",
       PLANNED_STORE_PATH: resolved.images.base.storePath,
       IMAGE_FILE: resolved.images.base.filePath,
       GC_ROOT: `.infra/gcroots/${resolved.images.base.storePath.slice(11, 43)}`,
     });
-    expect(create.command).toBe("lib/sh/build-image.sh");
-    expect(create.interpreter).toEqual(["bash"]);
-    expect(create.working_dir).toBe("../../..");
-    expect(destroy.when).toBe("destroy");
+    expect(execs[0].command).toBe("constructs/nix-image.sh");
+    expect(execs[0].interpreter).toEqual(["bash"]);
+    expect(execs[0].working_dir).toBe("../../..");
+  });
+
+  test("one GcRoots step keeps exactly the planned images' roots and runs after the builds and images", () => {
+    const s = imagesOnly({
+      images: { base: { nixosConfiguration: "gce-base", family: "nixos-base" }, worker: { nixosConfiguration: "worker", family: "nixos-worker" } },
+    });
+    const resolved = staticResolved(s);
+    const { json } = synthStack(s, resolved);
+    const prune = resource(json, "null_resource", "GcRoots");
+    const hashes = Object.values(resolved.images).map((i) => i.storePath.slice(11, 43)).sort();
+    expect(prune.triggers).toEqual({ dir: ".infra/gcroots", keep: hashes.join(" ") });
+    expect(localExecs(prune)[0].environment).toEqual({ GC_ROOT_DIR: ".infra/gcroots", GC_ROOTS_KEEP: hashes.join(" ") });
+    expect(prune.depends_on).toHaveLength(4);
+    expect(JSON.stringify(JSON.parse(json).resource.null_resource)).not.toContain('"when":"destroy"');
   });
 
   test("images are private unless public: true, which adds the binding and warns", () => {
@@ -106,15 +156,16 @@ describe("image chain synthesis", () => {
       const stack = new InfraStack(scope, "s", { settings: imagesOnly(), resolved: staticResolved(imagesOnly()) });
       return new NixImage(stack, "b", { flake: ".", configuration: "c", planned: staticResolved(imagesOnly()).images.base, gcRootDir: ".infra/gcroots" });
     };
+    const bucket = (scope: App) => new ImageBucket(scope, "bucket", { name: "b-images", location: "EU", create: false });
     test("a family with capitals", () => {
       const app = Testing.app();
-      expect(() => new GceImage(app, "i", { build: build(app), bucket: "b", family: "Nixos_Base" })).toThrow(
+      expect(() => new GceImage(app, "i", { build: build(app), bucket: bucket(app), family: "Nixos_Base" })).toThrow(
         `GceImage: family "Nixos_Base" is not a valid GCE name (1-63 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-')`,
       );
     });
     test("a family too long", () => {
       const app = Testing.app();
-      expect(() => new GceImage(app, "i", { build: build(app), bucket: "b", family: "f".repeat(43) })).toThrow(
+      expect(() => new GceImage(app, "i", { build: build(app), bucket: bucket(app), family: "f".repeat(43) })).toThrow(
         'GceImage: family "' + "f".repeat(43) + '" is 43 characters; image names are <family>-<hash> and keep at least 20 hash characters, so a family may have at most 42 characters',
       );
     });
@@ -132,6 +183,18 @@ describe("image chain synthesis", () => {
   });
 });
 
+/** The gcloud test double for Cloud Storage, first on PATH, with its bucket directory. */
+function gcsDouble(base: string) {
+  const dir = join(base, `gcs-${Math.random().toString(36).slice(2)}`);
+  mkdirSync(dir);
+  copyFileSync(join(FIXTURES, "doubles", "gcs", "gcloud"), join(dir, "gcloud"));
+  return {
+    dir,
+    env: { ...NIX_ENV, GCS_DOUBLE_DIR: dir, PATH: `${dir}:${process.env.PATH}` },
+    object: (name: string) => join(dir, "test-project-images", name),
+    calls: () => (existsSync(join(dir, "gcloud.log")) ? readFileSync(join(dir, "gcloud.log"), "utf8").trim().split("\n") : []),
+  };
+}
 describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
   let fixture: FixtureFlake;
   beforeEach(() => {
@@ -153,7 +216,7 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
   };
   const imageResources = (json: string) => ({
     build: Object.fromEntries(Object.entries(resources(json, "null_resource")).filter(([id]) => id.includes("-build_"))),
-    object: resources(json, "google_storage_bucket_object"),
+    upload: Object.fromEntries(Object.entries(resources(json, "null_resource")).filter(([id]) => id.includes("-image_Upload_"))),
     image: resources(json, "google_compute_image"),
   });
 
@@ -171,18 +234,17 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
     expect(imageResources(after)).toEqual(imageResources(before));
   });
 
-  test("a change to the image configuration gives a new object and a new image, created before the old ones go", async () => {
+  test("a change to the image configuration gives a new object and a new image, created before the old one goes", async () => {
     const before = await synth();
     const inputs = fixture.readInputs();
     inputs.configurations["gce-base"].image = "base v2";
     fixture.writeInputs(inputs);
     const after = await synth();
-    const [oldObject, newObject] = [before, after].map((j) => resource(j, "google_storage_bucket_object", "base-image"));
+    const [oldUpload, newUpload] = [before, after].map((j) => resource(j, "null_resource", "base-image"));
     const [oldImage, newImage] = [before, after].map((j) => resource(j, "google_compute_image", "base-image"));
-    expect(newObject.name).not.toBe(oldObject.name);
+    expect(newUpload.triggers.object).not.toBe(oldUpload.triggers.object);
     expect(newImage.name).not.toBe(oldImage.name);
     expect(newImage.family).toBe(oldImage.family);
-    expect(newObject.lifecycle.create_before_destroy).toBe(true);
     expect(newImage.lifecycle.create_before_destroy).toBe(true);
   });
 
@@ -193,10 +255,9 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
       return { json: synthStack(s, resolved).json, resolved };
     };
 
-    test("builds the planned path, keeps a GC root, and the file is where the object's source points", async () => {
+    test("builds the planned path and keeps a GC root; the upload step uploads that file once", async () => {
       const { json, resolved } = await synthAtRoot();
-      const build = resource(json, "null_resource", "base-build");
-      const [create, destroy] = localExecs(build);
+      const [create] = localExecs(resource(json, "null_resource", "base-build"));
       expect(existsSync(resolved.images.base.storePath)).toBe(false);
       const run = await runLocalExec(create, NIX_ENV);
       expect(run.all).toContain(`nix-image: ready ${resolved.images.base.storePath}/`);
@@ -204,14 +265,74 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
       const gcRoot = create.environment.GC_ROOT;
       expect(gcRoot).toBe(join(fixture.dir, "state", "gcroots", resolved.images.base.storePath.slice(11, 43)));
       expect(readlinkSync(gcRoot)).toBe(resolved.images.base.storePath);
-      const source = resource(json, "google_storage_bucket_object", "base-image").source;
-      expect(realpathSync(join(gcRoot, resolved.images.base.filePath))).toBe(source);
-      expect(existsSync(source)).toBe(true);
 
-      expect(destroy.environment).toEqual({ GC_ROOT: "${self.triggers.gc_root}" });
-      const dropped = await runLocalExec({ ...destroy, environment: { GC_ROOT: build.triggers.gc_root } });
-      expect(dropped.exitCode).toBe(0);
-      expect(existsSync(gcRoot)).toBe(false);
+      const [upload] = localExecs(resource(json, "null_resource", "base-image"));
+      const gcs = gcsDouble(fixture.dir);
+      const first = await runLocalExec(upload, gcs.env);
+      expect(first.exitCode).toBe(0);
+      const object = gcs.object(upload.environment.UPLOAD_OBJECT);
+      expect(readFileSync(object)).toEqual(readFileSync(join(resolved.images.base.storePath, resolved.images.base.filePath)));
+      expect(first.all).not.toContain("building");
+      const again = await runLocalExec(upload, gcs.env);
+      expect(again.exitCode).toBe(0);
+      expect(again.all).toContain("is already in the bucket; nothing uploaded");
+      expect(gcs.calls().filter((c) => c.startsWith("storage cp"))).toHaveLength(1);
+    });
+
+    test("the upload step rebuilds a file missing from this machine's store (a fresh runner), with the planned-path check", async () => {
+      const { json, resolved } = await synthAtRoot();
+      const [upload] = localExecs(resource(json, "null_resource", "base-image"));
+      expect(existsSync(resolved.images.base.storePath)).toBe(false);
+      const gcs = gcsDouble(fixture.dir);
+      const run = await runLocalExec(upload, gcs.env);
+      expect(run.exitCode).toBe(0);
+      expect(run.all).toContain("is not in this machine's Nix store; building it");
+      expect(readlinkSync(upload.environment.GC_ROOT)).toBe(resolved.images.base.storePath);
+      expect(existsSync(gcs.object(upload.environment.UPLOAD_OBJECT))).toBe(true);
+
+      // A new configuration, planned but never built, then changed after synth:
+      // the rebuild refuses and nothing is uploaded.
+      fixture.writeInputs({ ...fixture.readInputs(), salt: "never built" });
+      const other = await synthAtRoot();
+      const inputs = fixture.readInputs();
+      inputs.configurations["gce-base"].image = "changed after synth";
+      fixture.writeInputs(inputs);
+      const [stale] = localExecs(resource(other.json, "null_resource", "base-image"));
+      const gcs2 = gcsDouble(fixture.dir);
+      const refused = await runLocalExec(stale, gcs2.env);
+      expect(refused.exitCode).toBe(1);
+      expect(refused.all).toContain("nix-image: the flake changed after synth");
+      expect(gcs2.calls().filter((c) => c.startsWith("storage cp"))).toEqual([]);
+    });
+
+    test("an answer other than 'not found' from the bucket stops the upload instead of guessing", async () => {
+      const { json } = await synthAtRoot();
+      const [upload] = localExecs(resource(json, "null_resource", "base-image"));
+      const gcs = gcsDouble(fixture.dir);
+      writeFileSync(join(gcs.dir, "gcloud"), '#!/bin/sh\necho "ERROR: (gcloud.storage.objects.describe) HTTPError 403: permission denied" >&2\nexit 1\n', { mode: 0o755 });
+      const run = await runLocalExec(upload, gcs.env);
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain("cannot tell whether gs://");
+      expect(run.all).toContain("403: permission denied");
+    });
+
+    test("the GcRoots step drops only roots no planned image holds", async () => {
+      const s = settings({ flake: fixture.ref, stateDir: join(fixture.dir, "state"), hosts: {} });
+      const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined });
+      const [prune] = localExecs(resource(synthStack(s, resolved).json, "null_resource", "GcRoots"));
+      const dir = prune.environment.GC_ROOT_DIR;
+      mkdirSync(dir, { recursive: true });
+      const kept = resolved.images.base.storePath.slice(11, 43);
+      const stale = "0123456789abcdfghijklmnpqrsvwxyz";
+      symlinkSync("/nix/store/x", join(dir, kept));
+      symlinkSync("/nix/store/y", join(dir, stale));
+      writeFileSync(join(dir, "notes.txt"), "not a root");
+      symlinkSync("/nix/store/z", join(dir, "other-link"));
+      const run = await runLocalExec(prune);
+      expect(run.exitCode).toBe(0);
+      expect(run.all).toContain(`gc-roots: dropped ${join(dir, stale)}`);
+      const present = (f: string) => lstatSync(join(dir, f), { throwIfNoEntry: false }) !== undefined;
+      expect([kept, "notes.txt", "other-link", stale].map(present)).toEqual([true, true, true, false]);
     });
 
     test("hostile values in the flake path and the state dir arrive verbatim", async () => {

@@ -45,6 +45,6 @@ describe("npm run rollback", () => {
     expect(unknown.exitCode).toBe(1);
     expect(unknown.all).toBe('error: no host "web" in the settings (known: vm)');
     const usage = await rollback();
-    expect(usage.all).toBe("error: usage: npm run rollback -- <host> [--address IP] [--instance-id ID]");
+    expect(usage.all).toBe("error: usage: npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]");
   });
 });

@@ -1,5 +1,5 @@
 /** Hosts: the VM construct, the DeployRs step, and its local-exec run for real. */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -78,7 +78,10 @@ describe("VM and deploy synthesis", () => {
     const pet = resource(json, "google_compute_instance", "pet-vm");
     expect(vm.lifecycle).toEqual({ ignore_changes: ["boot_disk[0].initialize_params[0].image"] });
     expect(vm.deletion_protection).toBe(false);
-    expect(pet.lifecycle).toBeUndefined();
+    // The new VM is created beside the old one, so it needs a name of its own.
+    expect(pet.lifecycle).toEqual({ create_before_destroy: true });
+    expect(pet.name).toMatch(/^pet-[0-9a-df-np-sv-z]{6}$/);
+    expect(vm.name).toBe("vm");
     expect(pet.deletion_protection).toBe(true);
     expect(vm.boot_disk.initialize_params.image).toMatch(/^\$\{google_compute_image\.base-image_Image_\w+\.self_link\}$/);
   });
@@ -104,11 +107,12 @@ describe("VM and deploy synthesis", () => {
     });
     expect(deployResource.depends_on).toHaveLength(2);
     const [deploy] = localExecs(deployResource);
-    expect(deploy.command).toBe("lib/sh/deploy.sh");
+    expect(deploy.command).toBe("constructs/deploy-rs.sh");
     expect(deploy.environment).toMatchObject({
       DEPLOY_FLAKE: ".",
       DEPLOY_NODE: "vm",
-      DEPLOY_PACKAGE: "deploy-rs",
+      DEPLOY_CONFIGURATION: "vm",
+      DEPLOY_RS_INSTALLABLE: ".#deploy-rs",
       DEPLOY_EXPECTED_SYSTEM: resolved.hosts.vm.toplevel,
       DEPLOY_KNOWN_HOSTS: ".infra/known_hosts/infra",
       DEPLOY_WAIT_SECONDS: "300",
@@ -117,9 +121,9 @@ describe("VM and deploy synthesis", () => {
 
   test("bad host input gives clear errors", () => {
     const noIp = settings({ hosts: { vm: host({ externalIp: false, sshSourceRanges: ["203.0.113.0/24"] }) } });
-    expect(() => synthStack(noIp, staticResolved(noIp))).toThrow("Vm vm: sshSourceRanges needs externalIp");
+    expect(() => synthStack(noIp, staticResolved(noIp))).toThrow("Host vm: sshSourceRanges needs externalIp");
     const empty = settings({ hosts: { vm: host({ sshSourceRanges: [] }) } });
-    expect(() => synthStack(empty, staticResolved(empty))).toThrow("Vm vm: sshSourceRanges is empty");
+    expect(() => synthStack(empty, staticResolved(empty))).toThrow("Host vm: sshSourceRanges is empty");
   });
 });
 
@@ -147,7 +151,7 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
         (id) => JSON.stringify(resources(before, type)[id]) !== JSON.stringify(resources(after, type)[id]),
       );
     expect(changed("null_resource")).toEqual([expect.stringMatching(/^b-deploy_Deploy_/)]);
-    for (const type of ["google_compute_instance", "google_compute_image", "google_storage_bucket_object", "google_compute_firewall"]) {
+    for (const type of ["google_compute_instance", "google_compute_image", "google_compute_firewall"]) {
       expect(changed(type)).toEqual([]);
     }
   });
@@ -163,9 +167,16 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       expect(newImage).not.toBe(oldImage);
       // The instance refers to the image's self_link, which changes with the name at apply.
       // ignore_changes is what keeps Terraform from replacing the instance for it.
-      const instance = resource(after, "google_compute_instance", "a-vm");
+      const [oldInstance, instance] = [before, after].map((j) => resource(j, "google_compute_instance", "a-vm"));
       expect(instance.boot_disk.initialize_params.image).toMatch(/google_compute_image\.base-image_Image_\w+\.self_link/);
-      expect(instance.lifecycle?.ignore_changes ?? []).toEqual(recreate ? [] : ["boot_disk[0].initialize_params[0].image"]);
+      if (recreate) {
+        // Created beside the old VM, under a new name, before the old one goes.
+        expect(instance.lifecycle).toEqual({ create_before_destroy: true });
+        expect(instance.name).not.toBe(oldInstance.name);
+      } else {
+        expect(instance.lifecycle).toEqual({ ignore_changes: ["boot_disk[0].initialize_params[0].image"] });
+        expect(instance.name).toBe(oldInstance.name);
+      }
     }
   });
 
@@ -236,6 +247,20 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       expect(sshConfig).not.toContain("ProxyCommand");
       expect(sshConfig).not.toMatch(/StrictHostKeyChecking no/i);
       expect(argv("ssh.argv")).toEqual(["-F", args[6].slice(3), "127.0.0.1", "readlink", "-f", "/run/current-system"]);
+    });
+
+    test("a flake changed after synth is refused before SSH and before deploy-rs runs", async () => {
+      const { exec, toplevel } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      const inputs = fixture.readInputs();
+      inputs.configurations.vm.services = "changed after synth";
+      fixture.writeInputs(inputs);
+      const run = await runLocalExec(exec, env());
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain(`deploy-rs[a]: the flake changed after synth; run synth/diff again (planned ${toplevel}, flake now gives /nix/store/`);
+      expect(run.all).toContain("nothing was deployed");
+      expect(run.all).not.toContain("waiting up to");
+      expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
+      expect(existsSync(join(recorder, "ssh.argv"))).toBe(false);
     });
 
     test("a wait that times out fails with a clear message", async () => {

@@ -9,14 +9,16 @@ import { runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
+import { type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
 
-const USAGE = "usage: npm run rollback -- <host> [--address IP] [--instance-id ID]";
+const USAGE = "usage: npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]";
+const NAMED = ["--address", "--instance-id", "--instance-name"];
 
-function flags(args: string[]): { host: string; address?: string; instanceId?: string } {
+function flags(args: string[]): { host: string; address?: string; instanceId?: string; instanceName?: string } {
   const positional: string[] = [];
   const named: Record<string, string> = {};
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--address" || args[i] === "--instance-id") {
+    if (NAMED.includes(args[i])) {
       if (args[i + 1] === undefined) throw new NixError(`${args[i]} needs a value; ${USAGE}`);
       named[args[i]] = args[++i];
     } else if (args[i].startsWith("-")) {
@@ -24,7 +26,7 @@ function flags(args: string[]): { host: string; address?: string; instanceId?: s
     } else positional.push(args[i]);
   }
   if (positional.length !== 1) throw new NixError(USAGE);
-  return { host: positional[0], address: named["--address"], instanceId: named["--instance-id"] };
+  return { host: positional[0], address: named["--address"], instanceId: named["--instance-id"], instanceName: named["--instance-name"] };
 }
 
 function terraformOutputs(stack: string): Record<string, { value: unknown }> {
@@ -37,29 +39,33 @@ function terraformOutputs(stack: string): Record<string, { value: unknown }> {
 }
 
 await runCli(() => {
-  const { host, address, instanceId } = flags(process.argv.slice(2));
+  const { host, address, instanceId, instanceName } = flags(process.argv.slice(2));
   const settings = loadSettings(settingsFile());
   const hostSettings = settings.hosts[host];
   if (!hostSettings) throw new NixError(`no host "${host}" in the settings (known: ${Object.keys(settings.hosts).join(", ") || "none"})`);
   const direct = hostSettings.sshSourceRanges !== undefined;
-  const outputs = address && instanceId ? {} : terraformOutputs("infra");
+  // Under recreateOnImageChange the instance name carries an image suffix.
+  const renamed = hostSettings.recreateOnImageChange;
+  const needOutputs = (direct && !address) || !instanceId || (renamed && !instanceName);
+  const outputs = needOutputs ? terraformOutputs("infra") : {};
   const output = (name: string) => {
     const value = outputs[`host-${host}-${name}`]?.value;
     if (typeof value !== "string") throw new NixError(`stack infra has no output host-${host}-${name}; deploy first, or pass --${name}`);
     return value;
   };
-  const env = {
-    ...process.env,
-    DEPLOY_HOST: direct ? (address ?? output("address")) : host,
+  const instance = renamed ? (instanceName ?? output("instance-name")) : host;
+  // The same contract as the deploy step's (lib/steps.ts SshEnv).
+  const ssh: SshEnv = {
+    DEPLOY_HOST: direct ? (address ?? output("address")) : instance,
     DEPLOY_CONNECT: direct ? "direct" : "iap",
     DEPLOY_SSH_USER: settings.deploy.user,
     DEPLOY_SSH_PORT: process.env.DEPLOY_SSH_PORT ?? "22",
     DEPLOY_PROJECT: settings.project,
     DEPLOY_ZONE: settings.zone,
-    DEPLOY_INSTANCE: host,
+    DEPLOY_INSTANCE: instance,
     DEPLOY_INSTANCE_ID: instanceId ?? output("instance-id"),
     DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, "infra"),
   };
-  const run = spawnSync("bash", ["lib/sh/rollback.sh"], { env, stdio: "inherit" });
+  const run = spawnSync("bash", [STEP_SCRIPTS.rollback], { env: { ...process.env, ...ssh }, stdio: "inherit" });
   if (run.status !== 0) process.exitCode = run.status ?? 1;
 });

@@ -1,24 +1,22 @@
 import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
+import { type ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { STORE_PATH } from "../lib/gce.js";
-import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
-import { BASH, literal, SCRIPTS } from "../lib/scripts.js";
-import type { Vm } from "./vm.js";
+import { type DeployEnv, localExec, type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
 
 export interface DeployRsProps {
   /** Flake reference as the user wrote it. */
   readonly flake: string;
   /** deploy.nodes attribute of the flake (the host id). */
   readonly node: string;
+  /** nixosConfigurations attribute the node deploys; the step checks it against the plan before deploying. */
+  readonly configuration: string;
   /** Planned system.build.toplevel of the host; the deploy must end with it active. */
   readonly toplevel: string;
-  readonly vm: Vm;
-  readonly project: string;
-  readonly zone: string;
-  /** SSH user deploy-rs connects as. */
-  readonly sshUser: string;
-  /** known_hosts file of the stack, relative to the project root. */
-  readonly knownHostsFile: string;
+  /** How the step reaches the host (the same values `npm run rollback` uses). */
+  readonly ssh: SshEnv;
+  /** What must exist before the first deploy: the instance and its firewall rule. */
+  readonly dependsOn: ITerraformDependable[];
   /** packages.<system> attribute of the flake providing deploy-rs. @default "deploy-rs" */
   readonly package?: string;
   /** Bound on waiting for SSH on a new VM. @default 300 */
@@ -46,35 +44,21 @@ export class DeployRs extends Construct {
     })) {
       if (value !== undefined && (!Number.isInteger(value) || value < 1)) throw new Error(`DeployRs: ${key} must be a positive whole number of seconds (got ${value})`);
     }
-    const { vm } = props;
     this.deploy = new Resource(this, "Deploy", {
-      triggers: { toplevel: props.toplevel, instance_id: vm.instance.instanceId },
-      dependsOn: [vm.instance, vm.firewall],
+      triggers: { toplevel: props.toplevel, instance_id: props.ssh.DEPLOY_INSTANCE_ID },
+      dependsOn: props.dependsOn,
       provisioners: [
-        {
-          type: "local-exec",
-          command: SCRIPTS.deploy,
-          interpreter: BASH,
-          workingDir: PROJECT_ROOT_FROM_STACK,
-          environment: {
-            DEPLOY_FLAKE: literal(props.flake),
-            DEPLOY_NODE: props.node,
-            DEPLOY_PACKAGE: props.package ?? "deploy-rs",
-            DEPLOY_EXPECTED_SYSTEM: props.toplevel,
-            DEPLOY_HOST: vm.sshAddress,
-            DEPLOY_CONNECT: vm.connect,
-            DEPLOY_SSH_USER: props.sshUser,
-            DEPLOY_SSH_PORT: "22",
-            DEPLOY_PROJECT: props.project,
-            DEPLOY_ZONE: props.zone,
-            DEPLOY_INSTANCE: vm.instance.name,
-            DEPLOY_INSTANCE_ID: vm.instance.instanceId,
-            DEPLOY_KNOWN_HOSTS: literal(props.knownHostsFile),
-            DEPLOY_WAIT_SECONDS: String(props.sshWaitSeconds ?? 300),
-            DEPLOY_CONFIRM_TIMEOUT: String(props.confirmTimeoutSeconds ?? 30),
-            DEPLOY_ACTIVATION_TIMEOUT: String(props.activationTimeoutSeconds ?? 240),
-          },
-        },
+        localExec<DeployEnv>(STEP_SCRIPTS.deploy, {
+          ...props.ssh,
+          DEPLOY_FLAKE: props.flake,
+          DEPLOY_NODE: props.node,
+          DEPLOY_CONFIGURATION: props.configuration,
+          DEPLOY_RS_INSTALLABLE: `${props.flake}#${props.package ?? "deploy-rs"}`,
+          DEPLOY_EXPECTED_SYSTEM: props.toplevel,
+          DEPLOY_WAIT_SECONDS: String(props.sshWaitSeconds ?? 300),
+          DEPLOY_CONFIRM_TIMEOUT: String(props.confirmTimeoutSeconds ?? 30),
+          DEPLOY_ACTIVATION_TIMEOUT: String(props.activationTimeoutSeconds ?? 240),
+        }),
       ],
     });
   }

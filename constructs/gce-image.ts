@@ -1,17 +1,19 @@
 import { ComputeImage } from "@cdktf/provider-google/lib/compute-image/index.js";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
-import { StorageBucketObject } from "@cdktf/provider-google/lib/storage-bucket-object/index.js";
+import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { Annotations } from "cdktf";
 import { Construct } from "constructs";
-import { GCE_NAME, GCE_NAME_RULE, imageName, labelValue } from "../lib/gce.js";
+import { GCE_NAME, GCE_NAME_RULE, imageDigest, imageName, labelValue } from "../lib/gce.js";
+import { localExec, STEP_SCRIPTS, type UploadImageEnv } from "../lib/steps.js";
+import type { ImageBucket } from "./image-bucket.js";
 import type { NixImage } from "./nix-image.js";
 
 export interface GceImageProps {
   /** The build step whose output is uploaded. */
   readonly build: NixImage;
   /** Bucket the tarball is uploaded to. */
-  readonly bucket: string;
-  /** Image family; image names are `<family>-<store hash>`. */
+  readonly bucket: ImageBucket;
+  /** Image family; image names are `<family>-<digest>`. */
   readonly family: string;
   /**
    * Grant roles/compute.imageUser to allAuthenticatedUsers, as nixpkgs'
@@ -26,50 +28,67 @@ export interface GceImageProps {
 }
 
 /**
- * Registers a Nix-built image: the tarball as a bucket object named by its
- * store hash, and a compute image named `<family>-<hash>`. Both are created
- * before their predecessors are deleted.
+ * Registers a Nix-built image: an upload step that puts the tarball into the
+ * bucket under its store hash, and a compute image named
+ * `<family>-<digest>`, where the digest covers everything that makes Google
+ * create a new image. The image is created before its predecessor is deleted.
  */
 export class GceImage extends Construct {
   public readonly name: string;
   public readonly selfLink: string;
   public readonly image: ComputeImage;
-  public readonly object: StorageBucketObject;
+  /** The upload step (null_resource), keyed by the object and the image name. */
+  public readonly upload: Resource;
+  /** Object name inside the bucket: `nixos/<store hash>/<file>`. */
+  public readonly objectName: string;
+  /** The image name's digest (lib/gce.ts imageDigest): changes whenever Google would need a new image. */
+  public readonly digest: string;
 
   constructor(scope: Construct, id: string, props: GceImageProps) {
     super(scope, id);
     if (!GCE_NAME.test(props.family)) {
       throw new Error(`GceImage: family "${props.family}" is not a valid GCE name (${GCE_NAME_RULE})`);
     }
+    const { build, bucket } = props;
+    const guestOsFeatures = props.guestOsFeatures ?? ["VIRTIO_SCSI_MULTIQUEUE"];
+    // The full store hash makes every configuration change a new object.
+    this.objectName = `nixos/${build.storeHash}/${build.fileName}`;
+    const sourceUrl = `https://storage.googleapis.com/${bucket.bucketName}/${this.objectName}`;
+    this.digest = imageDigest(build.storePath, guestOsFeatures, sourceUrl);
     let name: string;
     try {
-      name = imageName(props.family, props.build.storeHash);
+      name = imageName(props.family, this.digest);
     } catch (e) {
       throw new Error(`GceImage: ${(e as Error).message}`);
     }
-    const { build } = props;
 
-    this.object = new StorageBucketObject(this, "Object", {
-      bucket: props.bucket,
-      // The full store hash makes every configuration change a new object.
-      name: `nixos/${build.storeHash}/${build.fileName}`,
-      source: build.imageFile,
-      contentType: "application/gzip",
-      dependsOn: [build.build],
-      lifecycle: { createBeforeDestroy: true },
+    // An upload step instead of google_storage_bucket_object: that resource
+    // reads the local file at every plan and at create, and a fresh runner
+    // has no file. See docs/architecture.md.
+    this.upload = new Resource(this, "Upload", {
+      triggers: { object: `gs://${bucket.bucketName}/${this.objectName}`, image: name },
+      dependsOn: [build.build, ...bucket.dependables],
+      provisioners: [
+        localExec<UploadImageEnv>(STEP_SCRIPTS.uploadImage, {
+          ...build.environment,
+          UPLOAD_BUCKET: bucket.bucketName,
+          UPLOAD_OBJECT: this.objectName,
+        }),
+      ],
     });
 
     this.image = new ComputeImage(this, "Image", {
       name,
       family: props.family,
       description: `NixOS ${build.nixosLabel}, ${build.storePath}`,
-      rawDisk: { source: `https://storage.googleapis.com/${this.object.bucket}/${this.object.name}` },
-      guestOsFeatures: (props.guestOsFeatures ?? ["VIRTIO_SCSI_MULTIQUEUE"]).map((type) => ({ type })),
+      rawDisk: { source: sourceUrl },
+      guestOsFeatures: guestOsFeatures.map((type) => ({ type })),
       labels: {
         ...props.labels,
         "nix-store-hash": build.storeHash,
         "nixos-label": labelValue(build.nixosLabel),
       },
+      dependsOn: [this.upload],
       lifecycle: { createBeforeDestroy: true },
     });
     this.name = this.image.name;

@@ -15,20 +15,34 @@ export interface ImageBucketProps {
   readonly create?: boolean;
   /** @default {} */
   readonly labels?: Record<string, string>;
+  /**
+   * Objects under `nixos/` are deleted this many days after upload. An image
+   * no longer needs its object once imported; an upload step that needs one
+   * again uploads it again. Only applies to a bucket created here.
+   * @default 30
+   */
+  readonly objectRetentionDays?: number;
 }
 
 /** The private bucket the raw image tarballs are uploaded to. */
 export class ImageBucket extends Construct {
-  /** The bucket's name; a reference to the managed bucket when it is created here. */
-  public readonly name: string;
+  /** The bucket's name, as written in the settings. */
+  public readonly bucketName: string;
+  /** The managed bucket, when created here: what uploads must wait for. */
+  public readonly dependables: StorageBucket[];
 
   constructor(scope: Construct, id: string, props: ImageBucketProps) {
     super(scope, id);
     if (!BUCKET_NAME.test(props.name)) {
       throw new Error(`ImageBucket: name "${props.name}" is not a valid bucket name (${BUCKET_NAME_RULE})`);
     }
+    const retention = props.objectRetentionDays ?? 30;
+    if (!Number.isInteger(retention) || retention < 1) {
+      throw new Error(`ImageBucket: objectRetentionDays must be a positive whole number of days (got ${retention})`);
+    }
+    this.bucketName = props.name;
     if (props.create === false) {
-      this.name = props.name;
+      this.dependables = [];
       return;
     }
     const bucket = new StorageBucket(this, "Bucket", {
@@ -39,7 +53,8 @@ export class ImageBucket extends Construct {
       labels: props.labels,
       // Keeping images while objects remain is what Terraform's plan shows; never empty a bucket implicitly.
       forceDestroy: false,
+      lifecycleRule: [{ action: { type: "Delete" }, condition: { age: retention, matchesPrefix: ["nixos/"] } }],
     });
-    this.name = bucket.name;
+    this.dependables = [bucket];
   }
 }

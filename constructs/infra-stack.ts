@@ -10,9 +10,9 @@ import { GceImage } from "./gce-image.js";
 import { ImageRegistry } from "./image-registry.js";
 import { OciImage } from "./oci-image.js";
 import { ImageBucket } from "./image-bucket.js";
-import { DeployRs } from "./deploy-rs.js";
+import { GcRoots } from "./gc-roots.js";
+import { Host } from "./host.js";
 import { NixImage } from "./nix-image.js";
-import { Vm } from "./vm.js";
 
 export interface InfraStackProps {
   readonly settings: Settings;
@@ -26,7 +26,7 @@ export interface InfraStackProps {
  */
 export class InfraStack extends TerraformStack {
   public readonly images: Record<string, GceImage> = {};
-  public readonly vms: Record<string, Vm> = {};
+  public readonly hosts: Record<string, Host> = {};
 
   constructor(scope: Construct, id: string, props: InfraStackProps) {
     super(scope, id);
@@ -40,16 +40,19 @@ export class InfraStack extends TerraformStack {
       location: settings.imageBucketLocation ?? settings.region,
       create: settings.createImageBucket,
     });
+    const gcRootDir = `${settings.stateDir.replace(/\/+$/, "")}/gcroots`;
+    const builds: NixImage[] = [];
     for (const [imageId, image] of Object.entries(settings.images)) {
       const build = new NixImage(this, `${imageId}-build`, {
         flake: settings.flake,
         configuration: image.nixosConfiguration,
         planned: resolved.images[imageId],
-        gcRootDir: `${settings.stateDir}/gcroots`,
+        gcRootDir,
       });
+      builds.push(build);
       this.images[imageId] = new GceImage(this, `${imageId}-image`, {
         build,
-        bucket: bucket.name,
+        bucket,
         family: image.family,
         public: image.public,
         guestOsFeatures: image.guestOsFeatures,
@@ -57,6 +60,12 @@ export class InfraStack extends TerraformStack {
       });
       new TerraformOutput(this, `image-${imageId}-name`, { value: this.images[imageId].name });
     }
+    new GcRoots(this, "GcRoots", {
+      dir: gcRootDir,
+      keep: builds.map((b) => b.storeHash),
+      after: [...builds.map((b) => b.build), ...Object.values(this.images).map((i) => i.image)],
+    });
+
     const ociIds = Object.keys(settings.ociImages);
     const registry =
       ociIds.length === 0
@@ -80,45 +89,18 @@ export class InfraStack extends TerraformStack {
     }
 
     for (const [hostId, host] of Object.entries(settings.hosts)) {
-      const vm = new Vm(this, `${hostId}-vm`, {
+      this.hosts[hostId] = new Host(this, `${hostId}-vm`, {
         name: hostId,
+        host,
+        deploy: settings.deploy,
         project: settings.project,
         zone: settings.zone,
-        image: this.images[host.image].selfLink,
-        machineType: host.machineType,
-        diskSizeGb: host.diskSizeGb,
-        diskType: host.diskType,
-        network: host.network,
-        subnetwork: host.subnetwork,
-        tags: host.tags,
-        labels: { ...host.labels, host: hostId },
-        externalIp: host.externalIp,
-        sshSourceRanges: host.sshSourceRanges,
-        deployUser: settings.deploy.user,
-        sshKeys: host.sshKeys,
-        deletionProtection: host.deletionProtection,
-        recreateOnImageChange: host.recreateOnImageChange,
-      });
-      this.vms[hostId] = vm;
-      if (registry && host.runsOciImages.length > 0) registry.grantRead(hostId, vm.serviceAccount.member);
-      new DeployRs(this, `${hostId}-deploy`, {
         flake: settings.flake,
-        node: hostId,
-        toplevel: resolved.hosts[hostId].toplevel,
-        vm,
-        project: settings.project,
-        zone: settings.zone,
-        sshUser: settings.deploy.user,
+        image: this.images[host.image],
+        planned: resolved.hosts[hostId],
         knownHostsFile: knownHostsFile(settings.stateDir, id),
-        package: settings.deploy.package,
-        sshWaitSeconds: settings.deploy.sshWaitSeconds,
-        confirmTimeoutSeconds: settings.deploy.confirmTimeoutSeconds,
-        activationTimeoutSeconds: settings.deploy.activationTimeoutSeconds,
+        registry,
       });
-      new TerraformOutput(this, `host-${hostId}-toplevel`, { value: resolved.hosts[hostId].toplevel });
-      new TerraformOutput(this, `host-${hostId}-address`, { value: vm.sshAddress });
-      new TerraformOutput(this, `host-${hostId}-instance-id`, { value: vm.instance.instanceId });
-      new TerraformOutput(this, `host-${hostId}-service-account`, { value: vm.serviceAccount.email });
     }
   }
 }

@@ -3,8 +3,7 @@ import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { Construct } from "constructs";
 import { GCE_NAME, GCE_NAME_RULE, OCI_VERSION, storeHash } from "../lib/gce.js";
 import type { ResolvedOciImage } from "../lib/nix.js";
-import { PROJECT_ROOT_FROM_STACK } from "../lib/paths.js";
-import { BASH, literal, SCRIPTS } from "../lib/scripts.js";
+import { localExec, type PushOciEnv, STEP_SCRIPTS } from "../lib/steps.js";
 import type { ImageRegistry } from "./image-registry.js";
 
 export interface OciImageProps {
@@ -46,21 +45,15 @@ export class OciImage extends Construct {
       triggers: { store_path: props.planned.storePath, reference: this.reference },
       dependsOn: [props.registry.repository],
       provisioners: [
-        {
-          type: "local-exec",
-          command: SCRIPTS.pushOci,
-          interpreter: BASH,
-          workingDir: PROJECT_ROOT_FROM_STACK,
-          environment: {
-            OCI_FLAKE: literal(props.flake),
-            OCI_PACKAGE: props.planned.package,
-            OCI_PLANNED_STORE_PATH: props.planned.storePath,
-            OCI_REPOSITORY: repository,
-            OCI_TAG: this.tag,
-            OCI_AUTH: "gcloud",
-            OCI_TLS_VERIFY: "true",
-          },
-        },
+        localExec<PushOciEnv>(STEP_SCRIPTS.pushOci, {
+          OCI_FLAKE: props.flake,
+          OCI_PACKAGE: props.planned.package,
+          OCI_PLANNED_STORE_PATH: props.planned.storePath,
+          OCI_REPOSITORY: repository,
+          OCI_TAG: this.tag,
+          OCI_AUTH: "gcloud",
+          OCI_TLS_VERIFY: "true",
+        }),
       ],
     });
     const pushed = new DataGoogleArtifactRegistryDockerImage(this, "Pushed", {

@@ -1,4 +1,5 @@
 /** Naming rules of Google Compute Engine and Cloud Storage, in one place. */
+import { createHash } from "node:crypto";
 
 /** Instance, image, image family and firewall names. */
 export const GCE_NAME = /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -54,4 +55,26 @@ export function imageName(family: string, hash: string): string {
 /** Turns free text (a NixOS label such as "25.11.20260107.d351d06") into a valid label value. */
 export function labelValue(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9_-]/g, "-").slice(0, 63);
+}
+
+/** Nix's base-32 alphabet (no e, o, t, u): valid inside GCE names and labels. */
+const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
+
+/**
+ * A 32-character digest, in Nix's base-32 alphabet, of everything that makes
+ * Google create a new image: the store path, the guest OS features and the
+ * source URL. Changing any of them gives a new name, so a replacement never
+ * collides with the image it replaces.
+ */
+export function imageDigest(storePath: string, guestOsFeatures: readonly string[], sourceUrl: string): string {
+  const bytes = createHash("sha256")
+    .update(JSON.stringify([storePath, [...guestOsFeatures].sort(), sourceUrl]))
+    .digest();
+  let out = "";
+  for (let i = 0; i < 32; i++) {
+    const bit = i * 5;
+    const pair = (bytes[bit >> 3] << 8) | (bytes[(bit >> 3) + 1] ?? 0);
+    out += NIX_BASE32[(pair >> (11 - (bit & 7))) & 31];
+  }
+  return out;
 }

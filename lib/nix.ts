@@ -2,7 +2,9 @@
  * Every call to `nix` lives here. At synth, one `nix eval` resolves the store
  * paths of all images, hosts and OCI images; nothing is ever built at synth.
  */
-import { isAbsolute, resolve as resolvePath } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, relative, resolve as resolvePath } from "node:path";
+import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import type { Settings } from "./settings.js";
 
@@ -71,16 +73,33 @@ export function attributePaths(settings: Settings): AttrPaths {
 }
 
 /**
- * The flake reference handed to builtins.getFlake: paths become absolute
- * (getFlake needs that). This value never enters synthesized output.
+ * The flake reference handed to builtins.getFlake. A local path becomes what
+ * the nix CLI makes of it (the build steps run `nix build <path>#…`): inside
+ * a git repository `git+file://<top>?dir=<sub>`, which copies only tracked
+ * files and gives the same store paths as the steps; elsewhere `path:<abs>`.
+ * (An absolute path alone would make getFlake copy the whole directory,
+ * node_modules, state and credentials included, into the world-readable
+ * store.) This value never enters synthesized output.
  */
 export function evalFlakeRef(flake: string, projectRoot: string): string {
   if (flake.startsWith("path:")) {
     const dir = flake.slice("path:".length);
     return isAbsolute(dir) ? flake : `path:${resolvePath(projectRoot, dir)}`;
   }
-  if (flake.startsWith(".") || flake.startsWith("/")) return resolvePath(projectRoot, flake);
-  return flake;
+  if (!flake.startsWith(".") && !flake.startsWith("/")) return flake;
+  const dir = resolvePath(projectRoot, flake);
+  const top = gitTopLevel(dir);
+  if (top === undefined) return `path:${dir}`;
+  const sub = relative(top, dir);
+  return `git+${pathToFileURL(top).href}${sub ? `?dir=${encodeURIComponent(sub)}` : ""}`;
+}
+
+/** The nearest directory at or above `dir` that holds `.git` (a directory, or a file in a worktree). */
+function gitTopLevel(dir: string): string | undefined {
+  for (let current = dir; ; current = dirname(current)) {
+    if (existsSync(join(current, ".git"))) return current;
+    if (dirname(current) === current) return undefined;
+  }
 }
 
 /** Drops Nix's "--show-trace" hint and caps the length; keeps Nix's own words. */

@@ -1,15 +1,4 @@
-/**
- * The bash scripts that local-exec provisioners run, as paths relative to the
- * project root (every provisioner's working_dir). Keeping them as files keeps
- * the synthesized HCL short and the scripts reviewable in git; values reach
- * them only through the provisioner's `environment`.
- */
-export const SCRIPTS = {
-  buildImage: "lib/sh/build-image.sh",
-  dropGcRoot: "lib/sh/drop-gc-root.sh",
-  deploy: "lib/sh/deploy.sh",
-  pushOci: "lib/sh/push-oci.sh",
-} as const;
+/** What every local-exec step shares: its interpreter and the escaping of literal values. */
 
 /** The interpreter every provisioner uses: `bash <script>`. */
 export const BASH = ["bash"];

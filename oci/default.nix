@@ -4,14 +4,13 @@
 {
   pkgs,
   settings,
-  revision,
 }:
 let
   # The one place that names the images' source (org.opencontainers.image.source).
   source = settings.ociSource or "https://github.com/example/nixos-gce-cdktf";
 
   pipeline = pkgs.callPackage ../pkgs/pipeline.nix { };
-  mkImage = pkgs.callPackage ./mk-image.nix { inherit revision source; };
+  mkImage = pkgs.callPackage ./mk-image.nix { inherit source; };
 
   image = id: spec: {
     name = spec.package;

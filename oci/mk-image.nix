@@ -3,10 +3,11 @@
 # org.opencontainers.image.* keys. It is an uncompressed docker-archive
 # (skopeo compresses the layers when it pushes). A docker-archive carries no
 # manifest annotations, so these keys live in the image config's Labels,
-# where registries and `skopeo inspect` show them.
+# where registries and `skopeo inspect` show them. The revision is not here:
+# the push step adds it (org.opencontainers.image.revision), so that the
+# store path does not change with every commit.
 {
   dockerTools,
-  revision,
   source,
 }:
 {
@@ -36,7 +37,6 @@ dockerTools.buildLayeredImage {
       "org.opencontainers.image.title" = name;
       "org.opencontainers.image.description" = description;
       "org.opencontainers.image.version" = version;
-      "org.opencontainers.image.revision" = revision;
       "org.opencontainers.image.source" = source;
       "org.opencontainers.image.licenses" = "MIT";
       "org.opencontainers.image.created" = created;

@@ -1,7 +1,8 @@
-# DeployRs step: `bash lib/sh/deploy.sh` from the project root (local-exec).
-# Every value arrives through the environment:
-#   DEPLOY_FLAKE DEPLOY_NODE DEPLOY_PACKAGE DEPLOY_EXPECTED_SYSTEM DEPLOY_WAIT_SECONDS
-#   DEPLOY_CONFIRM_TIMEOUT DEPLOY_ACTIVATION_TIMEOUT, and the ssh-config.sh inputs.
+# DeployRs step: `bash constructs/deploy-rs.sh` from the project root (local-exec).
+# Every value arrives through the environment (lib/steps.ts DeployEnv):
+#   DEPLOY_FLAKE DEPLOY_NODE DEPLOY_CONFIGURATION DEPLOY_RS_INSTALLABLE
+#   DEPLOY_EXPECTED_SYSTEM DEPLOY_WAIT_SECONDS DEPLOY_CONFIRM_TIMEOUT
+#   DEPLOY_ACTIVATION_TIMEOUT, and the ssh-config.sh inputs.
 set -euo pipefail
 log() { echo "deploy-rs[$DEPLOY_NODE]: $*" >&2; }
 nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
@@ -9,13 +10,24 @@ nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
 # deploy-rs splits --ssh-opts on spaces, so the ssh_config path must have none.
 work=$(mktemp -d /tmp/deploy-rs.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-source "$(dirname "${BASH_SOURCE[0]}")/ssh-config.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/ssh-wait.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-config.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-wait.sh"
+
+# Check before acting, like the build and push steps: a flake edited after
+# the plan must not reach the host, not even for the seconds before a
+# rollback.
+system_attr="nixosConfigurations.$DEPLOY_CONFIGURATION.config.system.build.toplevel"
+log "evaluating $DEPLOY_FLAKE#$system_attr"
+current=$(nix_cmd eval --raw "$DEPLOY_FLAKE#$system_attr.outPath")
+if [ "$current" != "$DEPLOY_EXPECTED_SYSTEM" ]; then
+  log "the flake changed after synth; run synth/diff again (planned $DEPLOY_EXPECTED_SYSTEM, flake now gives $current); nothing was deployed"
+  exit 1
+fi
 
 wait_for_ssh
 
-log "building deploy-rs from $DEPLOY_FLAKE#$DEPLOY_PACKAGE (the flake's pin, not PATH)"
-nix_cmd build --out-link "$work/deploy-rs" "$DEPLOY_FLAKE#$DEPLOY_PACKAGE"
+log "building deploy-rs from $DEPLOY_RS_INSTALLABLE (the flake's pin, not PATH)"
+nix_cmd build --out-link "$work/deploy-rs" "$DEPLOY_RS_INSTALLABLE"
 
 log "deploying $DEPLOY_FLAKE#$DEPLOY_NODE; expecting $DEPLOY_EXPECTED_SYSTEM"
 # --fast-connection: copy the closure from here instead of letting the host

@@ -1,5 +1,5 @@
-# OciImage push step: `bash lib/sh/push-oci.sh` from the project root (local-exec).
-# Every value arrives through the environment:
+# OciImage push step: `bash constructs/oci-image.sh` from the project root (local-exec).
+# Every value arrives through the environment (lib/steps.ts PushOciEnv):
 #   OCI_FLAKE OCI_PACKAGE OCI_PLANNED_STORE_PATH OCI_REPOSITORY OCI_TAG
 #   OCI_AUTH (gcloud: a short-lived token; none) OCI_TLS_VERIFY (true|false)
 # Needs nix, skopeo, umoci and node (which cdktf itself runs on).
@@ -45,6 +45,15 @@ else
   # copy the org.opencontainers.image.* labels into the manifest's annotations.
   layout="$work/layout:image"
   skopeo copy --quiet "docker-archive:$archive" "oci:$layout"
+  # The commit goes on at push time, never into the build: a store path that
+  # depended on it would change with every commit, lock file included.
+  revision=$(nix_cmd flake metadata --json "$OCI_FLAKE" | node -e '
+    let text = ""; process.stdin.on("data", (d) => (text += d)).on("end", () => {
+      const meta = JSON.parse(text);
+      process.stdout.write(meta.revision ?? meta.dirtyRevision ?? "dirty");
+    });')
+  log "revision $revision"
+  umoci config --no-history --image "$layout" --config.label "org.opencontainers.image.revision=$revision"
   mapfile -d '' annotations < <(skopeo inspect --config "oci:$layout" | node -e '
     let text = ""; process.stdin.on("data", (d) => (text += d)).on("end", () => {
       const labels = JSON.parse(text).config?.Labels ?? {};

@@ -1,0 +1,36 @@
+import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
+import type { ITerraformDependable } from "cdktf";
+import { Construct } from "constructs";
+import { literal } from "../lib/scripts.js";
+import { localExec, type PruneGcRootsEnv, STEP_SCRIPTS } from "../lib/steps.js";
+
+export interface GcRootsProps {
+  /** Directory of the GC roots, relative to the project root. */
+  readonly dir: string;
+  /** Names (store hashes) of the roots the planned images hold. */
+  readonly keep: readonly string[];
+  /** Steps that must finish first: the builds and the images they feed. */
+  readonly after: ITerraformDependable[];
+}
+
+/**
+ * Drops the GC roots of images no longer planned. Terraform runs no destroy
+ * provisioner for a replaced create_before_destroy resource nor for one
+ * removed from the configuration (hashicorp/terraform 13395, 31266), so a
+ * build step cannot clean up after itself: this step runs whenever the set
+ * of planned roots changes instead.
+ */
+export class GcRoots extends Construct {
+  public readonly prune: Resource;
+
+  constructor(scope: Construct, id: string, props: GcRootsProps) {
+    super(scope, id);
+    const keep = [...new Set(props.keep)].sort().join(" ");
+    const dir = props.dir.replace(/\/+$/, "");
+    this.prune = new Resource(this, "Prune", {
+      triggers: { dir: literal(dir), keep },
+      dependsOn: props.after,
+      provisioners: [localExec<PruneGcRootsEnv>(STEP_SCRIPTS.pruneGcRoots, { GC_ROOT_DIR: dir, GC_ROOTS_KEEP: keep })],
+    });
+  }
+}

@@ -1,0 +1,202 @@
+import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/index.js";
+import { ComputeInstance } from "@cdktf/provider-google/lib/compute-instance/index.js";
+import { ProjectIamMember } from "@cdktf/provider-google/lib/project-iam-member/index.js";
+import { ServiceAccount } from "@cdktf/provider-google/lib/service-account/index.js";
+import { Annotations, TerraformOutput } from "cdktf";
+import { makeUniqueId } from "cdktf/lib/private/unique.js";
+import { Construct } from "constructs";
+import { createHash } from "node:crypto";
+import { GCE_NAME, GCE_NAME_RULE, MAX_NAME } from "../lib/gce.js";
+import type { ResolvedHost } from "../lib/nix.js";
+import type { HostSettings, Settings } from "../lib/settings.js";
+import type { SshEnv } from "../lib/steps.js";
+import { DeployRs } from "./deploy-rs.js";
+import type { GceImage } from "./gce-image.js";
+import type { ImageRegistry } from "./image-registry.js";
+
+/** Google's source range for Identity-Aware Proxy TCP forwarding. */
+export const IAP_SOURCE_RANGE = "35.235.240.0/20";
+
+/** Roles every host needs: writing its logs and metrics. Nothing else by default. */
+export const HOST_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
+
+export interface HostProps {
+  /** Host id: the instance name (with a suffix under recreateOnImageChange), the deploy node, and the outputs' prefix. */
+  readonly name: string;
+  /** The host's settings (hosts.<id>). */
+  readonly host: HostSettings;
+  /** The deploy settings every host shares. */
+  readonly deploy: Settings["deploy"];
+  /** Project of the service account's role bindings. */
+  readonly project: string;
+  readonly zone: string;
+  /** Flake reference as the user wrote it. */
+  readonly flake: string;
+  /** The image the VM first boots. */
+  readonly image: GceImage;
+  /** The host's planned system. */
+  readonly planned: ResolvedHost;
+  /** known_hosts file of the stack, relative to the project root. */
+  readonly knownHostsFile: string;
+  /** The repository of host.runsOciImages; required when that list is not empty. @default undefined */
+  readonly registry?: ImageRegistry;
+}
+
+/**
+ * One NixOS host: its own service account, an SSH firewall rule, the
+ * instance, the deploy-rs step, registry grants and outputs.
+ *
+ * The construct id is `<host>-vm` and the deploy step keeps the logical id
+ * it had before this construct existed: both are a contract, and changing
+ * them would replace running VMs (or redeploy them).
+ */
+export class Host extends Construct {
+  public readonly instance: ComputeInstance;
+  public readonly serviceAccount: ServiceAccount;
+  public readonly firewall: ComputeFirewall;
+  public readonly deployStep: DeployRs;
+  /** "iap" (default) or "direct" (sshSourceRanges given). */
+  public readonly connect: "iap" | "direct";
+  /** Where deploys connect: the instance name through IAP, or the external IP. */
+  public readonly sshAddress: string;
+  /** What deploys and `npm run rollback` use to reach the host. */
+  public readonly ssh: SshEnv;
+
+  constructor(scope: Construct, id: string, props: HostProps) {
+    super(scope, id);
+    const { name, host } = props;
+    if (!GCE_NAME.test(name)) throw new Error(`Host: name "${name}" is not a valid GCE name (${GCE_NAME_RULE})`);
+    const direct = host.sshSourceRanges !== undefined;
+    if (direct && host.externalIp === false) {
+      throw new Error(`Host ${name}: sshSourceRanges needs externalIp (deploys connect to the external IP); remove sshSourceRanges to deploy through IAP`);
+    }
+    if (direct && host.sshSourceRanges!.length === 0) {
+      throw new Error(`Host ${name}: sshSourceRanges is empty; list the ranges allowed to SSH, or remove the key to deploy through IAP`);
+    }
+    if (host.runsOciImages.length > 0 && !props.registry) {
+      throw new Error(`Host ${name}: runsOciImages needs the registry`);
+    }
+    if (host.sshSourceRanges?.includes("0.0.0.0/0")) {
+      Annotations.of(this).addWarning(`host "${name}" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)`);
+    }
+    const externalIp = host.externalIp ?? direct;
+    if (externalIp && host.network === "default") {
+      Annotations.of(this).addWarning(
+        `host "${name}" has an external IP on the "default" network, whose default-allow-ssh rule (if not deleted) admits SSH from anywhere; use a dedicated network`,
+      );
+    }
+    if (host.sshKeys.length === 0) {
+      Annotations.of(this).addWarning(`host "${name}" has no sshKeys: its deploy cannot log in as "${props.deploy.user}"`);
+    }
+    // Replacing a VM when its image changes creates the new one first, beside
+    // the old one, so it needs a name of its own: a suffix from the image.
+    const instanceName = host.recreateOnImageChange ? `${name}-${props.image.digest.slice(0, RECREATE_SUFFIX)}` : name;
+    if (instanceName.length > MAX_NAME) {
+      throw new Error(`Host ${name}: with recreateOnImageChange a host id may have at most ${MAX_NAME - RECREATE_SUFFIX - 1} characters (instance names get a ${RECREATE_SUFFIX}-character image suffix)`);
+    }
+    this.connect = direct ? "direct" : "iap";
+
+    this.serviceAccount = new ServiceAccount(this, "ServiceAccount", {
+      accountId: serviceAccountId(name),
+      displayName: `NixOS host ${name}`,
+    });
+    HOST_ROLES.forEach((role) => {
+      new ProjectIamMember(this, role.replace("roles/", "").replace(/\./g, "-"), {
+        project: props.project,
+        role,
+        member: this.serviceAccount.member,
+      });
+    });
+
+    this.firewall = new ComputeFirewall(this, "SshFirewall", {
+      name: `${name.slice(0, 55)}-ssh`,
+      network: host.network,
+      direction: "INGRESS",
+      allow: [{ protocol: "tcp", ports: ["22"] }],
+      sourceRanges: direct ? host.sshSourceRanges : [IAP_SOURCE_RANGE],
+      targetServiceAccounts: [this.serviceAccount.email],
+      description: direct ? `SSH to ${name} from sshSourceRanges` : `SSH to ${name} through Identity-Aware Proxy only`,
+    });
+
+    this.instance = new ComputeInstance(this, "Instance", {
+      name: instanceName,
+      zone: props.zone,
+      machineType: host.machineType,
+      allowStoppingForUpdate: true,
+      deletionProtection: host.deletionProtection,
+      tags: host.tags,
+      labels: { ...host.labels, host: name },
+      bootDisk: {
+        initializeParams: { image: props.image.selfLink, size: host.diskSizeGb, type: host.diskType },
+      },
+      networkInterface: [
+        {
+          network: host.network,
+          subnetwork: host.subnetwork,
+          accessConfig: externalIp ? [{}] : [],
+        },
+      ],
+      // The dedicated account's IAM roles bound what the VM may do; the scope only stops being a second, coarser filter.
+      serviceAccount: { email: this.serviceAccount.email, scopes: ["cloud-platform"] },
+      metadata: {
+        "ssh-keys": host.sshKeys.map((key) => `${props.deploy.user}:${key}`).join("\n"),
+        // Keys come from this metadata only: no OS Login, no project-wide keys.
+        "enable-oslogin": "FALSE",
+        "block-project-ssh-keys": "TRUE",
+      },
+      // Default: the image is only the first boot; deploy-rs converges the
+      // host. With recreateOnImageChange the new VM exists before the old one
+      // goes, so a failed build or import leaves the old VM running.
+      lifecycle: host.recreateOnImageChange
+        ? { createBeforeDestroy: true }
+        : { ignoreChanges: ["boot_disk[0].initialize_params[0].image"] },
+    });
+    this.sshAddress = direct ? this.instance.networkInterface.get(0).accessConfig.get(0).natIp : instanceName;
+    this.ssh = {
+      DEPLOY_HOST: this.sshAddress,
+      DEPLOY_CONNECT: this.connect,
+      DEPLOY_SSH_USER: props.deploy.user,
+      DEPLOY_SSH_PORT: "22",
+      DEPLOY_PROJECT: props.project,
+      DEPLOY_ZONE: props.zone,
+      DEPLOY_INSTANCE: instanceName,
+      DEPLOY_INSTANCE_ID: this.instance.instanceId,
+      DEPLOY_KNOWN_HOSTS: props.knownHostsFile,
+    };
+
+    if (host.runsOciImages.length > 0) props.registry!.grantRead(name, this.serviceAccount.member);
+
+    this.deployStep = new DeployRs(this, "Deploy", {
+      flake: props.flake,
+      node: name,
+      configuration: props.planned.nixosConfiguration,
+      toplevel: props.planned.toplevel,
+      ssh: this.ssh,
+      dependsOn: [this.instance, this.firewall],
+      package: props.deploy.package,
+      sshWaitSeconds: props.deploy.sshWaitSeconds,
+      confirmTimeoutSeconds: props.deploy.confirmTimeoutSeconds,
+      activationTimeoutSeconds: props.deploy.activationTimeoutSeconds,
+    });
+    // The logical id the step had when it was the stack's "<host>-deploy" construct.
+    this.deployStep.deploy.overrideLogicalId(makeUniqueId([`${name}-deploy`, "Deploy"]));
+
+    const output = (key: string, value: string) => new TerraformOutput(this, key, { value }).overrideLogicalId(`host-${name}-${key}`);
+    output("toplevel", props.planned.toplevel);
+    output("address", this.sshAddress);
+    output("instance-id", this.instance.instanceId);
+    output("instance-name", instanceName);
+    output("service-account", this.serviceAccount.email);
+  }
+}
+
+/** Characters of the image digest in an instance name under recreateOnImageChange. */
+export const RECREATE_SUFFIX = 6;
+
+/** Service account ids are 6-30 characters; long host names keep a short hash to stay unique. */
+export function serviceAccountId(host: string): string {
+  const id = `host-${host}`;
+  if (id.length <= 30) return id;
+  const hash = createHash("sha256").update(host).digest("hex").slice(0, 6);
+  return `host-${host.slice(0, 18).replace(/-+$/, "")}-${hash}`;
+}
