@@ -91,8 +91,8 @@ describeOci(`push to a real registry with real skopeo${nixSkipReason}${registryS
   });
   afterEach(() => fixture.cleanup());
 
-  const pushExec = async (id: "ingest" | "transform") => {
-    const s = ociSettings(fixture.ref);
+  const pushExec = async (id: "ingest" | "transform", flake = fixture.ref) => {
+    const s = ociSettings(flake);
     const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined });
     const [exec] = localExecs(resource(synthStack(s, resolved).json, "null_resource", `${id}-oci`));
     // The registry on 127.0.0.1 stands in for Artifact Registry's host; plain HTTP, no Google token.
@@ -152,6 +152,29 @@ describeOci(`push to a real registry with real skopeo${nixSkipReason}${registryS
     const run = await runLocalExec(after.exec, NIX_ENV);
     expect(run.exitCode).toBe(0);
     expect((await inspect(after.reference)).Digest).not.toBe((await inspect(before.reference)).Digest);
+  });
+
+  test("the commit is labelled at push time, so the store path and tag do not change with it", async () => {
+    const gitEnv = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.com", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.com" };
+    const git = (...args: string[]) => execa("git", ["-C", fixture.dir, ...args], { env: gitEnv });
+    await git("init", "-q");
+    await git("add", "-A");
+    await git("commit", "-qm", "fixture");
+    const revision = (await git("rev-parse", "HEAD")).stdout;
+    // An absolute path: the nix CLI makes it git+file, as it does with "." in the project.
+    const { exec, reference } = await pushExec("ingest", fixture.dir);
+    const run = await runLocalExec(exec, NIX_ENV);
+    expect(run.exitCode).toBe(0);
+    expect(run.all).toContain(`revision ${revision}`);
+    const image = await inspect(reference);
+    expect(image.Labels["org.opencontainers.image.revision"]).toBe(revision);
+    const manifest = JSON.parse((await execa("skopeo", ["inspect", "--raw", "--tls-verify=false", `docker://${reference}`])).stdout);
+    expect(manifest.annotations["org.opencontainers.image.revision"]).toBe(revision);
+
+    await git("commit", "-q", "--allow-empty", "-m", "another commit");
+    const again = await pushExec("ingest", fixture.dir);
+    expect(again.exec.environment.OCI_TAG).toBe(exec.environment.OCI_TAG);
+    expect(again.exec.environment.OCI_PLANNED_STORE_PATH).toBe(exec.environment.OCI_PLANNED_STORE_PATH);
   });
 
   test("a gzipped archive is pushed too", async () => {
