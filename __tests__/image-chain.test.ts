@@ -11,7 +11,7 @@ import { NixImage } from "../constructs/nix-image.js";
 import { imageDigest, imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
@@ -183,11 +183,13 @@ describe("image chain synthesis", () => {
   });
 });
 
+const NIX_PATH = NIX ?? "nix";
+
 /** The gcloud test double for Cloud Storage, first on PATH, with its bucket directory. */
 function gcsDouble(base: string) {
   const dir = join(base, `gcs-${Math.random().toString(36).slice(2)}`);
   mkdirSync(dir);
-  copyFileSync(join(FIXTURES, "doubles", "gcs", "gcloud"), join(dir, "gcloud"));
+  copyFileSync(join(FIXTURES, "doubles", "gcloud", "gcloud"), join(dir, "gcloud"));
   return {
     dir,
     env: { ...NIX_ENV, GCS_DOUBLE_DIR: dir, PATH: `${dir}:${process.env.PATH}` },
@@ -349,6 +351,32 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
       expect(readlinkSync(join(stateDir, "gcroots", resolved.images.base.storePath.slice(11, 43)))).toBe(resolved.images.base.storePath);
       expect(existsSync(join(fixture.dir, "pwned"))).toBe(false);
       expect(existsSync(join(REPO_ROOT, "pwned"))).toBe(false);
+    });
+
+    test("a planned image file the build does not contain fails the step", async () => {
+      const { json } = await synthAtRoot();
+      const [create] = localExecs(resource(json, "null_resource", "base-build"));
+      const run = await runLocalExec({ ...create, environment: { ...create.environment, IMAGE_FILE: "nixos-image-other.raw.tar.gz" } }, NIX_ENV);
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain("has no nixos-image-other.raw.tar.gz; check config.image.filePath");
+    });
+
+    test("a flake edited between the evaluation and the build is caught by the realized-path check", async () => {
+      const { json, resolved } = await synthAtRoot();
+      const [create] = localExecs(resource(json, "null_resource", "base-build"));
+      // Real nix underneath; the wrapper edits the flake right after `nix eval`
+      // returns: the race the check after the build exists for.
+      const bin = join(fixture.dir, "racing-bin");
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, "nix"),
+        `#!/bin/sh\n${NIX_PATH} "$@"; status=$?\ncase " $* " in *" eval "*) sed -i 's/base v1/edited mid-apply/' "${join(fixture.dir, "inputs.json")}" ;; esac\nexit $status\n`,
+        { mode: 0o755 },
+      );
+      const run = await runLocalExec(create, { ...NIX_ENV, PATH: `${bin}:${process.env.PATH}` });
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain(`nix-image: the flake changed after synth; run synth/diff again (planned ${resolved.images.base.storePath}, built /nix/store/`);
+      expect(existsSync(create.environment.GC_ROOT)).toBe(false);
     });
 
     test("fails with a clear message when the flake changed after synth", async () => {

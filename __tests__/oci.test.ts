@@ -1,9 +1,11 @@
 /** OCI images: Artifact Registry resources, and the push step run for real against a local registry. */
 import { ArtifactRegistryRepository } from "@cdktf/provider-google/lib/artifact-registry-repository/index.js";
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { execa } from "execa";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
 import { type Registry, REGISTRY_TOOLS, registrySkipReason, startRegistry } from "./helpers/registry.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
@@ -175,6 +177,28 @@ describeOci(`push to a real registry with real skopeo${nixSkipReason}${registryS
     const again = await pushExec("ingest", fixture.dir);
     expect(again.exec.environment.OCI_TAG).toBe(exec.environment.OCI_TAG);
     expect(again.exec.environment.OCI_PLANNED_STORE_PATH).toBe(exec.environment.OCI_PLANNED_STORE_PATH);
+  });
+
+  test("with gcloud auth, the token reaches skopeo in a well-formed auth file, never on a command line", async () => {
+    const { exec, reference } = await pushExec("ingest");
+    // The gcloud test double prints a token; a wrapper around the real skopeo
+    // records each call's argv and the auth file it is given.
+    const bin = join(fixture.dir, "bin");
+    mkdirSync(bin);
+    copyFileSync(join(FIXTURES, "doubles", "gcloud", "gcloud"), join(bin, "gcloud"));
+    const skopeo = (await execa("sh", ["-c", "command -v skopeo"])).stdout;
+    writeFileSync(
+      join(bin, "skopeo"),
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> "${bin}/skopeo.log"\nprev=""\nfor a in "$@"; do [ "$prev" = --authfile ] && cp "$a" "${bin}/auth.json"; prev="$a"; done\nexec ${skopeo} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const env = { ...NIX_ENV, GCS_DOUBLE_DIR: bin, PATH: `${bin}:${process.env.PATH}` };
+    const run = await runLocalExec({ ...exec, environment: { ...exec.environment, OCI_AUTH: "gcloud" } }, env);
+    expect(run.exitCode).toBe(0);
+    expect(run.all).toContain(`pushed ${reference}`);
+    const auth = JSON.parse(readFileSync(join(bin, "auth.json"), "utf8"));
+    expect(auth).toEqual({ auths: { [registry.address]: { auth: Buffer.from("oauth2accesstoken:ya29.test-double-token").toString("base64") } } });
+    expect(readFileSync(join(bin, "skopeo.log"), "utf8")).not.toContain("ya29.test-double-token");
   });
 
   test("a gzipped archive is pushed too", async () => {

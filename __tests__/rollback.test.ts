@@ -17,13 +17,14 @@ describe("npm run rollback", () => {
   });
   afterEach(() => rmSync(work, { recursive: true, force: true }));
 
-  const rollback = (...args: string[]) =>
+  const rollbackWith = (env: Record<string, string>, ...args: string[]) =>
     execa("node", ["--import", "tsx", "bin/rollback.ts", ...args], {
       cwd: REPO_ROOT,
       reject: false,
       all: true,
-      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(FIXTURES, "doubles", "host-ssh")}:${process.env.PATH}` },
+      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(FIXTURES, "doubles", "host-ssh")}:${process.env.PATH}`, ...env },
     });
+  const rollback = (...args: string[]) => rollbackWith({}, ...args);
 
   test("switches the host to its previous generation over the deploy SSH path and reports it", async () => {
     const run = await rollback("vm", "--address", "203.0.113.7", "--instance-id", "99");
@@ -38,6 +39,13 @@ describe("npm run rollback", () => {
     const argv = readFileSync(join(work, "ssh.argv"), "utf8").split("\0");
     expect(argv[0]).toBe("-F");
     expect(argv[2]).toBe("203.0.113.7");
+  });
+
+  test("a host with nothing to roll back to fails, naming the system it still runs", async () => {
+    const run = await rollbackWith({ HOST_DOUBLE_NO_PREVIOUS: "1" }, "vm", "--address", "203.0.113.7", "--instance-id", "99");
+    expect(run.exitCode).toBe(1);
+    expect(run.all).toContain("rollback[203.0.113.7]: the host still runs /nix/store/11111111111111111111111111111111-nixos-system-vm; nothing was rolled back");
+    expect(run.all).not.toContain("now active");
   });
 
   test("an unknown host and missing outputs are named", async () => {

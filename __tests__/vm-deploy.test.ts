@@ -263,6 +263,17 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       expect(existsSync(join(recorder, "ssh.argv"))).toBe(false);
     });
 
+    test("a port that answers with something other than an SSH banner is not SSH: the wait times out", async () => {
+      const { exec } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      await new Promise((ok) => server!.close(ok));
+      server = createServer((socket) => socket.on("error", () => undefined).end("HTTP/1.0 400 Bad Request\r\n\r\n"));
+      await new Promise<void>((ok) => server!.listen(port, "127.0.0.1", ok));
+      const run = await runLocalExec(exec, env());
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 3s`);
+      expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
+    });
+
     test("a wait that times out fails with a clear message", async () => {
       const { exec } = await deployExec(fixture.ref, join(fixture.dir, "state"));
       await new Promise((ok) => server!.close(ok));
