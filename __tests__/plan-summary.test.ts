@@ -144,6 +144,13 @@ describe("plan summary of every action and kind", () => {
     ]);
   });
 
+  test("an upload step shows its object", () => {
+    const upload = planOf(change("null_resource.base-image_Upload_1", ["create"], null, { triggers: { object: "gs://b/nixos/h/f.raw.tar.gz", image: "nixos-base-x" } }));
+    expect(bullets(renderPlanSummary([{ stack: "infra", plan: upload }]))).toEqual([
+      "- create `null_resource.base-image_Upload_1`: object `gs://b/nixos/h/f.raw.tar.gz`",
+    ]);
+  });
+
   test("every kind lands in its group, in the documented order", () => {
     const kinds = planOf(
       ...[
@@ -157,6 +164,7 @@ describe("plan summary of every action and kind", () => {
         "google_compute_instance.vm-vm_Instance_1",
         "null_resource.base-build_Build_1",
         "google_storage_bucket_object.base-image_Object_1",
+        "null_resource.base-image_Upload_1",
         "google_compute_image.base-image_Image_1",
         "google_project_service.compute",
       ].map((a) => change(a, ["create"], null, {})),
@@ -166,6 +174,7 @@ describe("plan summary of every action and kind", () => {
       .filter((l) => /^\*\*[^*]+\*\*$/.test(l));
     expect(titles).toEqual([
       "**Images**",
+      "**Image uploads**",
       "**Image objects**",
       "**Image builds**",
       "**Instances**",

@@ -51,6 +51,8 @@ type Verb = "create" | "update" | "replace" | "destroy" | "forget" | "other";
 /** Kinds in the order the comment lists them; the first match wins. */
 const KINDS: readonly { readonly title: string; readonly matches: (c: ResourceChange) => boolean }[] = [
   { title: "Images", matches: (c) => c.type === "google_compute_image" },
+  { title: "Image uploads", matches: (c) => nullStep(c) === "upload" },
+  // Stacks from before the upload step managed the objects; their plan destroys them once.
   { title: "Image objects", matches: (c) => c.type === "google_storage_bucket_object" },
   { title: "Image builds", matches: (c) => nullStep(c) === "build" },
   { title: "Instances", matches: (c) => c.type === "google_compute_instance" },
@@ -65,14 +67,17 @@ const KINDS: readonly { readonly title: string; readonly matches: (c: ResourceCh
 
 /**
  * Which step a null_resource is: construct ids `<image>-build`, `<host>-deploy`
- * and `<oci>-oci` end in `-build_`, `-deploy_`, `-oci_` inside the address
- * (GCE names have no underscore, so the last such marker is the step's).
+ * and `<oci>-oci` end in `-build_`, `-deploy_`, `-oci_` inside the address,
+ * and an upload is `<image>-image_Upload_` (GCE names have no underscore, so
+ * the last such marker is the step's).
  */
-function nullStep(c: ResourceChange): "build" | "deploy" | "oci" | undefined {
+type NullStep = "build" | "deploy" | "oci" | "upload";
+const STEP_MARKERS: Readonly<Record<NullStep, string>> = { build: "-build_", deploy: "-deploy_", oci: "-oci_", upload: "-image_Upload_" };
+function nullStep(c: ResourceChange): NullStep | undefined {
   if (c.type !== "null_resource") return undefined;
-  let best: { step: "build" | "deploy" | "oci"; at: number } | undefined;
-  for (const step of ["build", "deploy", "oci"] as const) {
-    const at = c.address.lastIndexOf(`-${step}_`);
+  let best: { step: NullStep; at: number } | undefined;
+  for (const [step, marker] of Object.entries(STEP_MARKERS) as [NullStep, string][]) {
+    const at = c.address.lastIndexOf(marker);
     if (at >= 0 && (!best || at > best.at)) best = { step, at };
   }
   return best?.step;
@@ -81,6 +86,7 @@ function nullStep(c: ResourceChange): "build" | "deploy" | "oci" | undefined {
 /** The one attribute each kind shows, and how it is called. */
 const SHOWN: Readonly<Record<string, { readonly label: string; readonly path: readonly string[] }>> = {
   Images: { label: "image", path: ["name"] },
+  "Image uploads": { label: "object", path: ["triggers", "object"] },
   "Image objects": { label: "object", path: ["name"] },
   "Image builds": { label: "store path", path: ["triggers", "planned_store_path"] },
   Instances: { label: "instance", path: ["name"] },
