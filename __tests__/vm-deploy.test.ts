@@ -119,10 +119,17 @@ describe("VM and deploy synthesis", () => {
     });
   });
 
-  test("bad host input gives clear errors", () => {
-    const noIp = settings({ hosts: { vm: host({ externalIp: false, sshSourceRanges: ["203.0.113.0/24"] }) } });
+  test("bad host input gives clear errors: from the settings, and from the construct for library users", () => {
+    expect(() => settings({ hosts: { vm: host({ externalIp: false, sshSourceRanges: ["203.0.113.0/24"] }) } })).toThrow(
+      "hosts.vm.externalIp: is false, but sshSourceRanges deploys over the external IP",
+    );
+    expect(() => settings({ hosts: { vm: host({ sshSourceRanges: [] }) } })).toThrow("hosts.vm.sshSourceRanges: is empty");
+    // Settings built in code skip parseSettings; the construct still refuses.
+    const noIp = settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"] }) } });
+    (noIp.hosts.vm as { externalIp?: boolean }).externalIp = false;
     expect(() => synthStack(noIp, staticResolved(noIp))).toThrow("Host vm: sshSourceRanges needs externalIp");
-    const empty = settings({ hosts: { vm: host({ sshSourceRanges: [] }) } });
+    const empty = settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"] }) } });
+    (empty.hosts.vm as { sshSourceRanges?: string[] }).sshSourceRanges = [];
     expect(() => synthStack(empty, staticResolved(empty))).toThrow("Host vm: sshSourceRanges is empty");
   });
 });
@@ -293,14 +300,15 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       expect(run.all).toContain(`the host runs /nix/store/00000000000000000000000000000000-previous-system, not ${toplevel}: the deploy was rolled back`);
     });
 
-    test("hostile values in the flake path and the state dir reach deploy-rs and ssh verbatim", async () => {
-      // Nix's URL syntax has no literal spaces in flake paths; the state dir carries them.
+    test("hostile values in the flake path reach deploy-rs verbatim; a hostile state dir is refused by the settings", async () => {
+      // Nix's URL syntax has no literal spaces in flake paths.
       const hostileName = `fx;'q"dq$(id)`;
       const hostileDir = join(fixture.dir, hostileName);
       mkdirSync(hostileDir);
       for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
       const flake = `path:${hostileDir}`;
-      const stateDir = join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}");
+      expect(() => settings({ stateDir: join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}") })).toThrow(/^test: 1 problem\(s\)\n  stateDir: must be a directory path/);
+      const stateDir = join(fixture.dir, "state.dir_-1");
       const { exec } = await deployExec(flake, stateDir);
       expect(exec.environment.DEPLOY_FLAKE).toBe(flake);
       const run = await runLocalExec(exec, env());
