@@ -8,7 +8,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { describeWithNix, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 
 const AGREEMENT_FIXTURE = join(REPO_ROOT, "__tests__", "fixtures", "flake-agreement.nix");
 const CREATED = "1970-01-01T00:00:01Z";
@@ -199,7 +199,7 @@ describe("Nix files of the repository (no Nix needed)", () => {
   });
 });
 
-describeWithNix(`Nix files parse${nixSkipReason}`, () => {
+describeWithNix(`Nix files parse`, () => {
   test.each(NIX_FILES)("nix-instantiate --parse %s", (file) => {
     expect(() =>
       execFileSync("nix-instantiate", ["--parse", join(REPO_ROOT, file)], {
@@ -228,7 +228,7 @@ interface Agreement {
   formatters: string[];
 }
 
-describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for its inputs)${nixSkipReason}`, () => {
+describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for its inputs)`, () => {
   let agreement: Agreement;
   beforeAll(() => {
     try {

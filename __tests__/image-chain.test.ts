@@ -1,4 +1,5 @@
 /** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
+import { testWithTools } from "./helpers/tools.js";
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
@@ -11,14 +12,14 @@ import { NixImage } from "../constructs/nix-image.js";
 import { imageDigest, imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
 const imagesOnly = (overrides = {}) => settings({ hosts: {}, ...overrides });
 
 describe("image chain synthesis", () => {
-  test("HCL snapshot of the image resources", () => {
+  testWithTools(["terraform"], "HCL snapshot of the image resources", () => {
     const s = imagesOnly();
     const { stack } = synthStack(s, staticResolved(s));
     expect(hclFor(stack)).toMatchSnapshot();
@@ -197,7 +198,7 @@ function gcsDouble(base: string) {
     calls: () => (existsSync(join(dir, "gcloud.log")) ? readFileSync(join(dir, "gcloud.log"), "utf8").trim().split("\n") : []),
   };
 }
-describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
+describeWithNix(`image chain with real Nix`, () => {
   let fixture: FixtureFlake;
   beforeEach(() => {
     fixture = fixtureFlake();

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { lockDifferences, readLock, writeLock } from "../lib/lock.js";
 import { attributePaths, NixError, resolveWithNix, trimNixStderr } from "../lib/nix.js";
 import { resolveOutputs } from "../lib/resolve.js";
-import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, nixSpy, type NixSpy } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSpy, type NixSpy } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 
 const quiet = () => undefined;
@@ -46,7 +46,7 @@ describe("resolver parsing (no Nix needed)", () => {
   });
 });
 
-describeWithNix(`resolver with real Nix${nixSkipReason}`, () => {
+describeWithNix(`resolver with real Nix`, () => {
   let fixture: FixtureFlake;
   let spy: NixSpy;
   const savedPath = process.env.PATH;

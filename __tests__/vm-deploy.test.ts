@@ -1,4 +1,5 @@
 /** Hosts: the VM construct, the DeployRs step, and its local-exec run for real. */
+import { testWithTools } from "./helpers/tools.js";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -7,7 +8,7 @@ import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/ind
 import { resolveWithNix } from "../lib/nix.js";
 import type { Settings } from "../lib/settings.js";
 import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
@@ -17,7 +18,7 @@ const warningsOf = (s: Settings) =>
   synthStack(s, staticResolved(s)).stack.node.findAll().flatMap((c) => c.node.metadata.filter((m) => m.type === "@cdktf/warn").map((m) => m.data));
 
 describe("VM and deploy synthesis", () => {
-  test("HCL snapshot of a host", () => {
+  testWithTools(["terraform"], "HCL snapshot of a host", () => {
     const s = settings({ hosts: { vm: host() } });
     expect(hclFor(synthStack(s, staticResolved(s)).stack)).toMatchSnapshot();
   });
@@ -134,7 +135,7 @@ describe("VM and deploy synthesis", () => {
   });
 });
 
-describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
+describeWithNix(`hosts with real Nix`, () => {
   let fixture: FixtureFlake;
   beforeEach(() => {
     fixture = fixtureFlake();

@@ -1,6 +1,9 @@
 /** Settings objects for tests. */
 import { parseSettings, type Settings, type SettingsInput } from "../../lib/settings.js";
 
+/** A real ed25519 public key (its private half was discarded). */
+export const REAL_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW+r0S3uhGzT7JfMpHhr9SEToqgWTg8SQLYeg96X2fB";
+
 export function baseSettings(overrides: Partial<SettingsInput> = {}): SettingsInput {
   return {
     project: "test-project",
