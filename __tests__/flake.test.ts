@@ -171,6 +171,14 @@ describe("Nix files of the repository (no Nix needed)", () => {
     expect(styleProblems(nested)).toEqual(["line 6: indented by 3 spaces, not a multiple of 2"]);
   });
 
+  test("the licence the OCI labels and package.json claim is the LICENSE file's (MIT)", () => {
+    const license = readFileSync(join(REPO_ROOT, "LICENSE"), "utf8");
+    expect(license.split("\n")[0]).toBe("MIT License");
+    expect(license).toContain("Permission is hereby granted, free of charge, to any person obtaining a copy");
+    expect(JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).license).toBe("MIT");
+    expect(readFileSync(join(REPO_ROOT, "oci", "mk-image.nix"), "utf8")).toContain('"org.opencontainers.image.licenses" = "MIT";');
+  });
+
   test("every NixOS configuration infra.json names has its module nixos/hosts/<name>.nix", () => {
     expect(configurationNames.length).toBeGreaterThan(0);
     expect(configurationNames.filter((name) => !existsSync(hostModule(name)))).toEqual([]);
