@@ -16,6 +16,7 @@ import {
   REGION,
   ZONE,
 } from "./gce.js";
+import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
 import { sshPublicKeyProblem } from "./ssh-public-key.js";
 
 const gceName = z.string().regex(GCE_NAME, { message: `must be ${GCE_NAME_RULE}` });
@@ -49,7 +50,7 @@ const image = z.strictObject({
   guestOsFeatures: z
     .array(z.enum(["VIRTIO_SCSI_MULTIQUEUE", "UEFI_COMPATIBLE", "GVNIC", "SEV_CAPABLE", "MULTI_IP_SUBNET"]))
     .default(["VIRTIO_SCSI_MULTIQUEUE"])
-    .describe("GCE guest OS features. Add UEFI_COMPATIBLE only with virtualisation.googleComputeImage.efi = true."),
+    .describe("GCE guest OS features. UEFI_COMPATIBLE makes the flake build the image (and the systems of its hosts) with EFI boot."),
 });
 
 const host = z.strictObject({
@@ -70,7 +71,11 @@ const host = z.strictObject({
     .array(cidr)
     .optional()
     .describe("Open direct SSH from these ranges and deploy over the external IP. Default: none; deploys go through IAP."),
-  sshKeys: z.array(sshPublicKey).default([]).describe("Public keys of the deploy user, delivered through instance metadata."),
+  sshKeys: z
+    .array(sshPublicKey)
+    .default([])
+    .describe("Public keys of the deploy user: declared in the host's NixOS configuration (and its image) and in the instance metadata."),
+  nixGc: hostNixGcSchema,
   deletionProtection: z.boolean().default(false),
   recreateOnImageChange: z
     .boolean()
@@ -130,6 +135,7 @@ export const settingsSchema = z
         keepVersions: z.number().int().min(1).max(1000).default(10).describe("Cleanup policy: keep the newest N versions."),
       })
       .default({ repository: "pipeline", keepVersions: 10 }),
+    nixGc: nixGcSchema,
     images: z.record(gceName, image).describe("Base images, by id."),
     hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
     ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
@@ -155,6 +161,8 @@ export const settingsSchema = z
         }
       });
     }
+    // Machine types against their images, and one answer per NixOS configuration.
+    for (const p of configurationFacts(s).problems) ctx.addIssue({ code: "custom", path: p.path, message: p.message });
   });
 
 export type Settings = z.output<typeof settingsSchema>;
