@@ -43,7 +43,7 @@ in
         # google-compute-config.nix enables the guest agent's accounts daemon,
         # which manages metadata SSH keys, only when users are mutable.
         assertion = config.users.mutableUsers;
-        message = "google-guest-agent also writes the deploy keys from GCE metadata: keep users.mutableUsers";
+        message = "google-guest-agent writes metadata SSH keys: keep users.mutableUsers";
       }
     ];
 
