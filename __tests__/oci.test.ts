@@ -11,7 +11,7 @@ import { describeWithTools, testWithTools } from "./helpers/tools.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example";
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
 const ociSettings = (flake = ".") =>
   settings({
     flake,

@@ -12,7 +12,7 @@ import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV } f
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example";
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
 const host = (extra: Record<string, unknown> = {}) => ({ nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY], ...extra });
 const warningsOf = (s: Settings) =>
   synthStack(s, staticResolved(s)).stack.node.findAll().flatMap((c) => c.node.metadata.filter((m) => m.type === "@cdktf/warn").map((m) => m.data));

@@ -17,7 +17,9 @@ import {
   ZONE,
 } from "./gce.js";
 import { MIN_IMAGE_HASH_CHARS, MAX_NAME } from "./gce.js";
+import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
 import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
+import { sshPublicKeyProblem } from "./ssh-public-key.js";
 import { hasControlChars, oneLine, shown } from "./text.js";
 
 const gceName = z.string().regex(GCE_NAME, { message: `must be ${GCE_NAME_RULE}` });
@@ -62,11 +64,12 @@ const stateDirectory = z
 const flakeAttr = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_'-]*$/, { message: "must be a Nix attribute name (letters, digits, '_', '-', '\\'')" });
-const sshPublicKey = z
-  .string()
-  .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/=]+( [^\n]*)?$/, {
-    message: "must be one OpenSSH public key line (ssh-ed25519 AAAA… comment); private keys never belong here",
-  });
+/** Parsed for real (lib/ssh-public-key.ts): sshd silently ignores a damaged key line. */
+const sshPublicKey = z.string().superRefine((line, ctx) => {
+  const problem = sshPublicKeyProblem(line);
+  // input: undefined keeps the value out of the message: it may be a private key.
+  if (problem) ctx.addIssue({ code: "custom", message: `${problem} (paste the whole line of a .pub file)`, input: undefined });
+});
 
 /** Longest family that leaves room for MIN_IMAGE_HASH_CHARS of digest in a GCE name. */
 const MAX_FAMILY = MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS;
@@ -85,7 +88,7 @@ const image = z.strictObject({
   guestOsFeatures: z
     .array(z.enum(["VIRTIO_SCSI_MULTIQUEUE", "UEFI_COMPATIBLE", "GVNIC", "SEV_CAPABLE", "MULTI_IP_SUBNET"]))
     .default(["VIRTIO_SCSI_MULTIQUEUE"])
-    .describe("GCE guest OS features. Add UEFI_COMPATIBLE only with virtualisation.googleComputeImage.efi = true."),
+    .describe("GCE guest OS features. UEFI_COMPATIBLE makes the flake build the image (and the systems of its hosts) with EFI boot."),
 });
 
 const host = z.strictObject({
@@ -106,7 +109,11 @@ const host = z.strictObject({
     .array(cidr)
     .optional()
     .describe("Open direct SSH from these ranges and deploy over the external IP. Default: none; deploys go through IAP."),
-  sshKeys: z.array(sshPublicKey).default([]).describe("Public keys of the deploy user, delivered through instance metadata."),
+  sshKeys: z
+    .array(sshPublicKey)
+    .default([])
+    .describe("Public keys of the deploy user: declared in the host's NixOS configuration (and its image) and in the instance metadata."),
+  nixGc: hostNixGcSchema,
   deletionProtection: z.boolean().default(false),
   recreateOnImageChange: z
     .boolean()
@@ -171,6 +178,7 @@ const settingsBase = z.strictObject({
         keepVersions: z.number().int().min(1).max(1000).default(10).describe("Cleanup policy: keep the newest N versions."),
       })
       .default({ repository: "pipeline", keepVersions: 10 }),
+    nixGc: nixGcSchema,
     images: z.record(gceName, image).describe("Base images, by id."),
     hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
     ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
@@ -242,6 +250,9 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     ...ociIds.flatMap((id) => Object.values(ociOutputIds(id)).map((name): [string, PropertyKey[], string] => [name, ["ociImages", id], `ociImages.${id}`])),
     ...hostIds.flatMap((id) => HOST_OUTPUT_KEYS.map((key): [string, PropertyKey[], string] => [hostOutputId(id, key), ["hosts", id], `hosts.${id}`])),
   ]);
+  // Machine types against their images, and one answer per NixOS configuration (needs resolvable references).
+  const dangling = problems.some((p) => p.path[0] === "hosts" && (p.path[2] === "image" || p.path[2] === "runsOciImages"));
+  if (!dangling) for (const p of configurationFacts(s).problems) add(p.path, p.message);
   if (s.backend.type === "gcs" && s.backend.bucket === s.imageBucket) {
     add(["backend", "bucket"], "is also imageBucket; keep state in a bucket of its own (its lifecycle rule deletes image objects, and images must not share state's access)");
   }

@@ -13,7 +13,7 @@ export function baseSettings(overrides: Partial<SettingsInput> = {}): SettingsIn
     imageBucket: "test-project-images",
     images: { base: { nixosConfiguration: "gce-base", family: "nixos-base" } },
     hosts: {
-      vm: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example"] },
+      vm: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example"] },
     },
     ...overrides,
   };
