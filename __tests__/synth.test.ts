@@ -52,6 +52,31 @@ describeWithNix(`npm run synth with a fixture flake`, () => {
   });
 });
 
+describeWithNix(`settings errors come before nix eval`, () => {
+  // Each of these once surfaced only after the evaluation, from a construct.
+  const cases: [string, (raw: any) => void, string][] = [
+    ["a family over 42 characters", (r) => (r.images.base.family = "f".repeat(43)), "images.base.family: must be at most 42 characters"],
+    ["sshSourceRanges: []", (r) => (r.hosts.vm.sshSourceRanges = []), "hosts.vm.sshSourceRanges: is empty"],
+    ["OCI ids whose outputs collide", (r) => (r.ociImages = { a: { package: "p", version: "1" }, "a-digest": { package: "q", version: "1" } }), 'ociImages.a-digest: gives the Terraform output "oci-a-digest-reference"'],
+    ["a recreate host id over 56 characters", (r) => (r.hosts = { ["h".repeat(57)]: { ...r.hosts.vm, recreateOnImageChange: true } }), "recreateOnImageChange: needs a host id of at most 56 characters"],
+    ["an image reference to a prototype key", (r) => (r.hosts.vm.image = "toString"), 'hosts.vm.image: no image "toString"'],
+  ];
+  test.each(cases)("%s: one line naming the key, and nix never runs", async (_name, mutate, line) => {
+    const fixture = fixtureFlake();
+    const spy = nixSpy();
+    const raw: any = baseSettings({ flake: fixture.ref });
+    mutate(raw);
+    const run = await runSynth(raw, { PATH: `${spy.binDir}:${process.env.PATH}` });
+    const calls = spy.calls();
+    run.cleanup();
+    spy.cleanup();
+    fixture.cleanup();
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toContain(line);
+    expect(calls).toEqual([]);
+  });
+});
+
 describeWithNix(`synth warnings`, () => {
   test("risky settings are printed as warnings naming the construct", async () => {
     const fixture = fixtureFlake();
