@@ -29,7 +29,10 @@ describe("stacks and state", () => {
       public_access_prevention: "enforced",
       lifecycle: { prevent_destroy: true },
     });
-    expect(Object.values(resources(json, "google_project_service")).map((s) => s.service)).toContain("iap.googleapis.com");
+    // Resource Manager serves project services and project IAM; sts and iamcredentials serve Workload Identity Federation.
+    expect(Object.values(resources(json, "google_project_service")).map((s) => s.service)).toEqual(
+      expect.arrayContaining(["iap.googleapis.com", "cloudresourcemanager.googleapis.com", "sts.googleapis.com", "iamcredentials.googleapis.com"]),
+    );
   });
 
   test("with local state there is no state bucket to create", () => {

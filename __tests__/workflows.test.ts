@@ -185,6 +185,7 @@ describe("pull-request.yml", () => {
   test("plans both stacks to JSON, summarizes them and keeps one sticky comment", () => {
     const diff = jobText(text, "diff");
     const order = [
+      "run: npm run check-backend",
       "run: npm run synth",
       "for stack in infra; do",
       'terraform -chdir="$dir" init -input=false',
@@ -229,7 +230,14 @@ describe("deploy.yml", () => {
       if (i < 0) throw new Error(`deploy job lacks ${s}`);
       return i;
     };
-    const order = [at("run: npm ci"), at("run: npm test"), at("run: npm run pin -- --check"), at("uses: google-github-actions/auth@"), at("run: npx cdktf deploy infra --auto-approve")];
+    const order = [
+      at("run: npm ci"),
+      at("run: npm run check-backend"),
+      at("run: npm test"),
+      at("run: npm run pin -- --check"),
+      at("uses: google-github-actions/auth@"),
+      at("run: npx cdktf deploy infra --auto-approve"),
+    ];
     expect([...order].sort((a, b) => a - b)).toEqual(order);
   });
 });

@@ -12,10 +12,15 @@ import { useBackend, useGoogleProvider } from "../lib/stack-setup.js";
 /** APIs the stacks and deploys call. */
 export const REQUIRED_APIS = [
   "artifactregistry.googleapis.com",
+  // Project services and project IAM bindings are Resource Manager calls.
+  "cloudresourcemanager.googleapis.com",
   "compute.googleapis.com",
   "iam.googleapis.com",
+  // Workload Identity Federation: token exchange (sts) and service account impersonation (iamcredentials).
+  "iamcredentials.googleapis.com",
   "iap.googleapis.com",
   "storage.googleapis.com",
+  "sts.googleapis.com",
 ];
 
 export interface BootstrapStackProps {

@@ -1,0 +1,25 @@
+/**
+ * npm run check-backend
+ * Refuses (exit 1) when the infra stack would keep its state on this machine.
+ * The workflows run it before they plan or deploy: a CI runner is thrown
+ * away after the job, so local state would vanish with it, and the next
+ * deploy would start from nothing and fail on every resource that exists
+ * (409 "already exists").
+ */
+import { runCli } from "../lib/cli.js";
+import { NixError } from "../lib/nix.js";
+import { settingsFile } from "../lib/paths.js";
+import { loadSettings } from "../lib/settings.js";
+
+await runCli(() => {
+  const file = settingsFile();
+  const settings = loadSettings(file);
+  if (settings.backend.type !== "gcs") {
+    throw new NixError(
+      `${file}: backend is "local": the infra stack's state would live on this runner and vanish with it, ` +
+        "so the next deploy would start from nothing and fail with 409s on everything that exists. " +
+        'Apply the bootstrap stack once by hand, then set "backend": {"type": "gcs", "bucket": "<state bucket>"}.',
+    );
+  }
+  process.stdout.write(`backend: gcs://${settings.backend.bucket}/${settings.backend.prefix}/infra\n`);
+});
