@@ -245,7 +245,9 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
     const normalized = steps.filter((s) => s.name !== undefined).map((s) => s.name).join(".");
     const computed = COMPUTED[data ? `data_${type}` : type] ?? {};
     for (const [path, expression] of Object.entries(computed)) {
-      if (normalized === path) return `(${expression(ref)})`;
+      if (normalized !== path) continue;
+      const value = expression(ref);
+      return /^[\w.-]+$/.test(value) ? value : `(${value})`;
     }
     if (steps.length === 1 && steps[0].name === "id") return `${address}.id`;
     const head = steps[0].name!;
