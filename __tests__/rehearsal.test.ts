@@ -5,12 +5,14 @@
  * for gcloud storage, ssh and deploy-rs. Each scenario asserts what ran and
  * what did not, from `terraform apply -json` events and the doubles' logs.
  */
-import { existsSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { type ApplySummary, type Rehearsal, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { describeWithNix, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { REGISTRY_TOOLS, registrySkipReason } from "./helpers/registry.js";
 import { type Applied, rehearsalProject, type RehearsalProject, TERRAFORM, terraformSkipReason } from "./helpers/rehearsal.js";
 import { baseSettings } from "./helpers/settings.js";
 
@@ -69,7 +71,7 @@ describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraf
     project?.cleanup();
     project = undefined;
   });
-  afterAll(() => console.log(`rehearsal figures: ${figures.join(" | ")}`));
+  afterAll(() => figures.length > 0 && console.log(`rehearsal figures: ${figures.join(" | ")}`));
 
   /** A project after its first deploy, with the no-op check every later scenario starts from. */
   async function deployed(settings: SettingsInput = twoHosts()) {
@@ -272,5 +274,67 @@ describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraf
     expect(p.gcRoots()).toEqual([hashOf(image)]);
     expect(p.uploads()).toHaveLength(2);
     await expectNoChanges(p);
+  }, TIMEOUT);
+});
+
+const describeCli: jest.Describe = TERRAFORM && REGISTRY_TOOLS.length === 0 ? describeWithNix : (describe.skip as jest.Describe);
+
+describeCli(`npm run rehearse${nixSkipReason}${terraformSkipReason}${registrySkipReason}`, () => {
+  let root: string;
+  beforeEach(() => {
+    // A project of its own: the program's files linked in, the fixture flake as ./flake.
+    root = mkdtempSync(join(tmpdir(), "rehearse-cli-"));
+    for (const entry of ["package.json", "tsconfig.json", "node_modules", "main.ts", "bin", "lib", "constructs", "__tests__"]) {
+      symlinkSync(join(REPO_ROOT, entry), join(root, entry));
+    }
+    const flake = fixtureFlake();
+    cpSync(flake.dir, join(root, "flake"), { recursive: true });
+    flake.cleanup();
+    writeFileSync(
+      join(root, "infra.json"),
+      JSON.stringify({
+        ...baseSettings({ hosts: { vm: host("vm", { runsOciImages: ["ingest"] }) } }),
+        flake: "./flake",
+        ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
+      }),
+    );
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  const rehearse = (...args: string[]) => execa("npm", ["run", "--silent", "rehearse", "--", ...args], { cwd: root, env: NIX_ENV, reject: false });
+
+  test("first deploy, then the next one: a line per step, what ran, the empty plan after, the wall time", async () => {
+    const first = await rehearse("--fresh");
+    if (first.exitCode !== 0) throw new Error(first.stderr);
+    expect(first.stderr).toContain("rehearse: first deploy, from empty state (.infra/rehearsal; --fresh starts over)");
+    expect(first.stderr).toMatch(/rehearse: \[ +[\d.]+s\] build +base-build\/Build: creating…/);
+    for (const kind of ["build", "upload", "deploy", "gcroots", "push"]) expect(first.stderr).toMatch(new RegExp(`rehearse: {3}${kind} +ran 1 +1 created`));
+    expect(first.stderr).toMatch(/rehearse: {3}image +1 created/);
+    expect(first.stderr).toContain("rehearse: plan after the apply: no changes (terraform plan -detailed-exitcode exited 0)");
+    expect(first.stderr).toMatch(/rehearse: wall time [\d.]+ s \(synth [\d.]+ s, init [\d.]+ s, apply [\d.]+ s, plan [\d.]+ s\)/);
+    // The rehearsal's own state: GC roots under .infra/rehearsal/state, never the real .infra/gcroots.
+    expect(existsSync(join(root, ".infra", "rehearsal", "state", "gcroots"))).toBe(true);
+    expect(existsSync(join(root, ".infra", "gcroots"))).toBe(false);
+
+    const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
+    inputs.configurations.vm.services = "postgresql v2";
+    writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
+    const next = await rehearse();
+    if (next.exitCode !== 0) throw new Error(next.stderr);
+    expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
+    expect(next.stderr).toMatch(/rehearse: {3}deploy +ran 1 +1 created, 1 destroyed/);
+    expect(next.stderr).not.toMatch(/rehearse: {3}(build|upload|image|push) /);
+  }, TIMEOUT);
+
+  test("a bad argument and a failed synth are named, and exit 1", async () => {
+    const bad = await rehearse("--frsh");
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- --fresh] [-- --verbose]");
+    const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
+    inputs.configurations.vm.evalError = "broken on purpose";
+    writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
+    const broken = await rehearse("--fresh");
+    expect(broken.exitCode).toBe(1);
+    expect(broken.stderr).toContain("error: rehearse: synth failed:");
+    expect(broken.stderr).toContain("broken on purpose");
   }, TIMEOUT);
 });
