@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { type ApplySummary, type Rehearsal, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { describeWithNix, fixtureFlake, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, NIX_ENV, nixSkipReason, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { REGISTRY_TOOLS, registrySkipReason } from "./helpers/registry.js";
 import { type Applied, rehearsalProject, type RehearsalProject, TERRAFORM, terraformSkipReason } from "./helpers/rehearsal.js";
 import { baseSettings } from "./helpers/settings.js";
@@ -66,7 +66,7 @@ describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraf
     steps = [];
   });
   afterEach(() => {
-    const name = expect.getState().currentTestName?.replace(/^.*? ([a-h])\. .*$/, "$1") ?? "?";
+    const name = expect.getState().currentTestName?.replace(/^.*? ([a-i])\. .*$/, "$1") ?? "?";
     if (project) figures.push(`${name}: ${project.applies} apply(s), ran [${steps.join("; ")}], ${((Date.now() - started) / 1000).toFixed(1)} s`);
     project?.cleanup();
     project = undefined;
@@ -274,6 +274,35 @@ describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraf
     expect(p.gcRoots()).toEqual([hashOf(image)]);
     expect(p.uploads()).toHaveLength(2);
     await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("i. steps evaluate the flake in parallel: two images of one configuration both build, share one object and one GC root", async () => {
+    // Without eval-cache=false, concurrent evaluations of one flake failed on Nix 2.8
+    // ("SQLite database ... is busy", then an attribute "unexpectedly missing").
+    const spy = nixSpy();
+    try {
+      project = await rehearsalProject(
+        baseSettings({
+          images: { base: { nixosConfiguration: "gce-base", family: "nixos-base" }, twin: { nixosConfiguration: "gce-base", family: "nixos-twin" } },
+          hosts: { vm: host("vm"), worker: host("worker", { image: "twin" }) },
+        }),
+        { path: [spy.binDir] },
+      );
+      const rehearsal = await project.synth();
+      const { summary } = await applyNow(project);
+      expect(counts(summary, "build")).toMatchObject({ ran: 2, failed: 0 });
+      expect(counts(summary, "upload")).toMatchObject({ ran: 2, failed: 0 });
+      expect(counts(summary, "image").created).toBe(2);
+      expect(counts(summary, "deploy")).toMatchObject({ ran: 2, failed: 0 });
+      expect(project.uploads()).toHaveLength(1);
+      expect(project.gcRoots()).toEqual([hashOf(imageStorePath(rehearsal))]);
+      const calls = spy.calls();
+      expect(calls.filter((argv) => argv.includes("eval")).length).toBeGreaterThanOrEqual(4);
+      expect(calls.filter((argv) => !argv.join(" ").includes("--option eval-cache false"))).toEqual([]);
+      await expectNoChanges(project);
+    } finally {
+      spy.cleanup();
+    }
   }, TIMEOUT);
 });
 

@@ -52,7 +52,12 @@ export interface RehearsalProject {
   cleanup(): void;
 }
 
-export async function rehearsalProject(settings: SettingsInput): Promise<RehearsalProject> {
+export interface RehearsalProjectOptions {
+  /** Directories put first on the steps' PATH (e.g. a nix spy). @default [] */
+  readonly path?: string[];
+}
+
+export async function rehearsalProject(settings: SettingsInput, options: RehearsalProjectOptions = {}): Promise<RehearsalProject> {
   const root = mkdtempSync(join(tmpdir(), "rehearsal-"));
   for (const dir of ["constructs", "lib"]) symlinkSync(join(REPO_ROOT, dir), join(root, dir));
   const copy = fixtureFlake();
@@ -76,7 +81,7 @@ export async function rehearsalProject(settings: SettingsInput): Promise<Rehears
   for (const dir of [stackDir, gcsDir, recorderDir]) mkdirSync(dir, { recursive: true });
   const env = {
     ...NIX_ENV,
-    PATH: [...DOUBLES.path, process.env.PATH].join(":"),
+    PATH: [...(options.path ?? []), ...DOUBLES.path, process.env.PATH].join(":"),
     GCS_DOUBLE_DIR: gcsDir,
     RECORDER_DIR: recorderDir,
   };
