@@ -66,7 +66,7 @@ describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraf
     steps = [];
   });
   afterEach(() => {
-    const name = expect.getState().currentTestName?.replace(/^.*? ([a-i])\. .*$/, "$1") ?? "?";
+    const name = expect.getState().currentTestName?.replace(/^.*? ([a-j])\. .*$/, "$1") ?? "?";
     if (project) figures.push(`${name}: ${project.applies} apply(s), ran [${steps.join("; ")}], ${((Date.now() - started) / 1000).toFixed(1)} s`);
     project?.cleanup();
     project = undefined;
@@ -303,6 +303,18 @@ describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraf
     } finally {
       spy.cleanup();
     }
+  }, TIMEOUT);
+
+  test("j. a host removed: its VM, firewall, account and deploy step go; nothing runs", async () => {
+    const { project: p } = await deployed();
+    p.settings = { ...p.settings, hosts: { vm: host("vm") } };
+    const { summary } = await applyNow(p);
+    expect(ran(summary)).toBe("nothing");
+    expect(counts(summary, "instance")).toMatchObject({ created: 0, destroyed: 1 });
+    expect(counts(summary, "deploy")).toMatchObject({ ran: 0, destroyed: 1 });
+    expect(summary.timeline.filter((l) => l.startsWith("done")).every((l) => /(worker-vm|worker-deploy)_/.test(l))).toBe(true);
+    expect(summary.order).toHaveLength(6); // instance, firewall, account, its two roles, deploy step
+    await expectNoChanges(p);
   }, TIMEOUT);
 });
 

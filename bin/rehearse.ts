@@ -67,12 +67,16 @@ await runCli(async () => {
   const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === "constructs/oci-image.sh"));
   const registry = pushes ? await startRegistry(dirs.registry) : undefined;
   try {
-    const { config, standIns } = rehearsalConfig(stack, {
+    const { config, standIns: current } = rehearsalConfig(stack, {
       // Never the real deploy-rs: it would connect to real hosts.
       stepEnvironment: { DEPLOY_RS_INSTALLABLE: `path:${join(DOUBLES, "deploy-rs")}` },
       ociRegistry: registry?.address,
     });
     writeFileSync(join(stackDir, "cdk.tf.json"), JSON.stringify(config, null, 2));
+    // Earlier rehearsals' stand-ins name what this apply destroys after it left the stack.
+    const known = join(stackDir, "stand-ins.json");
+    const standIns = { ...(existsSync(known) ? JSON.parse(readFileSync(known, "utf8")) : {}), ...current };
+    writeFileSync(known, JSON.stringify(standIns, null, 2));
     const env = {
       PATH: [join(DOUBLES, "gcloud"), join(DOUBLES, "host-ssh"), process.env.PATH].join(":"),
       GCS_DOUBLE_DIR: dirs.gcs,

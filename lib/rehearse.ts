@@ -523,6 +523,17 @@ export interface StepCount {
   destroyed: number;
 }
 
+/**
+ * A stand-in no longer in the configuration (a removed host, say): what its
+ * name says. Its kind is known for Google resources only; keep the stand-ins
+ * of earlier rehearsals to know the rest.
+ */
+export function removedStandIn(address: string): StandIn | undefined {
+  const m = /^terraform_data\.(data_)?(google_[a-z0-9_]+|null_resource)__([\w-]+)/.exec(address);
+  if (!m) return undefined;
+  return { original: `${m[1] ? "data." : ""}${m[2]}.${m[3]}`, kind: (!m[1] && TYPE_KINDS[m[2]]) || "other" };
+}
+
 /** What one apply did, per kind of step, in event order. */
 export interface ApplySummary {
   readonly steps: Record<StepKind, StepCount>;
@@ -544,7 +555,7 @@ export function summarizeApply(events: TerraformEvent[], standIns: Record<string
   const timeline: string[] = [];
   const errors: string[] = [];
   const describe = (addr: string) => {
-    const standIn = standIns[addr.replace(/\[[^\]]*\]$/, "")];
+    const standIn = standIns[addr.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(addr);
     return { kind: standIn?.kind ?? "other", original: standIn?.original ?? addr };
   };
   for (const event of events) {

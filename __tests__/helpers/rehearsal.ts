@@ -86,6 +86,7 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
     RECORDER_DIR: recorderDir,
   };
   let rehearsal: Rehearsal | undefined;
+  const known: Rehearsal["standIns"] = {};
   let applies = 0;
   let initialized = false;
   const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : []);
@@ -99,6 +100,8 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       const resolved = await resolveWithNix(parsed, { projectRoot: root, log: () => undefined });
       const stack = new InfraStack(Testing.app() as App, "infra", { settings: parsed, resolved });
       rehearsal = rehearsalConfig(JSON.parse(Testing.synth(stack)), { stepEnvironment: { DEPLOY_RS_INSTALLABLE: DOUBLES.deployRs } });
+      // Stand-ins of earlier synths name what an apply destroys after its resource left the stack.
+      Object.assign(known, rehearsal.standIns);
       writeFileSync(join(stackDir, "cdk.tf.json"), JSON.stringify(rehearsal.config, null, 2));
       if (!initialized) {
         const init = await terraform(["init", "-no-color"], { dir: stackDir, env });
@@ -112,7 +115,7 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       applies += 1;
       const args = planFile ? ["apply", "-json", planFile] : ["apply", "-json", "-auto-approve"];
       const run = await terraform(args, { dir: stackDir, env });
-      return { run, summary: summarizeApply(run.events, rehearsal.standIns) };
+      return { run, summary: summarizeApply(run.events, { ...known, ...rehearsal.standIns }) };
     },
     plan: (args = []) => terraform(["plan", "-no-color", "-detailed-exitcode", ...args], { dir: stackDir, env }),
     uploads: () => lines(join(gcsDir, "gcloud.log")).filter((l) => l.startsWith("storage cp")),
