@@ -5,10 +5,13 @@
  * test doubles for nixpkgs and deploy-rs to show that the flake derives exactly
  * what infra.json lists (the same list the CDKTF program reads).
  */
-import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { describeWithNix, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { configurationFacts } from "../lib/configurations.js";
+import { parseSettings, type SettingsInput } from "../lib/settings.js";
+import { describeWithNix, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 
 const AGREEMENT_FIXTURE = join(REPO_ROOT, "__tests__", "fixtures", "flake-agreement.nix");
 const CREATED = "1970-01-01T00:00:01Z";
@@ -171,6 +174,14 @@ describe("Nix files of the repository (no Nix needed)", () => {
     expect(styleProblems(nested)).toEqual(["line 6: indented by 3 spaces, not a multiple of 2"]);
   });
 
+  test("the licence the OCI labels and package.json claim is the LICENSE file's (MIT)", () => {
+    const license = readFileSync(join(REPO_ROOT, "LICENSE"), "utf8");
+    expect(license.split("\n")[0]).toBe("MIT License");
+    expect(license).toContain("Permission is hereby granted, free of charge, to any person obtaining a copy");
+    expect(JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).license).toBe("MIT");
+    expect(readFileSync(join(REPO_ROOT, "oci", "mk-image.nix"), "utf8")).toContain('"org.opencontainers.image.licenses" = "MIT";');
+  });
+
   test("every NixOS configuration infra.json names has its module nixos/hosts/<name>.nix", () => {
     expect(configurationNames.length).toBeGreaterThan(0);
     expect(configurationNames.filter((name) => !existsSync(hostModule(name)))).toEqual([]);
@@ -199,7 +210,7 @@ describe("Nix files of the repository (no Nix needed)", () => {
   });
 });
 
-describeWithNix(`Nix files parse${nixSkipReason}`, () => {
+describeWithNix(`Nix files parse`, () => {
   test.each(NIX_FILES)("nix-instantiate --parse %s", (file) => {
     expect(() =>
       execFileSync("nix-instantiate", ["--parse", join(REPO_ROOT, file)], {
@@ -210,10 +221,41 @@ describeWithNix(`Nix files parse${nixSkipReason}`, () => {
   });
 });
 
+/** What the stand-in for the module system sees a configuration's modules set (flake-agreement.nix). */
+interface ConfigurationValues {
+  deployUser: string;
+  trustedUsers: string[];
+  userKeys: Record<string, string[]>;
+  wheel: string[];
+  osLogin: boolean;
+  efi: boolean;
+  grubDevice: string;
+  nixGc: { automatic: boolean; dates: string | string[]; keepGenerations: number };
+  generations: { wantedBy: string[]; before: string[]; script: string };
+  guard: { image: string; etc: string };
+  failedAssertions: string[];
+}
+
+/** Runs the agreement fixture against the flake at `root` (its flake.nix reads root/infra.json). */
+function evaluateAgreement(root: string): Agreement {
+  try {
+    const out = execFileSync("nix", ["eval", "--json", "--impure", "--file", AGREEMENT_FIXTURE], {
+      env: { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root },
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    return JSON.parse(out);
+  } catch (e) {
+    const stderr = String((e as { stderr?: unknown }).stderr ?? "");
+    throw new Error(`nix eval of ${relative(REPO_ROOT, AGREEMENT_FIXTURE)} failed:\n${stderr || (e as Error).message}`);
+  }
+}
+
 interface Agreement {
   system: string;
   configurations: string[];
   configurationModules: Record<string, string[]>;
+  configurationValues: Record<string, ConfigurationValues>;
   nodes: Record<
     string,
     { hostname: string; sshUser: string; user: string; magicRollback: boolean; autoRollback: boolean; activates: string[] }
@@ -228,20 +270,10 @@ interface Agreement {
   formatters: string[];
 }
 
-describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for its inputs)${nixSkipReason}`, () => {
+describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for its inputs)`, () => {
   let agreement: Agreement;
   beforeAll(() => {
-    try {
-      const out = execFileSync("nix", ["eval", "--json", "--impure", "--file", AGREEMENT_FIXTURE], {
-        env: { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: REPO_ROOT },
-        encoding: "utf8",
-        stdio: ["ignore", "pipe", "pipe"],
-      });
-      agreement = JSON.parse(out);
-    } catch (e) {
-      const stderr = String((e as { stderr?: unknown }).stderr ?? "");
-      throw new Error(`nix eval of ${relative(REPO_ROOT, AGREEMENT_FIXTURE)} failed:\n${stderr || (e as Error).message}`);
-    }
+    agreement = evaluateAgreement(REPO_ROOT);
   });
 
   test("the flake reads the system from infra.json", () => {
@@ -295,5 +327,148 @@ describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for it
     expect(agreement.checks).toEqual(expect.arrayContaining(["deploy-activate", "deploy-schema", "formatting"]));
     expect(agreement.formatters).toEqual([system]);
     expect(agreement.devShells).toEqual(["default"]);
+  });
+});
+
+const KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
+const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE+H2rOXenM9JDtjlEpNNyxxCmUw597vURL0PQuLolAs deploy@example";
+/**
+ * Settings that differ from every default the modules could fall back to: a
+ * deploy user other than "deploy", an EFI image for an NVMe machine type,
+ * nixGc at the top and per host, and hosts sharing a configuration and an
+ * image (their keys are united).
+ */
+const VARIANT: SettingsInput = {
+  project: "test-project",
+  region: "europe-west1",
+  zone: "europe-west1-b",
+  imageBucket: "test-project-images",
+  deploy: { user: "ops" },
+  nixGc: { keepGenerations: 7 },
+  images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC", "UEFI_COMPATIBLE"] } },
+  hosts: {
+    db: { nixosConfiguration: "vm", image: "base", machineType: "c3-standard-4", sshKeys: [KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" } },
+    web: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY_A, KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" } },
+  },
+  ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
+};
+
+/** A copy of the flake's files with other settings in its infra.json. */
+function flakeWithSettings(settings: SettingsInput): string {
+  const dir = mkdtempSync(join(tmpdir(), "flake-variant-"));
+  for (const entry of ["flake.nix", "nixos", "oci", "pkgs"]) cpSync(join(REPO_ROOT, entry), join(dir, entry), { recursive: true });
+  writeFileSync(join(dir, "infra.json"), JSON.stringify(settings, null, 2));
+  return dir;
+}
+
+describeWithNix(`NixOS configurations: what the modules set, per infra.json (real Nix, stand-in module system)`, () => {
+  const runs: Array<{ label: string; raw: SettingsInput; root: string; agreement?: Agreement }> = [];
+  beforeAll(() => {
+    runs.push({ label: "infra.json", raw: JSON.parse(readFileSync(join(REPO_ROOT, "infra.json"), "utf8")), root: REPO_ROOT });
+    runs.push({ label: "variant", raw: VARIANT, root: flakeWithSettings(VARIANT) });
+    for (const run of runs) run.agreement = evaluateAgreement(run.root);
+  });
+  afterAll(() => {
+    for (const run of runs) if (run.root !== REPO_ROOT) rmSync(run.root, { recursive: true, force: true });
+  });
+  const each = (check: (run: { label: string; settings: ReturnType<typeof parseSettings>; values: Record<string, ConfigurationValues> }) => void) => {
+    expect(runs).toHaveLength(2);
+    for (const run of runs) check({ label: run.label, settings: parseSettings(run.raw, run.label), values: run.agreement!.configurationValues });
+  };
+
+  test("the deploy user from infra.json exists, is in wheel and is a trusted Nix user, in every configuration", () => {
+    each(({ label, settings, values }) => {
+      const user = settings.deploy.user;
+      for (const [name, v] of Object.entries(values)) {
+        expect({ label, name, deployUser: v.deployUser, wheel: v.wheel }).toEqual({ label, name, deployUser: user, wheel: [user] });
+        expect({ label, name, trusted: [...v.trustedUsers].sort() }).toEqual({ label, name, trusted: ["root", user].sort() });
+        expect(Object.keys(v.userKeys)).toContain(user);
+      }
+    });
+  });
+
+  test("deploy keys are declared in Nix: exactly what lib/configurations.ts computes from the settings", () => {
+    each(({ label, settings, values }) => {
+      const { facts } = configurationFacts(settings);
+      expect(Object.keys(values).sort()).toEqual(Object.keys(facts).sort());
+      for (const [name, v] of Object.entries(values)) {
+        expect({ label, name, keys: v.userKeys[settings.deploy.user] }).toEqual({ label, name, keys: facts[name].deployKeys });
+        expect(facts[name].deployKeys.length).toBeGreaterThan(0);
+      }
+    });
+  });
+
+  test("OS Login is off (google-compute-config.nix turns it on)", () => {
+    each(({ label, values }) => {
+      for (const [name, v] of Object.entries(values)) expect({ label, name, osLogin: v.osLogin }).toEqual({ label, name, osLogin: false });
+    });
+  });
+
+  test("EFI follows UEFI_COMPATIBLE of the image: GRUB on the ESP, not /dev/sda", () => {
+    each(({ label, settings, values }) => {
+      const { facts } = configurationFacts(settings);
+      for (const [name, v] of Object.entries(values)) {
+        expect({ label, name, efi: v.efi, grub: v.grubDevice }).toEqual({ label, name, efi: facts[name].efi, grub: facts[name].efi ? "nodev" : "/dev/sda" });
+      }
+    });
+    expect(runs[1].agreement!.configurationValues.vm.efi).toBe(true);
+  });
+
+  test("nix.gc runs on the nixGc schedule, after pruning the system profile to keepGenerations", () => {
+    each(({ label, settings, values }) => {
+      const { facts } = configurationFacts(settings);
+      for (const [name, v] of Object.entries(values)) {
+        const gc = facts[name].nixGc;
+        expect({ label, name, ...v.nixGc }).toEqual({ label, name, automatic: true, dates: gc.schedule, keepGenerations: gc.keepGenerations });
+        expect(v.generations.wantedBy).toEqual(["nix-gc.service"]);
+        expect(v.generations.before).toEqual(["nix-gc.service"]);
+        expect(v.generations.script).toMatch(new RegExp(`--profile /nix/var/nix/profiles/system \\\\\\n\\s+--delete-generations \\+${gc.keepGenerations}\\n$`));
+      }
+    });
+    expect(runs[1].agreement!.configurationValues.vm.nixGc).toEqual({ automatic: true, dates: "daily", keepGenerations: 3 });
+    expect(runs[1].agreement!.configurationValues["gce-base"].nixGc).toEqual({ automatic: true, dates: "weekly", keepGenerations: 7 });
+  });
+
+  test("the pruning script, run by bash with the real nix-env on a profile of 6 generations, keeps the newest 3", () => {
+    const script = runs[1].agreement!.configurationValues.vm.generations.script;
+    const dir = mkdtempSync(join(tmpdir(), "generations-"));
+    try {
+      const profile = join(dir, "system");
+      const env = { ...process.env, ...NIX_ENV };
+      for (let i = 1; i <= 6; i++) {
+        writeFileSync(join(dir, `gen${i}`), `generation ${i} ${dir}\n`);
+        const path = execFileSync("nix-store", ["--add", join(dir, `gen${i}`)], { env, encoding: "utf8" }).trim();
+        execFileSync("nix-env", ["--profile", profile, "--set", path], { env, stdio: "ignore" });
+      }
+      const generations = () =>
+        execFileSync("nix-env", ["--profile", profile, "--list-generations"], { env, encoding: "utf8" })
+          .trim()
+          .split("\n")
+          .map((l) => Number(l.trim().split(/\s+/)[0]));
+      expect(generations()).toEqual([1, 2, 3, 4, 5, 6]);
+      // The module's script, verbatim but for the profile's location.
+      const run = spawnSync("bash", ["-euo", "pipefail", "-c", script.replace("/nix/var/nix/profiles/system", profile)], { env, encoding: "utf8" });
+      expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: expect.any(String) });
+      expect(generations()).toEqual([4, 5, 6]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("/etc/nixos/configuration.nix, in the image and through /etc, makes nixos-rebuild fail with what to do", () => {
+    each(({ label, values }) => {
+      for (const [name, v] of Object.entries(values)) {
+        expect({ label, name, etc: v.guard.etc }).toEqual({ label, name, etc: v.guard.image });
+        const evaluated = spawnSync("nix-instantiate", ["--eval", v.guard.image], { env: { ...process.env, ...NIX_ENV }, encoding: "utf8" });
+        expect(evaluated.status).not.toBe(0);
+        expect(evaluated.stderr).toContain("this host is managed by nixos-gce-cdktf via deploy-rs; change the flake and deploy");
+      }
+    });
+  });
+
+  test("no module assertion fails", () => {
+    each(({ label, values }) => {
+      for (const [name, v] of Object.entries(values)) expect({ label, name, failed: v.failedAssertions }).toEqual({ label, name, failed: [] });
+    });
   });
 });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { evalFlakeRef, resolveWithNix } from "../lib/nix.js";
-import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings, settings } from "./helpers/settings.js";
 
 const GIT_ENV = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.com", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.com" };
@@ -25,7 +25,7 @@ describe("evalFlakeRef", () => {
   });
 });
 
-describeWithNix(`a flake in a git repository${nixSkipReason}`, () => {
+describeWithNix(`a flake in a git repository`, () => {
   let fixture: FixtureFlake;
   beforeEach(async () => {
     fixture = fixtureFlake();

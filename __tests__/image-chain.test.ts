@@ -1,4 +1,6 @@
 /** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
+import { testWithTools } from "./helpers/tools.js";
+import { literal } from "../lib/scripts.js";
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
@@ -11,14 +13,14 @@ import { NixImage } from "../constructs/nix-image.js";
 import { imageDigest, imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, nixSkipReason, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
 const imagesOnly = (overrides = {}) => settings({ hosts: {}, ...overrides });
 
 describe("image chain synthesis", () => {
-  test("HCL snapshot of the image resources", () => {
+  testWithTools(["terraform"], "HCL snapshot of the image resources", () => {
     const s = imagesOnly();
     const { stack } = synthStack(s, staticResolved(s));
     expect(hclFor(stack)).toMatchSnapshot();
@@ -197,7 +199,7 @@ function gcsDouble(base: string) {
     calls: () => (existsSync(join(dir, "gcloud.log")) ? readFileSync(join(dir, "gcloud.log"), "utf8").trim().split("\n") : []),
   };
 }
-describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
+describeWithNix(`image chain with real Nix`, () => {
   let fixture: FixtureFlake;
   beforeEach(() => {
     fixture = fixtureFlake();
@@ -337,18 +339,21 @@ describeWithNix(`image chain with real Nix${nixSkipReason}`, () => {
       expect([kept, "notes.txt", "other-link", stale].map(present)).toEqual([true, true, true, false]);
     });
 
-    test("hostile values in the flake path and the state dir arrive verbatim", async () => {
+    test("a hostile flake path arrives verbatim; the script quotes a GC root path the settings would refuse", async () => {
       const hostileDir = join(fixture.dir, `fx;'q"dq$(id)`);
       mkdirSync(hostileDir);
       for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
       const stateDir = join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}");
-      const s = settings({ flake: `path:${hostileDir}`, stateDir, hosts: {} });
+      expect(() => settings({ stateDir })).toThrow(/stateDir: must be a directory path/);
+      const s = settings({ flake: `path:${hostileDir}`, stateDir: join(fixture.dir, "state"), hosts: {} });
       const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined });
-      const [create] = localExecs(resource(synthStack(s, resolved).json, "null_resource", "base-build"));
+      const [built] = localExecs(resource(synthStack(s, resolved).json, "null_resource", "base-build"));
+      const gcRoot = join(stateDir, "gcroots", resolved.images.base.storePath.slice(11, 43));
+      const create = { ...built, environment: { ...built.environment, GC_ROOT: literal(gcRoot) } };
       const run = await runLocalExec(create, NIX_ENV);
       expect(run.exitCode).toBe(0);
       expect(run.all).toContain(`nix-image: evaluating path:${hostileDir}#nixosConfigurations.gce-base.config.system.build.googleComputeImage`);
-      expect(readlinkSync(join(stateDir, "gcroots", resolved.images.base.storePath.slice(11, 43)))).toBe(resolved.images.base.storePath);
+      expect(readlinkSync(gcRoot)).toBe(resolved.images.base.storePath);
       expect(existsSync(join(fixture.dir, "pwned"))).toBe(false);
       expect(existsSync(join(REPO_ROOT, "pwned"))).toBe(false);
     });

@@ -5,12 +5,13 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
-import { type Registry, REGISTRY_TOOLS, registrySkipReason, startRegistry } from "./helpers/registry.js";
+import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV } from "./helpers/nix.js";
+import { type Registry, startRegistry } from "./helpers/registry.js";
+import { describeWithTools, testWithTools } from "./helpers/tools.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example";
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
 const ociSettings = (flake = ".") =>
   settings({
     flake,
@@ -22,7 +23,7 @@ const ociSettings = (flake = ".") =>
   });
 
 describe("registry synthesis", () => {
-  test("HCL snapshot of the registry resources", () => {
+  testWithTools(["terraform"], "HCL snapshot of the registry resources", () => {
     const s = settings({ hosts: {}, images: {}, ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } } });
     expect(hclFor(synthStack(s, staticResolved(s)).stack)).toMatchSnapshot();
   });
@@ -79,8 +80,7 @@ describe("registry synthesis", () => {
   });
 });
 
-const describeOci = REGISTRY_TOOLS.length === 0 ? describeWithNix : describe.skip;
-describeOci(`push to a real registry with real skopeo${nixSkipReason}${registrySkipReason}`, () => {
+describeWithTools(["nix", "docker-registry", "skopeo", "umoci"], "push to a real registry with real skopeo", () => {
   let fixture: FixtureFlake;
   let registry: Registry;
   beforeAll(async () => {

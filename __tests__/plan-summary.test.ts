@@ -5,6 +5,7 @@
  * here). The last suite checks the real format with real Terraform and its
  * built-in terraform_data resource, which needs no provider download.
  */
+import { describeWithTool } from "./helpers/tools.js";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -330,17 +331,7 @@ describe("npm run plan-summary", () => {
   });
 });
 
-function findTerraform(): string | undefined {
-  try {
-    return execFileSync("sh", ["-c", "command -v terraform"], { encoding: "utf8" }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-const TERRAFORM = findTerraform();
-const describeWithTerraform: jest.Describe = TERRAFORM ? describe : (describe.skip as jest.Describe);
-
-describeWithTerraform(`plan summary of real \`terraform show -json\` output${TERRAFORM ? "" : " [SKIPPED: terraform is not on PATH]"}`, () => {
+describeWithTool("terraform", "plan summary of real `terraform show -json` output", () => {
   let work: string;
   const env = { ...process.env, CHECKPOINT_DISABLE: "1", TF_IN_AUTOMATION: "1" };
   const tf = (...args: string[]) => execFileSync("terraform", [`-chdir=${work}`, ...args], { encoding: "utf8", env, stdio: ["ignore", "pipe", "pipe"] });

@@ -11,12 +11,11 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { type ApplySummary, type Rehearsal, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { describeWithNix, fixtureFlake, NIX_ENV, nixSkipReason, nixSpy, REPO_ROOT } from "./helpers/nix.js";
-import { REGISTRY_TOOLS, registrySkipReason } from "./helpers/registry.js";
-import { type Applied, rehearsalProject, type RehearsalProject, TERRAFORM, terraformSkipReason } from "./helpers/rehearsal.js";
+import { fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithTools } from "./helpers/tools.js";
+import { type Applied, rehearsalProject, type RehearsalProject } from "./helpers/rehearsal.js";
 import { baseSettings } from "./helpers/settings.js";
 
-const describeRehearsal: jest.Describe = TERRAFORM ? describeWithNix : (describe.skip as jest.Describe);
 const TIMEOUT = 240000;
 
 const host = (nixosConfiguration: string, extra: Record<string, unknown> = {}) => ({ nixosConfiguration, image: "base", machineType: "e2-small", ...extra });
@@ -56,7 +55,7 @@ function expectApplied(applied: Applied): ApplySummary {
   return applied.summary;
 }
 
-describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraformSkipReason}`, () => {
+describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix", () => {
   let project: RehearsalProject | undefined;
   const figures: string[] = [];
   let started = 0;
@@ -318,9 +317,7 @@ describeRehearsal(`rehearsal with real Terraform and Nix${nixSkipReason}${terraf
   }, TIMEOUT);
 });
 
-const describeCli: jest.Describe = TERRAFORM && REGISTRY_TOOLS.length === 0 ? describeWithNix : (describe.skip as jest.Describe);
-
-describeCli(`npm run rehearse${nixSkipReason}${terraformSkipReason}${registrySkipReason}`, () => {
+describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "npm run rehearse", () => {
   let root: string;
   beforeEach(() => {
     // A project of its own: the program's files linked in, the fixture flake as ./flake.

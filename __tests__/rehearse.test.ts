@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { FORCE_NEW, forceNewValues, rehearsalConfig, rewriteTemplate, summarizeApply, type TerraformEvent } from "../lib/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
 import { terraform } from "../lib/terraform.js";
-import { TERRAFORM, terraformSkipReason } from "./helpers/rehearsal.js";
+import { describeWithTool } from "./helpers/tools.js";
 import { baseSettings } from "./helpers/settings.js";
 import { staticResolved, synthStack } from "./helpers/stack.js";
 import { parseSettings } from "../lib/settings.js";
@@ -189,9 +189,7 @@ describe("the rehearsal rewrite (pure)", () => {
   });
 });
 
-const describeWithTerraform: jest.Describe = TERRAFORM ? describe : (describe.skip as jest.Describe);
-
-describeWithTerraform(`the rewrite through real Terraform core${terraformSkipReason}`, () => {
+describeWithTool("terraform", "the rewrite through real Terraform core", () => {
   let dir: string;
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), "rehearse-tf-"));

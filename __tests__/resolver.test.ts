@@ -1,11 +1,11 @@
 /** The resolver against real Nix (Debian's nix-bin) and fixture flakes without inputs. */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { lockDifferences, readLock, writeLock } from "../lib/lock.js";
 import { attributePaths, NixError, resolveWithNix, trimNixStderr } from "../lib/nix.js";
 import { resolveOutputs } from "../lib/resolve.js";
-import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason, nixSpy, type NixSpy } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSpy, type NixSpy } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 
 const quiet = () => undefined;
@@ -46,7 +46,49 @@ describe("resolver parsing (no Nix needed)", () => {
   });
 });
 
-describeWithNix(`resolver with real Nix${nixSkipReason}`, () => {
+describe("lock values are checked like the flake's answers", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "lock-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const good = {
+    version: 1,
+    flake: ".",
+    system: "x86_64-linux",
+    images: {
+      base: {
+        nixosConfiguration: "gce-base",
+        storePath: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-google-compute-image",
+        filePath: "nixos-image-25.11.x86_64-linux.raw.tar.gz",
+        nixosLabel: "25.11.20260107.d351d06",
+      },
+    },
+    hosts: { vm: { nixosConfiguration: "vm", toplevel: "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-nixos-system-vm" } },
+    ociImages: {},
+  };
+  const read = (mutate: (lock: any) => void) => {
+    const lock = structuredClone(good);
+    mutate(lock);
+    writeFileSync(join(dir, "infra.lock.json"), JSON.stringify(lock));
+    return () => readLock(join(dir, "infra.lock.json"));
+  };
+
+  test("a committed lock written by pin reads back", () => {
+    expect(read(() => undefined)()?.images.base.nixosLabel).toBe("25.11.20260107.d351d06");
+  });
+
+  test.each([
+    ["images.base.filePath", (l: any) => (l.images.base.filePath = '${file("/etc/passwd")}.raw.tar.gz')],
+    ["images.base.filePath", (l: any) => (l.images.base.filePath = "../../etc/passwd")],
+    ["images.base.nixosLabel", (l: any) => (l.images.base.nixosLabel = "25.11 %{ if true }x%{ endif }")],
+    ["images.base.storePath", (l: any) => (l.images.base.storePath = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-${x}")],
+    ["hosts.vm.toplevel", (l: any) => (l.hosts.vm.toplevel = "/nix/store/0123456789abcdfghijklmnpqrsvwxyz-a'b")],
+    ["hosts.vm.nixosConfiguration", (l: any) => (l.hosts.vm.nixosConfiguration = "vm$(id)")],
+  ])("a hostile %s is refused, naming the key", (key, mutate) => {
+    expect(read(mutate)).toThrow(new RegExp(`not a lock file written by \\\`npm run pin\\\`: ${key.replace(/\./g, "\\.")}: .*run \\\`npm run pin\\\` to rewrite it$`));
+  });
+});
+
+describeWithNix(`resolver with real Nix`, () => {
   let fixture: FixtureFlake;
   let spy: NixSpy;
   const savedPath = process.env.PATH;
@@ -123,6 +165,21 @@ describeWithNix(`resolver with real Nix${nixSkipReason}`, () => {
     const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: quiet });
     expect(resolved.flake).toBe(".");
     expect(resolved.hosts.vm.toplevel).toMatch(/-nixos-system-vm$/);
+  });
+
+  test("2,000 hosts resolve in one nix eval: the request travels in a file, not the environment", async () => {
+    const hosts = Object.fromEntries(
+      Array.from({ length: 2000 }, (_, i) => [`data-pipeline-worker-${i}`, { nixosConfiguration: i % 2 ? "vm" : "worker", image: "base", machineType: "e2-small" }]),
+    );
+    const s = settings({ flake: fixture.ref, hosts });
+    const before = new Set(readdirSync(tmpdir()).filter((f) => f.startsWith("infra-nix-request-")));
+    const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: quiet });
+    expect(Object.keys(resolved.hosts)).toHaveLength(2000);
+    expect(resolved.hosts["data-pipeline-worker-1999"].toplevel).toMatch(/-nixos-system-vm$/);
+    expect(resolved.hosts["data-pipeline-worker-0"].toplevel).toMatch(/-nixos-system-worker$/);
+    expect(spy.calls()).toHaveLength(1);
+    // The request file is gone afterwards.
+    expect(readdirSync(tmpdir()).filter((f) => f.startsWith("infra-nix-request-") && !before.has(f))).toEqual([]);
   });
 
   test("a progress line announces the evaluation", async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { stableJson } from "../lib/lock.js";
+import { serviceAccountId } from "../lib/names.js";
 import { loadSettings, parseSettings, SettingsError, settingsJsonSchema } from "../lib/settings.js";
 import { REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
@@ -65,7 +66,7 @@ describe("settings", () => {
   test("private keys are refused", () => {
     const raw = baseSettings();
     raw.hosts!.vm.sshKeys = ["-----BEGIN OPENSSH PRIVATE KEY-----"];
-    expect(problems(raw)[0]).toMatch(/^hosts\.vm\.sshKeys\[0\]: must be one OpenSSH public key line/);
+    expect(problems(raw)).toEqual(["hosts.vm.sshKeys[0]: this is a private key; never put it here (paste the whole line of a .pub file)"]);
   });
 
   test("every problem is reported, one line each", () => {
@@ -84,5 +85,140 @@ describe("settings", () => {
     const schema = JSON.parse(committed);
     expect(schema.required).toEqual(expect.arrayContaining(["project", "region", "zone", "imageBucket", "images"]));
     expect(schema.additionalProperties).toBe(false);
+  });
+});
+
+describe("settings Google or the stack would refuse later are refused now, naming the key", () => {
+  const vm = () => baseSettings().hosts!.vm;
+  const withHost = (extra: Record<string, unknown>, id = "vm") => ({ ...baseSettings(), hosts: { [id]: { ...vm(), ...extra } } });
+  const one = (raw: unknown) => {
+    const out = problems(raw);
+    expect(out).toHaveLength(1);
+    return out[0];
+  };
+
+  test.each([
+    ["toString"],
+    ["constructor"],
+    ["__proto__"],
+    ["hasOwnProperty"],
+  ])("hosts.vm.image = %j is not an image (own keys only)", (name) => {
+    expect(one(withHost({ image: name }))).toBe(`hosts.vm.image: no image "${name}" (known: base)`);
+    expect(one(withHost({ runsOciImages: [name] }))).toBe(`hosts.vm.runsOciImages[0]: no OCI image "${name}" (known: none)`);
+  });
+
+  test.each([
+    ["999.999.999.999/99"],
+    ["10.0.0.0/33"],
+    ["256.1.1.1/8"],
+    ["010.0.0.0/8"],
+    ["10.0.0.0"],
+  ])("sshSourceRanges %j is not a CIDR range", (range) => {
+    expect(one(withHost({ sshSourceRanges: [range] }))).toMatch(/^hosts\.vm\.sshSourceRanges\[0\]: must be an IPv4 CIDR range/);
+  });
+
+  test("real CIDR ranges pass", () => {
+    expect(() => parseSettings(withHost({ sshSourceRanges: ["0.0.0.0/0", "203.0.113.0/24", "255.255.255.255/32"] }))).not.toThrow();
+  });
+
+  test.each([["goog-images"], ["my-google-images"], ["images-g00gle"]])("bucket name %j is refused as Cloud Storage would", (name) => {
+    expect(one({ ...baseSettings(), imageBucket: name })).toMatch(/^imageBucket: Cloud Storage refuses bucket names that start with "goog"/);
+    expect(one({ ...baseSettings(), backend: { type: "gcs", bucket: name } })).toMatch(/^backend\.bucket: Cloud Storage refuses/);
+  });
+
+  test("the state bucket cannot be the image bucket", () => {
+    expect(one({ ...baseSettings(), backend: { type: "gcs", bucket: "test-project-images" } })).toMatch(/^backend\.bucket: is also imageBucket/);
+  });
+
+  test.each([
+    ["network", "", /^hosts\.vm\.network: must be a VPC network name/],
+    ["network", "My Network!", /^hosts\.vm\.network: must be a VPC network name/],
+    ["network", "x".repeat(100), /^hosts\.vm\.network: must be a VPC network name.*\(got "x{60}…" \(100 characters\)\)$/],
+    ["subnetwork", "", /^hosts\.vm\.subnetwork: must be a subnetwork name/],
+    ["subnetwork", "sub net", /^hosts\.vm\.subnetwork: must be a subnetwork name/],
+  ])("hosts.vm.%s (case %#) is refused", (key, value, message) => {
+    expect(one(withHost({ [key]: value }))).toMatch(message);
+  });
+
+  test("network and subnetwork paths of a shared VPC pass", () => {
+    const s = parseSettings(
+      withHost({ network: "projects/host-project/global/networks/shared", subnetwork: "projects/host-project/regions/europe-west1/subnetworks/data" }),
+    );
+    expect(s.hosts.vm.subnetwork).toBe("projects/host-project/regions/europe-west1/subnetworks/data");
+  });
+
+  test.each([[""], ["My Location!"], ["x".repeat(31)]])("imageBucketLocation %# is refused", (location) => {
+    expect(one({ ...baseSettings(), imageBucketLocation: location })).toMatch(/^imageBucketLocation: must be a Cloud Storage location/);
+  });
+
+  test.each([[""], ["/"], ["state dir"], ["st'ate"], ["a/../b"], ["${HOME}"]])("stateDir %j is refused", (dir) => {
+    expect(one({ ...baseSettings(), stateDir: dir })).toMatch(/^stateDir: must/);
+  });
+
+  test("more than 64 labels on one resource are refused", () => {
+    const labels = (n: number, prefix: string) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, "x"]));
+    expect(one({ ...withHost({ labels: labels(40, "h") }), labels: labels(23, "s") })).toMatch(
+      /^hosts\.vm\.labels: the instance would carry 65 labels .*Google allows 64$/,
+    );
+    expect(() => parseSettings({ ...withHost({ labels: labels(39, "h") }), labels: labels(23, "s") })).not.toThrow();
+    expect(problems({ ...baseSettings(), labels: labels(61, "s") })).toContain(
+      "labels: images would carry 65 labels (these and 4 of the stack's); Google allows 64",
+    );
+  });
+
+  test("two hosts whose ids share their first 55 characters would share a firewall rule", () => {
+    const prefix = "h".repeat(55);
+    const out = problems({ ...baseSettings(), hosts: { [`${prefix}-a`]: vm(), [`${prefix}-b`]: vm() } });
+    expect(out).toEqual([`hosts.${prefix}-b: gives the firewall name "${prefix}-ssh", as hosts.${prefix}-a does; shorten or rename one of them`]);
+  });
+
+  test("long host ids get distinct service account ids (6-30 characters)", () => {
+    const ids = ["data-pipeline-worker-europe-1", "data-pipeline-worker-europe-2", "data-pipeline-worker-europe-10"];
+    const raw = { ...baseSettings(), hosts: Object.fromEntries(ids.map((id) => [id, vm()])) };
+    expect(() => parseSettings(raw)).not.toThrow();
+    const accounts = ids.map(serviceAccountId);
+    expect(new Set(accounts).size).toBe(3);
+    for (const a of accounts) expect(a).toMatch(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/);
+  });
+
+  test("image families over 42 characters, and two images in one family, are refused", () => {
+    expect(one({ ...baseSettings(), images: { base: { nixosConfiguration: "gce-base", family: "f".repeat(43) } } })).toMatch(
+      /^images\.base\.family: must be at most 42 characters/,
+    );
+    const twice = { ...baseSettings(), images: { base: { nixosConfiguration: "a", family: "nixos" }, other: { nixosConfiguration: "b", family: "nixos" } } };
+    expect(one(twice)).toBe('images.other.family: gives the image family "nixos", as images.base.family does; shorten or rename one of them');
+  });
+
+  test("OCI ids whose outputs collide are refused", () => {
+    const raw = { ...baseSettings(), ociImages: { a: { package: "p", version: "1" }, "a-digest": { package: "q", version: "1" } } };
+    expect(one(raw)).toBe('ociImages.a-digest: gives the Terraform output "oci-a-digest-reference", as ociImages.a does; shorten or rename one of them');
+  });
+
+  test("recreateOnImageChange needs a host id that leaves room for the image suffix", () => {
+    expect(one(withHost({ recreateOnImageChange: true }, "h".repeat(57)))).toMatch(
+      /^hosts\.h{57}\.recreateOnImageChange: needs a host id of at most 56 characters/,
+    );
+    expect(() => parseSettings(withHost({ recreateOnImageChange: true }, "h".repeat(56)))).not.toThrow();
+  });
+
+  test("error lines are bounded and escape control characters", () => {
+    const huge = "a".repeat(5_000_000);
+    const out = problems({ ...baseSettings(), project: huge, zone: "\u001b[31mred\u001b[0m", region: "europe\nwest1" });
+    for (const line of out) {
+      expect(line.length).toBeLessThan(400);
+      expect(line).not.toMatch(/[\u0000-\u001f\u007f]/);
+    }
+    expect(out).toContain(`project: is 5000000 characters; at most 8192`);
+    expect(out.find((l) => l.startsWith("zone:"))).toContain("\\u001b[31mred");
+    expect(out.find((l) => l.startsWith("region:"))).toContain('(got "europe\\nwest1")');
+    const badKey = problems({ ...baseSettings(), ["\u001b]0;pwned\u0007"]: 1 });
+    expect(badKey[0]).toMatch(/^\["\\u001b\]0;pwned\\u0007"\]: key has a control character/);
+    const longType = problems({ ...baseSettings(), images: "x".repeat(10_000) });
+    expect(longType[0].length).toBeLessThan(200);
+  });
+
+  test("an SSH key line cannot carry a second line", () => {
+    const key = vm().sshKeys![0];
+    expect(one(withHost({ sshKeys: [`${key}\nssh-ed25519 AAAAinjected attacker`] }))).toMatch(/^hosts\.vm\.sshKeys\[0\]: contains a control character/);
   });
 });

@@ -9,12 +9,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
-import { type Sshd, SSHD, sshdSkipReason, startSshd } from "./helpers/sshd.js";
-import { existsSync } from "node:fs";
+import { type Sshd, startSshd } from "./helpers/sshd.js";
+import { describeWithTools } from "./helpers/tools.js";
 
-const describeSsh = existsSync(SSHD) ? describe : describe.skip;
 
-describeSsh(`SSH model with real ssh and sshd${sshdSkipReason}`, () => {
+describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
   let sshd: Sshd;
   let work: string;
   beforeAll(async () => {

@@ -1,4 +1,5 @@
 /** State backends, the bootstrap stack, and escaping of literal values. */
+import { testWithTools } from "./helpers/tools.js";
 import { Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
 import { literal } from "../lib/scripts.js";
@@ -12,7 +13,7 @@ const bootstrap = (s = settings()) => {
 };
 
 describe("stacks and state", () => {
-  test("HCL snapshot of the bootstrap stack with a GCS backend", () => {
+  testWithTools(["terraform"], "HCL snapshot of the bootstrap stack with a GCS backend", () => {
     const { stack } = bootstrap(settings({ backend: gcs }));
     expect(hclFor(stack)).toMatchSnapshot();
   });

@@ -1,7 +1,7 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { describeWithNix, fixtureFlake, NIX_ENV, nixSkipReason, nixSpy, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
 import { runSynth } from "./helpers/synth.js";
 
@@ -27,7 +27,7 @@ describe("app errors", () => {
   });
 });
 
-describeWithNix(`npm run synth with a fixture flake${nixSkipReason}`, () => {
+describeWithNix(`npm run synth with a fixture flake`, () => {
   test("starts exactly one nix eval and no nix build, and two runs give byte-identical output", async () => {
     const fixture = fixtureFlake();
     const spy = nixSpy();
@@ -52,7 +52,7 @@ describeWithNix(`npm run synth with a fixture flake${nixSkipReason}`, () => {
   });
 });
 
-describeWithNix(`synth warnings${nixSkipReason}`, () => {
+describeWithNix(`synth warnings`, () => {
   test("risky settings are printed as warnings naming the construct", async () => {
     const fixture = fixtureFlake();
     const raw = baseSettings({ flake: fixture.ref });
@@ -72,7 +72,7 @@ describeWithNix(`synth warnings${nixSkipReason}`, () => {
   });
 });
 
-describeWithNix(`npm run pin${nixSkipReason}`, () => {
+describeWithNix(`npm run pin`, () => {
   test("writes the lock, then --check names what changed and exits 1", async () => {
     const { execa } = await import("execa");
     const fixture = fixtureFlake();
@@ -97,7 +97,7 @@ describeWithNix(`npm run pin${nixSkipReason}`, () => {
   });
 });
 
-describeWithNix(`the offline example${nixSkipReason}`, () => {
+describeWithNix(`the offline example`, () => {
   test("examples/offline.lock.json matches the fixture flake (npm run pin -- --check)", async () => {
     const { execa } = await import("execa");
     const run = await execa("npm", ["run", "--silent", "pin", "--", "--check"], {

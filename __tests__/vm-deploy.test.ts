@@ -1,4 +1,5 @@
 /** Hosts: the VM construct, the DeployRs step, and its local-exec run for real. */
+import { testWithTools } from "./helpers/tools.js";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
@@ -8,17 +9,17 @@ import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/ind
 import { resolveWithNix } from "../lib/nix.js";
 import type { Settings } from "../lib/settings.js";
 import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, nixSkipReason } from "./helpers/nix.js";
+import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example";
+const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
 const host = (extra: Record<string, unknown> = {}) => ({ nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY], ...extra });
 const warningsOf = (s: Settings) =>
   synthStack(s, staticResolved(s)).stack.node.findAll().flatMap((c) => c.node.metadata.filter((m) => m.type === "@cdktf/warn").map((m) => m.data));
 
 describe("VM and deploy synthesis", () => {
-  test("HCL snapshot of a host", () => {
+  testWithTools(["terraform"], "HCL snapshot of a host", () => {
     const s = settings({ hosts: { vm: host() } });
     expect(hclFor(synthStack(s, staticResolved(s)).stack)).toMatchSnapshot();
   });
@@ -120,15 +121,22 @@ describe("VM and deploy synthesis", () => {
     });
   });
 
-  test("bad host input gives clear errors", () => {
-    const noIp = settings({ hosts: { vm: host({ externalIp: false, sshSourceRanges: ["203.0.113.0/24"] }) } });
+  test("bad host input gives clear errors: from the settings, and from the construct for library users", () => {
+    expect(() => settings({ hosts: { vm: host({ externalIp: false, sshSourceRanges: ["203.0.113.0/24"] }) } })).toThrow(
+      "hosts.vm.externalIp: is false, but sshSourceRanges deploys over the external IP",
+    );
+    expect(() => settings({ hosts: { vm: host({ sshSourceRanges: [] }) } })).toThrow("hosts.vm.sshSourceRanges: is empty");
+    // Settings built in code skip parseSettings; the construct still refuses.
+    const noIp = settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"] }) } });
+    (noIp.hosts.vm as { externalIp?: boolean }).externalIp = false;
     expect(() => synthStack(noIp, staticResolved(noIp))).toThrow("Host vm: sshSourceRanges needs externalIp");
-    const empty = settings({ hosts: { vm: host({ sshSourceRanges: [] }) } });
+    const empty = settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"] }) } });
+    (empty.hosts.vm as { sshSourceRanges?: string[] }).sshSourceRanges = [];
     expect(() => synthStack(empty, staticResolved(empty))).toThrow("Host vm: sshSourceRanges is empty");
   });
 });
 
-describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
+describeWithNix(`hosts with real Nix`, () => {
   let fixture: FixtureFlake;
   beforeEach(() => {
     fixture = fixtureFlake();
@@ -309,14 +317,15 @@ describeWithNix(`hosts with real Nix${nixSkipReason}`, () => {
       expect(existsSync(nodePath.stdout)).toBe(true);
     });
 
-    test("hostile values in the flake path and the state dir reach deploy-rs and ssh verbatim", async () => {
-      // Nix's URL syntax has no literal spaces in flake paths; the state dir carries them.
+    test("hostile values in the flake path reach deploy-rs verbatim; a hostile state dir is refused by the settings", async () => {
+      // Nix's URL syntax has no literal spaces in flake paths.
       const hostileName = `fx;'q"dq$(id)`;
       const hostileDir = join(fixture.dir, hostileName);
       mkdirSync(hostileDir);
       for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
       const flake = `path:${hostileDir}`;
-      const stateDir = join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}");
+      expect(() => settings({ stateDir: join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}") })).toThrow(/^test: 1 problem\(s\)\n  stateDir: must be a directory path/);
+      const stateDir = join(fixture.dir, "state.dir_-1");
       const { exec } = await deployExec(flake, stateDir);
       expect(exec.environment.DEPLOY_FLAKE).toBe(flake);
       const run = await runLocalExec(exec, env());

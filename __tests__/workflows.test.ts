@@ -61,8 +61,8 @@ async function actionlint(files: string[]): Promise<Finding[]> {
 }
 
 describe("actionlint", () => {
-  test("both workflows pass", async () => {
-    expect(await actionlint([join(WORKFLOWS, "pull-request.yml"), join(WORKFLOWS, "deploy.yml")])).toEqual([]);
+  test("every workflow passes", async () => {
+    expect(await actionlint(["pull-request.yml", "deploy.yml", "image.yml"].map((f) => join(WORKFLOWS, f)))).toEqual([]);
   });
 
   test("a broken workflow fails, with each problem named", async () => {
@@ -167,8 +167,13 @@ describe("pull-request.yml", () => {
     expect(text).not.toMatch(/^ {4}permissions:/m);
   });
 
-  test("jobs test, pin-check and diff; diff needs test and plans with the plan service account", () => {
-    expect([...text.matchAll(/^ {2}([\w-]+):$/gm)].map((m) => m[1]).filter((j) => ["test", "pin-check", "diff"].includes(j))).toEqual(["test", "pin-check", "diff"]);
+  test("jobs test, pin-check, flake-check and diff; diff needs test and plans with the plan service account", () => {
+    expect([...text.matchAll(/^ {2}([\w-]+):$/gm)].map((m) => m[1]).filter((j) => ["test", "pin-check", "flake-check", "diff"].includes(j))).toEqual([
+      "test",
+      "pin-check",
+      "flake-check",
+      "diff",
+    ]);
     expect(jobText(text, "test")).toContain("run: npm test");
     expect(jobText(text, "pin-check")).toContain("run: npm run pin -- --check");
     const diff = jobText(text, "diff");
@@ -226,5 +231,69 @@ describe("deploy.yml", () => {
     };
     const order = [at("run: npm ci"), at("run: npm test"), at("run: npm run pin -- --check"), at("uses: google-github-actions/auth@"), at("run: npx cdktf deploy infra --auto-approve")];
     expect([...order].sort((a, b) => a - b)).toEqual(order);
+  });
+});
+
+describe("pull-request.yml: nix flake check", () => {
+  const job = jobText(read("pull-request.yml"), "flake-check");
+
+  test("runs the flake's checks with flakes on, and says that it needs the network", () => {
+    expect(job).toMatch(/^ {6}- run: nix flake check --print-build-logs$/m);
+    expect(job).toContain("extra_nix_config: experimental-features = nix-command flakes");
+    expect(read("pull-request.yml")).toMatch(/# [^\n]*this is where they run\. Needs network/);
+    // Without credentials: it reads nothing from Google Cloud.
+    expect(job).not.toContain("google-github-actions/auth");
+  });
+});
+
+describe("image.yml", () => {
+  const text = read("image.yml");
+  const build = jobText(text, "build");
+
+  test("runs on pushes to main and by hand, reading the repository only", () => {
+    expect(topLevelBlock(text, "on")).toEqual(["push:", "branches: [main]", "workflow_dispatch:"]);
+    expect(topLevelBlock(text, "permissions")).toEqual(["contents: read"]);
+    expect(usesOf(text).filter((u) => !PINNED.test(u))).toEqual([]);
+  });
+
+  test("checks /dev/kvm before it installs Nix and builds each image configuration with the kvm feature", () => {
+    const at = (s: string) => {
+      const i = build.indexOf(s);
+      if (i < 0) throw new Error(`build job lacks ${s}`);
+      return i;
+    };
+    const order = [at("uses: actions/checkout@"), at("run: bin/check-kvm.sh"), at("uses: cachix/install-nix-action@"), at("nix build --print-build-logs")];
+    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    expect(build).toMatch(/system-features = [^\n]*\bkvm\b/);
+    expect(build).toContain("jq -r '[.images[].nixosConfiguration] | unique | .[]' infra.json");
+    expect(build).toContain('".#nixosConfigurations.$configuration.config.system.build.googleComputeImage"');
+  });
+});
+
+describe("bin/check-kvm.sh (real bash)", () => {
+  const script = join(REPO_ROOT, "bin", "check-kvm.sh");
+  const run = (device: string) => execa("bash", [script], { env: { KVM_DEVICE: device }, reject: false });
+
+  test("is executable, so the workflow can run it directly", async () => {
+    expect((await execa("test", ["-x", script], { reject: false })).exitCode).toBe(0);
+  });
+
+  test("a missing device fails with what to do", async () => {
+    const r = await run("/nonexistent/kvm");
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("check-kvm: /nonexistent/kvm does not exist: this machine has no KVM, so it cannot build the image.");
+    expect(r.stderr).toMatch(/GitHub Actions: use a Linux runner with KVM/);
+    expect(r.stderr).toMatch(/modprobe kvm_intel/);
+  });
+
+  test("a file that is not a character device fails", async () => {
+    const r = await run(script);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toContain("is not a character device");
+  });
+
+  test("a character device the user can open passes", async () => {
+    const r = await run("/dev/null");
+    expect({ code: r.exitCode, out: r.stdout }).toEqual({ code: 0, out: "check-kvm: /dev/null is usable" });
   });
 });

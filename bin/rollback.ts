@@ -7,6 +7,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
+import { hostOutputId, type HostOutputKey } from "../lib/names.js";
 import { knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 import { type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
@@ -41,16 +42,17 @@ function terraformOutputs(stack: string): Record<string, { value: unknown }> {
 await runCli(() => {
   const { host, address, instanceId, instanceName } = flags(process.argv.slice(2));
   const settings = loadSettings(settingsFile());
-  const hostSettings = settings.hosts[host];
+  const hostSettings = Object.hasOwn(settings.hosts, host) ? settings.hosts[host] : undefined;
   if (!hostSettings) throw new NixError(`no host "${host}" in the settings (known: ${Object.keys(settings.hosts).join(", ") || "none"})`);
   const direct = hostSettings.sshSourceRanges !== undefined;
   // Under recreateOnImageChange the instance name carries an image suffix.
   const renamed = hostSettings.recreateOnImageChange;
   const needOutputs = (direct && !address) || !instanceId || (renamed && !instanceName);
   const outputs = needOutputs ? terraformOutputs("infra") : {};
-  const output = (name: string) => {
-    const value = outputs[`host-${host}-${name}`]?.value;
-    if (typeof value !== "string") throw new NixError(`stack infra has no output host-${host}-${name}; deploy first, or pass --${name}`);
+  const output = (name: HostOutputKey) => {
+    const id = hostOutputId(host, name);
+    const value = Object.hasOwn(outputs, id) ? outputs[id]?.value : undefined;
+    if (typeof value !== "string") throw new NixError(`stack infra has no output ${id}; deploy first, or pass --${name}`);
     return value;
   };
   const instance = renamed ? (instanceName ?? output("instance-name")) : host;

@@ -5,10 +5,11 @@ import { ServiceAccount } from "@cdktf/provider-google/lib/service-account/index
 import { Annotations, TerraformOutput } from "cdktf";
 import { makeUniqueId } from "cdktf/lib/private/unique.js";
 import { Construct } from "constructs";
-import { createHash } from "node:crypto";
-import { GCE_NAME, GCE_NAME_RULE, MAX_NAME } from "../lib/gce.js";
+import { GCE_NAME, GCE_NAME_RULE } from "../lib/gce.js";
+import { firewallName, hostOutputId, instanceName as instanceNameFor, MAX_RECREATE_HOST_ID, serviceAccountId, type HostOutputKey } from "../lib/names.js";
 import type { ResolvedHost } from "../lib/nix.js";
 import type { HostSettings, Settings } from "../lib/settings.js";
+import { literal } from "../lib/scripts.js";
 import type { SshEnv } from "../lib/steps.js";
 import { DeployRs } from "./deploy-rs.js";
 import type { GceImage } from "./gce-image.js";
@@ -90,10 +91,10 @@ export class Host extends Construct {
     }
     // Replacing a VM when its image changes creates the new one first, beside
     // the old one, so it needs a name of its own: a suffix from the image.
-    const instanceName = host.recreateOnImageChange ? `${name}-${props.image.digest.slice(0, RECREATE_SUFFIX)}` : name;
-    if (instanceName.length > MAX_NAME) {
-      throw new Error(`Host ${name}: with recreateOnImageChange a host id may have at most ${MAX_NAME - RECREATE_SUFFIX - 1} characters (instance names get a ${RECREATE_SUFFIX}-character image suffix)`);
+    if (host.recreateOnImageChange && name.length > MAX_RECREATE_HOST_ID) {
+      throw new Error(`Host ${name}: with recreateOnImageChange a host id may have at most ${MAX_RECREATE_HOST_ID} characters (instance names get an image suffix)`);
     }
+    const instanceName = instanceNameFor(name, host.recreateOnImageChange, props.image.digest);
     this.connect = direct ? "direct" : "iap";
 
     this.serviceAccount = new ServiceAccount(this, "ServiceAccount", {
@@ -109,7 +110,7 @@ export class Host extends Construct {
     });
 
     this.firewall = new ComputeFirewall(this, "SshFirewall", {
-      name: `${name.slice(0, 55)}-ssh`,
+      name: firewallName(name),
       network: host.network,
       direction: "INGRESS",
       allow: [{ protocol: "tcp", ports: ["22"] }],
@@ -139,7 +140,8 @@ export class Host extends Construct {
       // The dedicated account's IAM roles bound what the VM may do; the scope only stops being a second, coarser filter.
       serviceAccount: { email: this.serviceAccount.email, scopes: ["cloud-platform"] },
       metadata: {
-        "ssh-keys": host.sshKeys.map((key) => `${props.deploy.user}:${key}`).join("\n"),
+        // Key comments are free text: escaped so Terraform does not read "${" in them as a template.
+        "ssh-keys": literal(host.sshKeys.map((key) => `${props.deploy.user}:${key}`).join("\n")),
         // Keys come from this metadata only: no OS Login, no project-wide keys.
         "enable-oslogin": "FALSE",
         "block-project-ssh-keys": "TRUE",
@@ -181,7 +183,7 @@ export class Host extends Construct {
     // The logical id the step had when it was the stack's "<host>-deploy" construct.
     this.deployStep.deploy.overrideLogicalId(makeUniqueId([`${name}-deploy`, "Deploy"]));
 
-    const output = (key: string, value: string) => new TerraformOutput(this, key, { value }).overrideLogicalId(`host-${name}-${key}`);
+    const output = (key: HostOutputKey, value: string) => new TerraformOutput(this, key, { value }).overrideLogicalId(hostOutputId(name, key));
     output("toplevel", props.planned.toplevel);
     output("address", this.sshAddress);
     output("instance-id", this.instance.instanceId);
@@ -190,13 +192,4 @@ export class Host extends Construct {
   }
 }
 
-/** Characters of the image digest in an instance name under recreateOnImageChange. */
-export const RECREATE_SUFFIX = 6;
-
-/** Service account ids are 6-30 characters; long host names keep a short hash to stay unique. */
-export function serviceAccountId(host: string): string {
-  const id = `host-${host}`;
-  if (id.length <= 30) return id;
-  const hash = createHash("sha256").update(host).digest("hex").slice(0, 6);
-  return `host-${host.slice(0, 18).replace(/-+$/, "")}-${hash}`;
-}
+export { RECREATE_SUFFIX, serviceAccountId } from "../lib/names.js";

@@ -3,6 +3,7 @@ import { NullProvider } from "@cdktf/provider-null/lib/provider/index.js";
 import { TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
 import type { Resolved } from "../lib/nix.js";
+import { imageOutputId, ociOutputIds } from "../lib/names.js";
 import { knownHostsFile } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
 import { useBackend, useGoogleProvider } from "../lib/stack-setup.js";
@@ -58,7 +59,7 @@ export class InfraStack extends TerraformStack {
         guestOsFeatures: image.guestOsFeatures,
         labels: { "image-id": imageId },
       });
-      new TerraformOutput(this, `image-${imageId}-name`, { value: this.images[imageId].name });
+      new TerraformOutput(this, imageOutputId(imageId), { value: this.images[imageId].name });
     }
     new GcRoots(this, "GcRoots", {
       dir: gcRootDir,
@@ -84,8 +85,9 @@ export class InfraStack extends TerraformStack {
         planned: resolved.ociImages[ociId],
         registry: registry!,
       });
-      new TerraformOutput(this, `oci-${ociId}-reference`, { value: image.reference });
-      new TerraformOutput(this, `oci-${ociId}-digest-reference`, { value: image.digestReference });
+      const outputs = ociOutputIds(ociId);
+      new TerraformOutput(this, outputs.reference, { value: image.reference });
+      new TerraformOutput(this, outputs.digestReference, { value: image.digestReference });
     }
 
     for (const [hostId, host] of Object.entries(settings.hosts)) {

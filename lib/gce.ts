@@ -21,8 +21,8 @@ export const ZONE = /^[a-z]+-[a-z]+[0-9]+-[a-z]$/;
 /** OCI image versions: the prefix of `<version>-<store hash>` tags. */
 export const OCI_VERSION = /^[0-9A-Za-z][0-9A-Za-z._-]{0,63}$/;
 
-/** A Nix store path: /nix/store/<32-char hash>-<name>. */
-export const STORE_PATH = /^\/nix\/store\/([0-9a-df-np-sv-z]{32})-[^/]+$/;
+/** A Nix store path: /nix/store/<32-char hash>-<name>, with the characters Nix allows in names. */
+export const STORE_PATH = /^\/nix\/store\/([0-9a-df-np-sv-z]{32})-[A-Za-z0-9+_?=-][A-Za-z0-9+._?=-]{0,210}$/;
 
 /** Shortest hash kept in an image name when the family is long. */
 export const MIN_IMAGE_HASH_CHARS = 20;

@@ -3,21 +3,18 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { z } from "zod";
-import { STORE_PATH } from "./gce.js";
+import { shown } from "./text.js";
 import { NixError, type Resolved } from "./nix.js";
+import { resolvedHostSchema, resolvedImageSchema, resolvedOciSchema } from "./resolved.js";
 import type { Settings } from "./settings.js";
 
-const storePath = z.string().regex(STORE_PATH);
 const lockSchema = z.strictObject({
   version: z.literal(1),
   flake: z.string(),
   system: z.string(),
-  images: z.record(
-    z.string(),
-    z.strictObject({ nixosConfiguration: z.string(), storePath, filePath: z.string(), nixosLabel: z.string() }),
-  ),
-  hosts: z.record(z.string(), z.strictObject({ nixosConfiguration: z.string(), toplevel: storePath })),
-  ociImages: z.record(z.string(), z.strictObject({ package: z.string(), storePath })),
+  images: z.record(z.string(), resolvedImageSchema),
+  hosts: z.record(z.string(), resolvedHostSchema),
+  ociImages: z.record(z.string(), resolvedOciSchema),
 });
 
 /** JSON with sorted keys and a final newline, so the same content gives the same bytes. */
@@ -53,10 +50,11 @@ export function readLock(file: string): Resolved | undefined {
   } catch (e) {
     throw new NixError(`${file}: not valid JSON (${(e as Error).message}); run \`npm run pin\` to rewrite it`);
   }
-  const parsed = lockSchema.safeParse(raw);
+  const parsed = lockSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     const first = parsed.error.issues[0];
-    throw new NixError(`${file}: not a lock file written by \`npm run pin\` (${first.path.join(".")}: ${first.message})`);
+    const got = "input" in first && first.input !== undefined ? ` (got ${shown(first.input)})` : "";
+    throw new NixError(`${file}: not a lock file written by \`npm run pin\`: ${first.path.join(".")}: ${first.message}${got}; run \`npm run pin\` to rewrite it`);
   }
   const { version: _version, ...resolved } = parsed.data;
   return resolved;

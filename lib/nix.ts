@@ -2,11 +2,14 @@
  * Every call to `nix` lives here. At synth, one `nix eval` resolves the store
  * paths of all images, hosts and OCI images; nothing is ever built at synth.
  */
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
+import { resolvedFields } from "./resolved.js";
 import type { Settings } from "./settings.js";
+import { shown } from "./text.js";
 
 export interface ResolvedImage {
   readonly nixosConfiguration: string;
@@ -43,11 +46,12 @@ export class NixError extends Error {}
 export const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
 
 /**
- * Evaluated with --impure so that the request can come in through the
- * environment: no value is ever spliced into the expression.
+ * Evaluated with --impure so that the request can come in through a file
+ * named in the environment: no value is ever spliced into the expression,
+ * and the fleet's size is bounded by memory, not by the environment's limit.
  */
 const RESOLVE_EXPR = `let
-  request = builtins.fromJSON (builtins.getEnv "INFRA_NIX_REQUEST");
+  request = builtins.fromJSON (builtins.readFile (builtins.getEnv "INFRA_NIX_REQUEST_FILE"));
   flake = builtins.getFlake request.flake;
   at = path: builtins.foldl' (set: name: set.\${name}) flake path;
 in builtins.mapAttrs (key: path: at path) request.attrs`;
@@ -125,9 +129,11 @@ function missingAttributeContext(stderr: string, attrs: AttrPaths): string {
 }
 
 function assemble(flake: string, system: string, values: Record<string, unknown>, settings: Settings): Resolved {
-  const str = (key: string): string => {
+  const str = (key: string, field: keyof typeof resolvedFields = "storePath"): string => {
     const v = values[key];
-    if (typeof v !== "string") throw new NixError(`nix eval returned no string for ${key} (got ${JSON.stringify(v)})`);
+    if (typeof v !== "string") throw new NixError(`nix eval returned no string for ${key} (got ${shown(v)})`);
+    const checked = resolvedFields[field].safeParse(v);
+    if (!checked.success) throw new NixError(`the flake gives ${key} = ${shown(v)}, which ${checked.error.issues[0].message}`);
     return v;
   };
   const images: Record<string, ResolvedImage> = {};
@@ -135,8 +141,8 @@ function assemble(flake: string, system: string, values: Record<string, unknown>
     images[id] = {
       nixosConfiguration: image.nixosConfiguration,
       storePath: str(`images.${id}.storePath`),
-      filePath: str(`images.${id}.filePath`),
-      nixosLabel: str(`images.${id}.nixosLabel`),
+      filePath: str(`images.${id}.filePath`, "filePath"),
+      nixosLabel: str(`images.${id}.nixosLabel`, "nixosLabel"),
     };
   }
   const hosts: Record<string, ResolvedHost> = {};
@@ -165,16 +171,21 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   log(`nix eval: resolving ${counts} of flake ${settings.flake} (evaluation only, nothing is built)…`);
   const started = Date.now();
   const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs };
+  const requestDir = mkdtempSync(join(tmpdir(), "infra-nix-request-"));
+  const requestFile = join(requestDir, "request.json");
+  writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
   let result;
   try {
     result = await execa("nix", [...NIX_FEATURE_ARGS, "eval", "--json", "--impure", "--expr", RESOLVE_EXPR], {
       cwd: options.projectRoot,
-      env: { INFRA_NIX_REQUEST: JSON.stringify(request) },
+      env: { INFRA_NIX_REQUEST_FILE: requestFile },
       reject: false,
       stdin: "ignore",
     });
   } catch (e) {
     throw new NixError(`could not start nix: ${(e as Error).message}`);
+  } finally {
+    rmSync(requestDir, { recursive: true, force: true });
   }
   if ((result as { code?: string }).code === "ENOENT") {
     throw new NixError(

@@ -16,6 +16,11 @@ import {
   REGION,
   ZONE,
 } from "./gce.js";
+import { MIN_IMAGE_HASH_CHARS, MAX_NAME } from "./gce.js";
+import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
+import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
+import { sshPublicKeyProblem } from "./ssh-public-key.js";
+import { hasControlChars, oneLine, shown } from "./text.js";
 
 const gceName = z.string().regex(GCE_NAME, { message: `must be ${GCE_NAME_RULE}` });
 const labels = z
@@ -24,22 +29,58 @@ const labels = z
     z.string().regex(LABEL_VALUE, { message: "label values are at most 63 lowercase letters, digits, '_' and '-'" }),
   )
   .describe("Labels added to every labelled resource.");
-const cidr = z
+/** An IPv4 range: four octets of 0-255 and a prefix length of 0-32. */
+export function isIpv4Cidr(text: string): boolean {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  if (!match) return false;
+  const octets = match.slice(1, 5).map(Number);
+  return octets.every((o, i) => o <= 255 && String(o) === match[i + 1]) && Number(match[5]) <= 32;
+}
+const cidr = z.string().refine(isIpv4Cidr, { message: "must be an IPv4 CIDR range such as 203.0.113.0/24 (octets 0-255, prefix 0-32)" });
+/** Google refuses bucket names that start with "goog" or contain "google" or a close misspelling. */
+const bucketName = z
   .string()
-  .regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, { message: "must be an IPv4 CIDR range such as 203.0.113.0/24" });
+  .regex(BUCKET_NAME, { message: `must be ${BUCKET_NAME_RULE}` })
+  .refine((name) => !name.startsWith("goog") && !/g[o0]{2}gle/.test(name), {
+    message: "Cloud Storage refuses bucket names that start with \"goog\" or contain \"google\"; choose another name",
+  });
+const GCE_NAME_PART = GCE_NAME.source.slice(1, -1);
+const network = z.string().regex(new RegExp(`^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/global/networks/)?${GCE_NAME_PART}$`), {
+  message: "must be a VPC network name such as default, or projects/<project>/global/networks/<name>",
+});
+const subnetwork = z
+  .string()
+  .regex(new RegExp(`^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/regions/[a-z]+-[a-z]+[0-9]+/subnetworks/)?${GCE_NAME_PART}$`), {
+    message: "must be a subnetwork name, or projects/<project>/regions/<region>/subnetworks/<name>",
+  });
+/** A directory the scripts write to: not empty, not "/", no "..", nothing a shell or Terraform would read. */
+const stateDirectory = z
+  .string()
+  .regex(/^\/?[A-Za-z0-9._-]+(\/[A-Za-z0-9._-]+)*\/?$/, {
+    message: "must be a directory path of letters, digits, '.', '_', '-' and '/' (not empty, no spaces or quotes), such as .infra",
+  })
+  .refine((path) => !path.split("/").includes(".."), { message: "must not contain '..'" });
 /** Attribute names inside a flake; kept to what needs no quoting anywhere. */
 const flakeAttr = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_'-]*$/, { message: "must be a Nix attribute name (letters, digits, '_', '-', '\\'')" });
-const sshPublicKey = z
-  .string()
-  .regex(/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/=]+( [^\n]*)?$/, {
-    message: "must be one OpenSSH public key line (ssh-ed25519 AAAA… comment); private keys never belong here",
-  });
+/** Parsed for real (lib/ssh-public-key.ts): sshd silently ignores a damaged key line. */
+const sshPublicKey = z.string().superRefine((line, ctx) => {
+  const problem = sshPublicKeyProblem(line);
+  // input: undefined keeps the value out of the message: it may be a private key.
+  if (problem) ctx.addIssue({ code: "custom", message: `${problem} (paste the whole line of a .pub file)`, input: undefined });
+});
+
+/** Longest family that leaves room for MIN_IMAGE_HASH_CHARS of digest in a GCE name. */
+const MAX_FAMILY = MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS;
 
 const image = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute that defines the image."),
-  family: gceName.describe("GCE image family. Image names are <family>-<store hash>."),
+  family: gceName
+    .refine((family) => family.length <= MAX_FAMILY, {
+      message: `must be at most ${MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS} characters (image names are <family>-<digest> and keep ${MIN_IMAGE_HASH_CHARS} digest characters)`,
+    })
+    .describe("GCE image family. Image names are <family>-<digest of the store path, guest OS features and source>."),
   public: z
     .boolean()
     .default(false)
@@ -47,7 +88,7 @@ const image = z.strictObject({
   guestOsFeatures: z
     .array(z.enum(["VIRTIO_SCSI_MULTIQUEUE", "UEFI_COMPATIBLE", "GVNIC", "SEV_CAPABLE", "MULTI_IP_SUBNET"]))
     .default(["VIRTIO_SCSI_MULTIQUEUE"])
-    .describe("GCE guest OS features. Add UEFI_COMPATIBLE only with virtualisation.googleComputeImage.efi = true."),
+    .describe("GCE guest OS features. UEFI_COMPATIBLE makes the flake build the image (and the systems of its hosts) with EFI boot."),
 });
 
 const host = z.strictObject({
@@ -56,8 +97,8 @@ const host = z.strictObject({
   machineType: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be a GCE machine type such as e2-standard-2" }),
   diskSizeGb: z.number().int().min(10).max(65536).default(20).describe("Boot disk size in GB. Default 20."),
   diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
-  network: z.string().default("default").describe("VPC network name. Default \"default\"."),
-  subnetwork: z.string().optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
+  network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
+  subnetwork: subnetwork.optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
   tags: z.array(gceName).default([]).describe("Extra network tags."),
   labels: labels.default({}),
   externalIp: z
@@ -68,7 +109,11 @@ const host = z.strictObject({
     .array(cidr)
     .optional()
     .describe("Open direct SSH from these ranges and deploy over the external IP. Default: none; deploys go through IAP."),
-  sshKeys: z.array(sshPublicKey).default([]).describe("Public keys of the deploy user, delivered through instance metadata."),
+  sshKeys: z
+    .array(sshPublicKey)
+    .default([])
+    .describe("Public keys of the deploy user: declared in the host's NixOS configuration (and its image) and in the instance metadata."),
+  nixGc: hostNixGcSchema,
   deletionProtection: z.boolean().default(false),
   recreateOnImageChange: z
     .boolean()
@@ -88,30 +133,35 @@ const backend = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("local") }),
   z.strictObject({
     type: z.literal("gcs"),
-    bucket: z.string().regex(BUCKET_NAME, { message: `must be ${BUCKET_NAME_RULE}` }),
+    bucket: bucketName,
     prefix: z.string().regex(/^[A-Za-z0-9._/-]+$/).default("nixos-gce").describe("Each stack stores its state under <prefix>/<stack>."),
   }),
 ]);
 
-export const settingsSchema = z
-  .strictObject({
+const settingsBase = z.strictObject({
     $schema: z.string().optional(),
     project: z.string().regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" }),
     region: z.string().regex(REGION, { message: "must be a region such as europe-west1" }),
     zone: z.string().regex(ZONE, { message: "must be a zone such as europe-west1-b" }),
     flake: z.string().min(1).default(".").describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
     system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
-    imageBucket: z.string().regex(BUCKET_NAME, { message: `must be ${BUCKET_NAME_RULE}` }),
+    imageBucket: bucketName,
     createImageBucket: z.boolean().default(true).describe("Create imageBucket in this stack; false uses an existing bucket."),
-    imageBucketLocation: z.string().optional().describe("Bucket location; default: the region."),
+    imageBucketLocation: z
+      .string()
+      .regex(/^[A-Za-z][A-Za-z0-9-]{1,29}$/, { message: "must be a Cloud Storage location such as EU, US, eur4 or europe-west1" })
+      .optional()
+      .describe("Bucket location; default: the region."),
     labels: labels.default({}),
     ociSource: z
       .string()
-      .url({ message: "must be a URL such as https://github.com/org/repo" })
+      .regex(/^https?:\/\/[^\s"'\\]+$/, { message: "must be an http(s) URL such as https://github.com/org/repo" })
       .optional()
       .describe("org.opencontainers.image.source of the OCI images (read by the flake)."),
-    lockFile: z.string().default("infra.lock.json").describe("Where npm run pin writes resolved store paths."),
-    stateDir: z.string().default(".infra").describe("Local directory for GC roots and known_hosts files, relative to the project root."),
+    lockFile: z.string().min(1).default("infra.lock.json").describe("Where npm run pin writes resolved store paths, relative to the project root."),
+    stateDir: stateDirectory
+      .default(".infra")
+      .describe("Local directory for GC roots and known_hosts files, relative to the project root (or absolute)."),
     backend: backend.default({ type: "local" }),
     deploy: z
       .strictObject({
@@ -128,32 +178,86 @@ export const settingsSchema = z
         keepVersions: z.number().int().min(1).max(1000).default(10).describe("Cleanup policy: keep the newest N versions."),
       })
       .default({ repository: "pipeline", keepVersions: 10 }),
+    nixGc: nixGcSchema,
     images: z.record(gceName, image).describe("Base images, by id."),
     hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
     ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
-  })
-  .superRefine((s, ctx) => {
-    const imageIds = Object.keys(s.images);
-    const ociIds = Object.keys(s.ociImages);
-    for (const [id, h] of Object.entries(s.hosts)) {
-      if (!(h.image in s.images)) {
-        ctx.addIssue({
-          code: "custom",
-          path: ["hosts", id, "image"],
-          message: `no image "${h.image}" (known: ${imageIds.join(", ") || "none"})`,
-        });
-      }
-      h.runsOciImages.forEach((o, i) => {
-        if (!(o in s.ociImages)) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["hosts", id, "runsOciImages", i],
-            message: `no OCI image "${o}" (known: ${ociIds.join(", ") || "none"})`,
-          });
-        }
-      });
-    }
   });
+
+export const settingsSchema = settingsBase.superRefine((s, ctx) => {
+  for (const problem of crossChecks(s)) ctx.addIssue({ code: "custom", ...problem });
+});
+
+/** Labels Google allows on one resource. */
+export const MAX_LABELS = 64;
+
+interface CrossProblem {
+  readonly path: PropertyKey[];
+  readonly message: string;
+}
+
+/**
+ * Rules that span keys: references, names derived from several ids, and what
+ * the constructs would otherwise refuse only after `nix eval`.
+ */
+function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
+  const problems: CrossProblem[] = [];
+  const add = (path: PropertyKey[], message: string) => problems.push({ path, message });
+  const imageIds = Object.keys(s.images);
+  const ociIds = Object.keys(s.ociImages);
+  // Object.hasOwn, not `in`: "toString" or "__proto__" are not images.
+  for (const [id, h] of Object.entries(s.hosts)) {
+    if (!Object.hasOwn(s.images, h.image)) {
+      add(["hosts", id, "image"], `no image ${shown(h.image)} (known: ${imageIds.join(", ") || "none"})`);
+    }
+    h.runsOciImages.forEach((o, i) => {
+      if (!Object.hasOwn(s.ociImages, o)) add(["hosts", id, "runsOciImages", i], `no OCI image ${shown(o)} (known: ${ociIds.join(", ") || "none"})`);
+    });
+    if (h.sshSourceRanges !== undefined && h.sshSourceRanges.length === 0) {
+      add(["hosts", id, "sshSourceRanges"], "is empty; list the ranges allowed to SSH, or remove the key to deploy through IAP");
+    }
+    if (h.sshSourceRanges !== undefined && h.externalIp === false) {
+      add(["hosts", id, "externalIp"], "is false, but sshSourceRanges deploys over the external IP; remove sshSourceRanges to deploy through IAP");
+    }
+    if (h.recreateOnImageChange && id.length > MAX_RECREATE_HOST_ID) {
+      add(["hosts", id, "recreateOnImageChange"], `needs a host id of at most ${MAX_RECREATE_HOST_ID} characters (the instance name gets an image suffix); "${id}" has ${id.length}`);
+    }
+    const defaults = new Set(["managed-by", ...Object.keys(s.labels)]);
+    const instanceLabels = new Set([...defaults, ...Object.keys(h.labels), "host"]);
+    if (instanceLabels.size > MAX_LABELS) {
+      add(["hosts", id, "labels"], `the instance would carry ${instanceLabels.size} labels (labels, hosts.${id}.labels and 2 of the stack's); Google allows ${MAX_LABELS}`);
+    }
+  }
+  const imageLabels = new Set(["managed-by", ...Object.keys(s.labels), "image-id", "nix-store-hash", "nixos-label"]);
+  if (imageLabels.size > MAX_LABELS) {
+    add(["labels"], `images would carry ${imageLabels.size} labels (these and 4 of the stack's); Google allows ${MAX_LABELS}`);
+  }
+  // Two ids that give one Google name or one output id.
+  const unique = (kind: string, entries: [name: string, path: PropertyKey[], id: string][]) => {
+    const seen = new Map<string, string>();
+    for (const [name, path, id] of entries) {
+      const first = seen.get(name);
+      if (first === undefined) seen.set(name, id);
+      else add(path, `gives the ${kind} "${name}", as ${first} does; shorten or rename one of them`);
+    }
+  };
+  const hostIds = Object.keys(s.hosts);
+  unique("firewall name", hostIds.map((id) => [firewallName(id), ["hosts", id], `hosts.${id}`]));
+  unique("service account id", hostIds.map((id) => [serviceAccountId(id), ["hosts", id], `hosts.${id}`]));
+  unique("image family", Object.entries(s.images).map(([id, image]) => [image.family, ["images", id, "family"], `images.${id}.family`]));
+  unique("Terraform output", [
+    ...imageIds.map((id): [string, PropertyKey[], string] => [imageOutputId(id), ["images", id], `images.${id}`]),
+    ...ociIds.flatMap((id) => Object.values(ociOutputIds(id)).map((name): [string, PropertyKey[], string] => [name, ["ociImages", id], `ociImages.${id}`])),
+    ...hostIds.flatMap((id) => HOST_OUTPUT_KEYS.map((key): [string, PropertyKey[], string] => [hostOutputId(id, key), ["hosts", id], `hosts.${id}`])),
+  ]);
+  // Machine types against their images, and one answer per NixOS configuration (needs resolvable references).
+  const dangling = problems.some((p) => p.path[0] === "hosts" && (p.path[2] === "image" || p.path[2] === "runsOciImages"));
+  if (!dangling) for (const p of configurationFacts(s).problems) add(p.path, p.message);
+  if (s.backend.type === "gcs" && s.backend.bucket === s.imageBucket) {
+    add(["backend", "bucket"], "is also imageBucket; keep state in a bucket of its own (its lifecycle rule deletes image objects, and images must not share state's access)");
+  }
+  return problems;
+}
 
 export type Settings = z.output<typeof settingsSchema>;
 export type SettingsInput = z.input<typeof settingsSchema>;
@@ -162,16 +266,25 @@ export type HostSettings = Settings["hosts"][string];
 
 /** Thrown for bad settings; `problems` holds one line per problem. */
 export class SettingsError extends Error {
+  readonly problems: string[];
   constructor(
     readonly file: string,
-    readonly problems: string[],
+    problems: string[],
   ) {
-    super(`${file}: ${problems.length} problem(s)\n${problems.map((p) => `  ${p}`).join("\n")}`);
+    const lines = problems.map(oneLine);
+    super(`${oneLine(file)}: ${lines.length} problem(s)\n${lines.map((p) => `  ${p}`).join("\n")}`);
+    this.problems = lines;
   }
 }
 
-function keyPath(path: PropertyKey[]): string {
-  return path.map((p) => (typeof p === "number" ? `[${p}]` : String(p))).join(".").replace(/\.\[/g, "[") || "(root)";
+/** `hosts.vm.sshKeys[0]`; odd keys are quoted and escaped. */
+function keyPath(path: readonly PropertyKey[]): string {
+  const parts = path.map((p) => {
+    if (typeof p === "number") return `[${p}]`;
+    const key = String(p);
+    return /^[A-Za-z0-9_$-]{1,64}$/.test(key) ? `.${key}` : `[${shown(key)}]`;
+  });
+  return parts.join("").replace(/^\./, "") || "(root)";
 }
 
 /** One line per zod issue: the key path, what is wrong, and the fix. */
@@ -179,22 +292,46 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   const at = keyPath(issue.path);
   switch (issue.code) {
     case "unrecognized_keys":
-      return issue.keys.map((k) => `${at === "(root)" ? k : `${at}.${k}`}: unknown key (remove it or check its spelling)`);
+      return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key (remove it or check its spelling)`);
     case "invalid_type":
-      return [`${at}: expected ${issue.expected}${issue.input === undefined ? " (missing)" : `, got ${JSON.stringify(issue.input)}`}`];
+      return [`${at}: expected ${issue.expected}${issue.input === undefined ? " (missing)" : `, got ${shown(issue.input)}`}`];
     case "invalid_value":
       return [`${at}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`];
-    case "invalid_key": {
-      const key = String(issue.path[issue.path.length - 1]);
-      return [`${at}: "${key}" is not a valid id: ${issue.issues[0]?.message ?? issue.message}`];
-    }
+    case "invalid_key":
+      return [`${at}: ${shown(String(issue.path[issue.path.length - 1]))} is not a valid id: ${issue.issues[0]?.message ?? issue.message}`];
     default:
-      return [`${at}: ${issue.message}${"input" in issue && typeof issue.input === "string" ? ` (got "${issue.input}")` : ""}`];
+      return [`${at}: ${issue.message}${"input" in issue && typeof issue.input === "string" ? ` (got ${shown(issue.input)})` : ""}`];
   }
+}
+
+/** Longest string any setting may hold (a 16384-bit RSA key line is about 2,800 characters). */
+export const MAX_STRING = 8192;
+
+/**
+ * Checks every string and key of the raw JSON before the schema: no control
+ * characters (a newline in an SSH key would add a key line; an escape code
+ * would rewrite the terminal) and nothing longer than MAX_STRING.
+ */
+function rawProblems(value: unknown, path: PropertyKey[] = [], out: string[] = []): string[] {
+  if (out.length >= 20) return out;
+  if (typeof value === "string") {
+    if (hasControlChars(value)) out.push(`${keyPath(path)}: contains a control character such as a newline (got ${shown(value)}); remove it`);
+    else if (value.length > MAX_STRING) out.push(`${keyPath(path)}: is ${value.length} characters; at most ${MAX_STRING}`);
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => rawProblems(v, [...path, i], out));
+  } else if (value && typeof value === "object") {
+    for (const [k, v] of Object.entries(value)) {
+      if (hasControlChars(k) || k.length > 256) out.push(`${keyPath([...path, k])}: key has a control character or is over 256 characters; rename it`);
+      else rawProblems(v, [...path, k], out);
+    }
+  }
+  return out;
 }
 
 /** Validates parsed JSON. Throws SettingsError naming every problem. */
 export function parseSettings(raw: unknown, file = "settings"): Settings {
+  const early = rawProblems(raw);
+  if (early.length) throw new SettingsError(file, early);
   const result = settingsSchema.safeParse(raw, { reportInput: true });
   if (!result.success) throw new SettingsError(file, result.error.issues.flatMap(describeIssue));
   return result.data;
@@ -212,7 +349,7 @@ export function loadSettings(file: string): Settings {
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    throw new SettingsError(file, [`not valid JSON: ${(e as Error).message}`]);
+    throw new SettingsError(file, [`not valid JSON: ${oneLine((e as Error).message).slice(0, 200)}`]);
   }
   return parseSettings(raw, file);
 }

@@ -1,5 +1,6 @@
 # Settings every configuration shares: flakes, the deploy user deploy-rs logs
-# in as, SSH with keys only, and a firewall that opens SSH and nothing else.
+# in as (with its keys), SSH with keys only, a firewall that opens SSH and
+# nothing else, bounded generations, and a guard against nixos-rebuild.
 {
   config,
   lib,
@@ -9,6 +10,11 @@ let
   cfg = config.infra;
 in
 {
+  imports = [
+    ./maintenance.nix
+    ./manual-rebuild-guard.nix
+  ];
+
   options.infra.deployUser = lib.mkOption {
     type = lib.types.passwdEntry lib.types.str;
     default = "deploy";
@@ -16,9 +22,18 @@ in
     description = ''
       Login of the user deploy-rs connects as over SSH. It is trusted by the
       Nix daemon (so it can copy unsigned closures) and runs sudo without a
-      password (deploy-rs activates as root). Its SSH keys are not set here:
-      google-guest-agent writes them to its ~/.ssh/authorized_keys from the
-      "ssh-keys" instance metadata.
+      password (deploy-rs activates as root).
+    '';
+  };
+
+  options.infra.deployKeys = lib.mkOption {
+    type = lib.types.listOf lib.types.singleLineStr;
+    default = [ ];
+    description = ''
+      SSH public keys of the deploy user, from infra.json's hosts.<id>.sshKeys.
+      Declared here, they are in the image and in every system, so the first
+      deploy does not wait for (or race) google-guest-agent, which writes the
+      same keys from the instance metadata only once it is up.
     '';
   };
 
@@ -28,7 +43,7 @@ in
         # google-compute-config.nix enables the guest agent's accounts daemon,
         # which manages metadata SSH keys, only when users are mutable.
         assertion = config.users.mutableUsers;
-        message = "infra.deployUser gets its SSH keys from GCE metadata: keep users.mutableUsers";
+        message = "google-guest-agent writes metadata SSH keys: keep users.mutableUsers";
       }
     ];
 
@@ -47,6 +62,7 @@ in
       isNormalUser = true;
       extraGroups = [ "wheel" ];
       description = "deploy-rs";
+      openssh.authorizedKeys.keys = cfg.deployKeys;
     };
 
     security.sudo.wheelNeedsPassword = false;

@@ -2,6 +2,14 @@
 # images.<id>.nixosConfiguration or hosts.<id>.nixosConfiguration, each built
 # from the module nixos/hosts/<name>.nix. Attribute names come from infra.json
 # alone, so listing them needs no evaluation of NixOS.
+#
+# Each configuration also gets, from infra.json (lib/configurations.ts
+# computes the same and refuses settings that give two answers):
+# - the deploy keys of every host that runs it or boots an image built from
+#   it (deploy-rs first logs in to the image's system);
+# - EFI boot when the images it is, or its hosts boot from, are
+#   UEFI_COMPATIBLE: a system installs its boot loader the way its image does;
+# - nixGc, with its hosts' overrides.
 {
   nixosSystem,
   settings,
@@ -9,9 +17,49 @@
   deployUser,
 }:
 let
-  images = builtins.attrValues (settings.images or { });
-  hosts = builtins.attrValues (settings.hosts or { });
-  names = map (entry: entry.nixosConfiguration) (images ++ hosts);
+  images = settings.images or { };
+  hosts = settings.hosts or { };
+  hostIds = builtins.attrNames hosts;
+  names = map (entry: entry.nixosConfiguration) (
+    builtins.attrValues images ++ builtins.attrValues hosts
+  );
+
+  nixGc = {
+    keepGenerations = 5;
+    schedule = "weekly";
+  }
+  // (settings.nixGc or { });
+  hostNixGc = id: nixGc // (hosts.${id}.nixGc or { });
+  uefi = id: builtins.elem "UEFI_COMPATIBLE" (images.${id}.guestOsFeatures or [ ]);
+  imageConfiguration = id: images.${id}.nixosConfiguration or null;
+  # Sorted and without duplicates, as attribute names are.
+  uniqueSorted =
+    list:
+    builtins.attrNames (
+      builtins.listToAttrs (
+        map (name: {
+          inherit name;
+          value = null;
+        }) list
+      )
+    );
+
+  facts =
+    name:
+    let
+      runs = builtins.filter (id: hosts.${id}.nixosConfiguration == name) hostIds;
+      boots = builtins.filter (id: imageConfiguration hosts.${id}.image == name) hostIds;
+      imageIds =
+        builtins.filter (id: images.${id}.nixosConfiguration == name) (builtins.attrNames images)
+        ++ builtins.filter (id: images ? ${id}) (map (id: hosts.${id}.image) runs);
+    in
+    {
+      deployKeys = uniqueSorted (
+        builtins.concatMap (id: hosts.${id}.sshKeys or [ ]) (runs ++ boots)
+      );
+      efi = builtins.any uefi imageIds;
+      nixGc = if runs == [ ] then nixGc else hostNixGc (builtins.head runs);
+    };
 
   hostModule =
     name:
@@ -25,17 +73,26 @@ let
 
   # listToAttrs keeps the first of equal names: a name shared by an image and
   # a host (or by several hosts) is one configuration.
-  configuration = name: {
-    inherit name;
-    value = nixosSystem {
-      modules = [
-        (hostModule name)
-        {
-          infra.deployUser = deployUser;
-          nixpkgs.hostPlatform = system;
-        }
-      ];
+  configuration =
+    name:
+    let
+      f = facts name;
+    in
+    {
+      inherit name;
+      value = nixosSystem {
+        modules = [
+          (hostModule name)
+          {
+            infra = {
+              inherit deployUser;
+              inherit (f) deployKeys nixGc;
+            };
+            virtualisation.googleComputeImage.efi = f.efi;
+            nixpkgs.hostPlatform = system;
+          }
+        ];
+      };
     };
-  };
 in
 builtins.listToAttrs (map configuration names)

@@ -9,6 +9,7 @@ import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { describeWithTools } from "./tools.js";
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const FIXTURES = join(REPO_ROOT, "__tests__", "fixtures");
@@ -22,10 +23,10 @@ export function onPath(tool: string): string | undefined {
   }
 }
 export const NIX = onPath("nix");
-/** `describe` when real Nix is installed; otherwise skipped, with the reason in the suite name. */
-export const describeWithNix: jest.Describe = NIX ? describe : (describe.skip as jest.Describe);
-export const nixSkipReason = NIX ? "" : " [SKIPPED: nix is not on PATH; .ci/run installs Debian's nix-bin]";
-if (!NIX) process.stderr.write(`tests needing Nix are skipped: nix is not on PATH\n`);
+/** `describe` when real Nix is installed; otherwise skipped with the reason in the suite name (a failure with CI=true). */
+export function describeWithNix(name: string, body: () => void): void {
+  describeWithTools(["nix"], name, body);
+}
 
 /** Offline Nix for fixtures: flakes on, no binary cache to wait for. */
 export const NIX_ENV = {

@@ -3,11 +3,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { onPath } from "./nix.js";
 import { freePort } from "./ports.js";
-
-export const REGISTRY_TOOLS = ["docker-registry", "skopeo", "umoci"].filter((t) => !onPath(t));
-export const registrySkipReason = REGISTRY_TOOLS.length ? ` [SKIPPED: ${REGISTRY_TOOLS.join(", ")} not on PATH; .ci/run installs them]` : "";
 
 export interface Registry {
   readonly address: string;

@@ -15,10 +15,7 @@ import { type ApplySummary, type Rehearsal, rehearsalConfig, summarizeApply } fr
 import { parseSettings, type SettingsInput } from "../../lib/settings.js";
 import { terraform, type TerraformRun } from "../../lib/terraform.js";
 import { App, Testing } from "cdktf";
-import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, onPath, REPO_ROOT } from "./nix.js";
-
-export const TERRAFORM = onPath("terraform");
-export const terraformSkipReason = TERRAFORM ? "" : " [SKIPPED: terraform is not on PATH; the CI machines have Terraform 1.11]";
+import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./nix.js";
 
 /** The doubles the rehearsal puts in place of gcloud, ssh and deploy-rs. */
 export const DOUBLES = {

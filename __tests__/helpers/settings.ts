@@ -1,6 +1,9 @@
 /** Settings objects for tests. */
 import { parseSettings, type Settings, type SettingsInput } from "../../lib/settings.js";
 
+/** A real ed25519 public key (its private half was discarded). */
+export const REAL_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW+r0S3uhGzT7JfMpHhr9SEToqgWTg8SQLYeg96X2fB";
+
 export function baseSettings(overrides: Partial<SettingsInput> = {}): SettingsInput {
   return {
     project: "test-project",
@@ -10,7 +13,7 @@ export function baseSettings(overrides: Partial<SettingsInput> = {}): SettingsIn
     imageBucket: "test-project-images",
     images: { base: { nixosConfiguration: "gce-base", family: "nixos-base" } },
     hosts: {
-      vm: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example"] },
+      vm: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example"] },
     },
     ...overrides,
   };

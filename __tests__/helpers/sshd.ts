@@ -4,14 +4,13 @@
  * by the test.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
 
 export const SSHD = "/usr/sbin/sshd";
-export const sshdSkipReason = existsSync(SSHD) ? "" : " [SKIPPED: /usr/sbin/sshd missing; .ci/run installs openssh-server]";
 
 async function waitForPort(port: number): Promise<void> {
   const deadline = Date.now() + 10000;

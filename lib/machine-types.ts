@@ -1,0 +1,69 @@
+/**
+ * What a machine type needs from the image it boots. Machine series whose
+ * disks attach over NVMe also have gVNIC as their only network interface:
+ * an image without the GVNIC guest OS feature does not get a network there,
+ * and GRUB installed on /dev/sda (nixpkgs' non-EFI GCE default) fails on the
+ * first activation, because the boot disk is /dev/nvme0n1. Those hosts need an
+ * image with GVNIC and UEFI_COMPATIBLE; the flake derives
+ * virtualisation.googleComputeImage.efi from UEFI_COMPATIBLE, so the image
+ * then boots with GRUB on the EFI system partition.
+ *
+ * Source: Google's Compute Engine documentation, the machine series
+ * comparison ("Machine families resource and comparison guide") and "Using
+ * Google Virtual NIC", as of 2025. The code index available while writing
+ * this held only the general-purpose machine page (C3, C3D and N4 as third
+ * and fourth generation), not those tables, so the list was taken from the
+ * documentation as remembered: recheck it when Google adds a series. A
+ * series not listed here is not checked.
+ */
+
+/** Series (the machine type's prefix) that attach disks over NVMe and require gVNIC. */
+export const NVME_GVNIC_SERIES: readonly string[] = [
+  // general purpose
+  "c3",
+  "c3d",
+  "c4",
+  "c4a",
+  "c4d",
+  "n4",
+  "t2a",
+  // compute, storage, memory optimized
+  "h3",
+  "z3",
+  "m3",
+  "m4",
+  "x4",
+  // accelerator optimized
+  "a3",
+  "a4",
+];
+
+/** The series of a machine type: "c3" for "c3-standard-4", "e2" for "e2-small". */
+export function machineSeries(machineType: string): string {
+  return machineType.split("-")[0];
+}
+
+/** True when the machine type boots from NVMe and needs gVNIC (see NVME_GVNIC_SERIES). */
+export function bootsFromNvme(machineType: string): boolean {
+  return NVME_GVNIC_SERIES.includes(machineSeries(machineType));
+}
+
+/** The guest OS features such a machine type needs from its image, with the reason for each. */
+export const NVME_IMAGE_FEATURES: ReadonlyArray<{ feature: string; why: string }> = [
+  { feature: "GVNIC", why: "gVNIC is its only network interface" },
+  { feature: "UEFI_COMPATIBLE", why: "GRUB cannot be installed on /dev/sda there; the image must boot with EFI" },
+];
+
+/** One problem per missing feature: what the host's machine type needs from its image. */
+export function machineTypeProblems(
+  hostId: string,
+  machineType: string,
+  imageId: string,
+  guestOsFeatures: readonly string[],
+): Array<{ path: string[]; message: string }> {
+  if (!bootsFromNvme(machineType)) return [];
+  return NVME_IMAGE_FEATURES.filter(({ feature }) => !guestOsFeatures.includes(feature)).map(({ feature, why }) => ({
+    path: ["hosts", hostId, "machineType"],
+    message: `${machineType} boots from NVMe and needs images.${imageId}.guestOsFeatures to include "${feature}" (${why})`,
+  }));
+}

@@ -1,0 +1,35 @@
+/**
+ * Showing user input inside one-line error messages: control characters
+ * escaped (no ANSI sequence or newline reaches the terminal), and long values
+ * cut, so an error line stays one readable line whatever the input was.
+ */
+
+/** Longest part of a value quoted in an error. */
+export const SHOWN_CHARS = 60;
+/** Longest error line. */
+export const MAX_LINE = 400;
+
+/** C0/C1 controls, DEL, and the Unicode line and paragraph separators. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+
+export function hasControlChars(text: string): boolean {
+  return new RegExp(CONTROL.source).test(text);
+}
+
+function escapeControls(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
+/** A value as a quoted, escaped, bounded string: `"abc"`, `"aaaa…" (5000000 characters)`. */
+export function shown(value: unknown): string {
+  const text = typeof value === "string" ? value : (JSON.stringify(value) ?? String(value));
+  const cut = text.length > SHOWN_CHARS ? `${text.slice(0, SHOWN_CHARS)}…` : text;
+  const quoted = typeof value === "string" ? JSON.stringify(cut) : cut;
+  return `${escapeControls(quoted)}${text.length > SHOWN_CHARS ? ` (${text.length} characters)` : ""}`;
+}
+
+/** One line: controls escaped, at most MAX_LINE characters. */
+export function oneLine(line: string): string {
+  const safe = escapeControls(line);
+  return safe.length > MAX_LINE ? `${safe.slice(0, MAX_LINE)}… (line cut)` : safe;
+}

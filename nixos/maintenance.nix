@@ -1,0 +1,58 @@
+# Bounded system generations and a scheduled store GC. deploy-rs adds a
+# generation of the system profile on every deploy, and nix.gc only frees
+# what no generation still references, so on its own it never bounds the
+# store: a 20 GB disk fills. The profile is first pruned to its newest
+# generations, then nix-collect-garbage frees the rest.
+{
+  config,
+  lib,
+  ...
+}:
+let
+  cfg = config.infra.nixGc;
+in
+{
+  options.infra.nixGc = {
+    keepGenerations = lib.mkOption {
+      type = lib.types.ints.positive;
+      default = 5;
+      description = ''
+        System generations kept, the current one included; older ones are
+        deleted before each garbage collection. Set from infra.json's nixGc.
+      '';
+    };
+
+    schedule = lib.mkOption {
+      type = lib.types.singleLineStr;
+      default = "weekly";
+      example = "Sun *-*-* 03:15:00";
+      description = ''
+        When generations are pruned and the store collected, as a
+        systemd.time(7) calendar event.
+      '';
+    };
+  };
+
+  config = {
+    nix.gc = {
+      automatic = true;
+      dates = cfg.schedule;
+    };
+
+    # Pulled in by nix-gc.service (timer or by hand) and ordered before it; a
+    # failed prune still lets the GC run (wantedBy, not requiredBy). nix-env's
+    # "+N" keeps the current generation, the N - 1 before it, and any newer
+    # one (after a rollback, the generations rolled back from stay).
+    systemd.services.nix-gc-generations = {
+      description = "Keep the newest ${toString cfg.keepGenerations} NixOS system generations";
+      wantedBy = [ "nix-gc.service" ];
+      before = [ "nix-gc.service" ];
+      path = [ config.nix.package ];
+      serviceConfig.Type = "oneshot";
+      script = ''
+        nix-env --profile /nix/var/nix/profiles/system \
+          --delete-generations +${toString cfg.keepGenerations}
+      '';
+    };
+  };
+}
