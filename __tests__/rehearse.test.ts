@@ -6,11 +6,10 @@ import { FORCE_NEW, forceNewValues, rehearsalConfig, rewriteTemplate, summarizeA
 import type { SettingsInput } from "../lib/settings.js";
 import { terraform } from "../lib/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";
-import { baseSettings } from "./helpers/settings.js";
+import { baseSettings, REAL_KEY as KEY } from "./helpers/settings.js";
 import { staticResolved, synthStack } from "./helpers/stack.js";
 import { parseSettings } from "../lib/settings.js";
 
-const KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAITest test@example";
 const host = (extra: Record<string, unknown> = {}) => ({ nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY], ...extra });
 /** Every kind of resource the stack makes: OCI images, a public image, a direct-SSH host and a recreated one. */
 const everything = (overrides: Partial<SettingsInput> = {}): SettingsInput =>
