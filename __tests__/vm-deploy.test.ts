@@ -3,6 +3,7 @@ import { testWithTools } from "./helpers/tools.js";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
+import { execa } from "execa";
 import { join } from "node:path";
 import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/index.js";
 import { resolveWithNix } from "../lib/nix.js";
@@ -299,6 +300,21 @@ describeWithNix(`hosts with real Nix`, () => {
       expect(run.all).toContain("deploy-rs recorder: recorded");
       expect(run.exitCode).toBe(1);
       expect(run.all).toContain(`the host runs /nix/store/00000000000000000000000000000000-previous-system, not ${toplevel}: the deploy was rolled back`);
+    });
+
+    test("the deploy-rs double activates what the flake's deploy.nodes gives, never the planned path it is handed", async () => {
+      const built = await execa("nix", ["build", "--json", "--no-link", `${fixture.ref}#deploy-rs`], { env: NIX_ENV });
+      const deploy = join(JSON.parse(built.stdout)[0].outputs.out, "bin", "deploy");
+      const nodePath = await execa("nix", ["eval", "--raw", `${fixture.ref}#deploy.nodes.b.profiles.system.path`], { env: NIX_ENV });
+      const run = await execa(deploy, ["--hostname", "10.0.0.2", `${fixture.ref}#b`], {
+        env: { ...NIX_ENV, RECORDER_DIR: recorder, DEPLOY_EXPECTED_SYSTEM: "/nix/store/00000000000000000000000000000000-planned" },
+        reject: false,
+      });
+      expect(run.exitCode).toBe(0);
+      expect(nodePath.stdout).toMatch(/-nixos-system-worker$/);
+      expect(readFileSync(join(recorder, "hosts", "10.0.0.2", "current-system"), "utf8")).toBe(`${nodePath.stdout}\n`);
+      expect(readFileSync(join(recorder, "activations.log"), "utf8")).toBe(`b ${nodePath.stdout}\n`);
+      expect(existsSync(nodePath.stdout)).toBe(true);
     });
 
     test("hostile values in the flake path reach deploy-rs verbatim; a hostile state dir is refused by the settings", async () => {

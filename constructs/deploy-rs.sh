@@ -5,7 +5,10 @@
 #   DEPLOY_ACTIVATION_TIMEOUT, and the ssh-config.sh inputs.
 set -euo pipefail
 log() { echo "deploy-rs[$DEPLOY_NODE]: $*" >&2; }
-nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
+# Terraform runs steps in parallel, and concurrent evaluations sharing Nix's
+# eval cache (one SQLite file per flake) fail with "database is busy" or an
+# attribute "unexpectedly missing" (Nix 2.8, found by the rehearsal).
+nix_cmd() { nix --extra-experimental-features 'nix-command flakes' --option eval-cache false "$@"; }
 
 # deploy-rs splits --ssh-opts on spaces, so the ssh_config path must have none.
 work=$(mktemp -d /tmp/deploy-rs.XXXXXX)

@@ -3,7 +3,10 @@
 # Every value arrives through the environment (lib/steps.ts BuildImageEnv):
 #   NIX_FLAKE NIX_ATTRIBUTE PLANNED_STORE_PATH IMAGE_FILE GC_ROOT
 set -euo pipefail
-nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
+# Terraform runs steps in parallel, and concurrent evaluations sharing Nix's
+# eval cache (one SQLite file per flake) fail with "database is busy" or an
+# attribute "unexpectedly missing" (Nix 2.8, found by the rehearsal).
+nix_cmd() { nix --extra-experimental-features 'nix-command flakes' --option eval-cache false "$@"; }
 
 # Builds the planned image and keeps a GC root, or fails before building
 # when the flake no longer gives the planned store path.

@@ -5,7 +5,10 @@
 # Needs nix, skopeo, umoci and node (which cdktf itself runs on).
 set -euo pipefail
 log() { echo "oci-push[$OCI_PACKAGE]: $*" >&2; }
-nix_cmd() { nix --extra-experimental-features 'nix-command flakes' "$@"; }
+# Terraform runs steps in parallel, and concurrent evaluations sharing Nix's
+# eval cache (one SQLite file per flake) fail with "database is busy" or an
+# attribute "unexpectedly missing" (Nix 2.8, found by the rehearsal).
+nix_cmd() { nix --extra-experimental-features 'nix-command flakes' --option eval-cache false "$@"; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/oci-push.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 installable="$OCI_FLAKE#$OCI_PACKAGE"

@@ -1,0 +1,378 @@
+/**
+ * The rehearsal: the synthesized infra stack applied by real Terraform core
+ * (Google resources as terraform_data stand-ins, lib/rehearse.ts), with real
+ * Nix builds of the fixture flake, the steps' real scripts, and test doubles
+ * for gcloud storage, ssh and deploy-rs. Each scenario asserts what ran and
+ * what did not, from `terraform apply -json` events and the doubles' logs.
+ */
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { type ApplySummary, type Rehearsal, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
+import type { SettingsInput } from "../lib/settings.js";
+import { fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithTools } from "./helpers/tools.js";
+import { type Applied, rehearsalProject, type RehearsalProject } from "./helpers/rehearsal.js";
+import { baseSettings } from "./helpers/settings.js";
+
+const TIMEOUT = 240000;
+
+const host = (nixosConfiguration: string, extra: Record<string, unknown> = {}) => ({ nixosConfiguration, image: "base", machineType: "e2-small", ...extra });
+const twoHosts = (extra: Record<string, unknown> = {}): SettingsInput =>
+  baseSettings({ hosts: { vm: host("vm", extra), worker: host("worker") } });
+
+/** Provisioner runs per kind of step, e.g. "build 1, upload 1, deploy 2". */
+function ran(summary: ApplySummary): string {
+  return STEP_KINDS.filter((k) => summary.steps[k].ran > 0).map((k) => `${k} ${summary.steps[k].ran}`).join(", ") || "nothing";
+}
+/** Where in the timeline an event matching the pattern happened (-1: never). */
+function at(summary: ApplySummary, pattern: RegExp): number {
+  return summary.timeline.findIndex((line) => pattern.test(line));
+}
+function startedAt(summary: ApplySummary, pattern: RegExp): number {
+  return summary.order.findIndex((line) => pattern.test(line));
+}
+/** node → planned toplevel, from the deploy steps of a rehearsal. */
+function plannedSystems(rehearsal: Rehearsal): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(rehearsal.standIns)
+      .filter(([, s]) => s.kind === "deploy")
+      .map(([address]) => {
+        const block = rehearsal.config.resource.terraform_data[address.replace("terraform_data.", "")];
+        return [block.provisioner[0]["local-exec"].environment.DEPLOY_NODE, block.triggers_replace.toplevel];
+      }),
+  );
+}
+function imageStorePath(rehearsal: Rehearsal): string {
+  const build = Object.entries(rehearsal.standIns).find(([, s]) => s.kind === "build")![0];
+  return rehearsal.config.resource.terraform_data[build.replace("terraform_data.", "")].triggers_replace.planned_store_path;
+}
+const hashOf = (storePath: string) => storePath.slice("/nix/store/".length, "/nix/store/".length + 32);
+const counts = (summary: ApplySummary, kind: StepKind) => summary.steps[kind];
+function expectApplied(applied: Applied): ApplySummary {
+  if (applied.run.exitCode !== 0) throw new Error(`apply failed:\n${applied.summary.errors.join("\n")}\n${applied.run.text}`);
+  return applied.summary;
+}
+
+describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix", () => {
+  let project: RehearsalProject | undefined;
+  const figures: string[] = [];
+  let started = 0;
+  let steps: string[] = [];
+  beforeEach(() => {
+    started = Date.now();
+    steps = [];
+  });
+  afterEach(() => {
+    const name = expect.getState().currentTestName?.replace(/^.*? ([a-j])\. .*$/, "$1") ?? "?";
+    if (project) figures.push(`${name}: ${project.applies} apply(s), ran [${steps.join("; ")}], ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    project?.cleanup();
+    project = undefined;
+  });
+  afterAll(() => figures.length > 0 && console.log(`rehearsal figures: ${figures.join(" | ")}`));
+
+  /** A project after its first deploy, with the no-op check every later scenario starts from. */
+  async function deployed(settings: SettingsInput = twoHosts()) {
+    project = await rehearsalProject(settings);
+    const rehearsal = await project.synth();
+    const first = expectApplied(await project.apply());
+    steps.push(ran(first));
+    return { project, rehearsal, first };
+  }
+  async function applyNow(p: RehearsalProject) {
+    const rehearsal = await p.synth();
+    const summary = expectApplied(await p.apply());
+    steps.push(ran(summary));
+    return { rehearsal, summary };
+  }
+  async function expectNoChanges(p: RehearsalProject) {
+    const plan = await p.plan();
+    if (plan.exitCode !== 0) throw new Error(`expected an empty plan (exit 0), got ${plan.exitCode}:\n${plan.text}`);
+  }
+
+  test("a. first deploy: build, upload, image, VMs and deploys all run, in order", async () => {
+    const { project: p, rehearsal, first } = await deployed();
+    expect(counts(first, "build")).toMatchObject({ ran: 1, created: 1 });
+    expect(counts(first, "upload")).toMatchObject({ ran: 1, created: 1 });
+    expect(counts(first, "image")).toMatchObject({ created: 1, destroyed: 0 });
+    expect(counts(first, "instance")).toMatchObject({ created: 2, destroyed: 0 });
+    expect(counts(first, "deploy")).toMatchObject({ ran: 2, failed: 0 });
+    expect(counts(first, "gcroots")).toMatchObject({ ran: 1 });
+    // Terraform's order: each step finished before the next started.
+    const built = at(first, /^done build create /);
+    const uploaded = at(first, /^done upload create /);
+    const imaged = at(first, /^done image create /);
+    expect(built).toBeGreaterThanOrEqual(0);
+    expect(built).toBeLessThan(at(first, /^ran upload /));
+    expect(uploaded).toBeLessThan(at(first, /^done image create /));
+    for (const node of ["vm", "worker"]) {
+      const vm = at(first, new RegExp(`^done instance create google_compute_instance\\.${node}-vm_`));
+      expect(imaged).toBeLessThan(vm);
+      expect(vm).toBeLessThan(at(first, new RegExp(`^ran deploy null_resource\\.${node}-deploy_`)));
+    }
+    expect(p.uploads()).toHaveLength(1);
+    const systems = plannedSystems(rehearsal);
+    expect(p.activations().sort()).toEqual([`vm ${systems.vm}`, `worker ${systems.worker}`]);
+    expect(p.gcRoots()).toEqual([hashOf(imageStorePath(rehearsal))]);
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("b. one host's services changed: exactly one deploy, no build, upload or image", async () => {
+    const { project: p } = await deployed();
+    const inputs = p.flake.readInputs();
+    inputs.configurations.worker.services = "pipeline v2";
+    p.flake.writeInputs(inputs);
+    const { rehearsal, summary } = await applyNow(p);
+    expect(ran(summary)).toBe("deploy 1");
+    expect(summary.timeline.filter((l) => l.startsWith("ran deploy"))).toEqual([expect.stringMatching(/^ran deploy null_resource\.worker-deploy_/)]);
+    for (const kind of ["build", "upload", "image", "instance"] as const) expect(counts(summary, kind)).toMatchObject({ ran: 0, created: 0, destroyed: 0 });
+    expect(p.uploads()).toHaveLength(1);
+    expect(p.activations().at(-1)).toBe(`worker ${plannedSystems(rehearsal).worker}`);
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("c. no-op: plan -detailed-exitcode exits 0 and a second apply runs nothing", async () => {
+    const { project: p } = await deployed();
+    await p.synth();
+    await expectNoChanges(p);
+    const { summary } = await applyNow(p);
+    expect(ran(summary)).toBe("nothing");
+    expect(summary.order).toEqual([]);
+  }, TIMEOUT);
+
+  test("d. image changed: new build, upload and image; the old GC root goes; no VM is replaced", async () => {
+    const { project: p, rehearsal: before } = await deployed();
+    const inputs = p.flake.readInputs();
+    inputs.configurations["gce-base"].image = "base v2";
+    p.flake.writeInputs(inputs);
+    const { rehearsal: after, summary } = await applyNow(p);
+    expect(counts(summary, "build")).toMatchObject({ ran: 1, created: 1, destroyed: 1 });
+    expect(counts(summary, "upload")).toMatchObject({ ran: 1 });
+    expect(counts(summary, "image")).toMatchObject({ created: 1, destroyed: 1 });
+    expect(counts(summary, "instance")).toEqual({ ran: 0, failed: 0, created: 0, updated: 0, destroyed: 0 });
+    expect(counts(summary, "deploy").ran).toBe(0);
+    expect(counts(summary, "gcroots").ran).toBe(1);
+    // The new image exists before the old one is deleted (create_before_destroy).
+    expect(at(summary, /^done image delete /)).toBeGreaterThan(at(summary, /^done image create /));
+    expect(p.gcRoots()).toEqual([hashOf(imageStorePath(after))]);
+    expect(hashOf(imageStorePath(after))).not.toBe(hashOf(imageStorePath(before)));
+    expect(p.uploads()).toHaveLength(2);
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("e. recreateOnImageChange: the old VM is destroyed only after the new image and the new VM exist", async () => {
+    const { project: p } = await deployed(twoHosts({ recreateOnImageChange: true }));
+    const inputs = p.flake.readInputs();
+    inputs.configurations["gce-base"].image = "base v2";
+    p.flake.writeInputs(inputs);
+    const { rehearsal, summary } = await applyNow(p);
+    const vm = /google_compute_instance\.vm-vm_/;
+    expect(counts(summary, "instance")).toMatchObject({ created: 1, destroyed: 1 });
+    expect(summary.timeline.filter((l) => /^done instance/.test(l) && !vm.test(l))).toEqual([]);
+    const oldVmDeleted = startedAt(summary, /^instance delete google_compute_instance\.vm-vm_/);
+    expect(oldVmDeleted).toBeGreaterThan(startedAt(summary, /^image create /));
+    expect(oldVmDeleted).toBeGreaterThan(startedAt(summary, /^instance create google_compute_instance\.vm-vm_/));
+    // In completion order too: the new image and the new VM were done before the old VM's delete began.
+    const deleteStarted = summary.timeline.findIndex((l) => /^done instance delete /.test(l));
+    expect(at(summary, /^done image create /)).toBeLessThan(deleteStarted);
+    expect(at(summary, /^done instance create /)).toBeLessThan(deleteStarted);
+    // The new VM (a new instance id) is deployed; the other host is not.
+    expect(summary.timeline.filter((l) => l.startsWith("ran deploy"))).toEqual([expect.stringMatching(/^ran deploy null_resource\.vm-deploy_/)]);
+    expect(p.activations().at(-1)).toBe(`vm ${plannedSystems(rehearsal).vm}`);
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("f. a fresh runner (no GC roots, image absent from the store): the plan is empty", async () => {
+    const { project: p, rehearsal } = await deployed();
+    const image = imageStorePath(rehearsal);
+    rmSync(join(p.root, ".infra", "gcroots"), { recursive: true, force: true });
+    await execa("nix", ["store", "delete", image], { env: NIX_ENV });
+    expect(existsSync(image)).toBe(false);
+    await p.synth();
+    await expectNoChanges(p);
+    const { summary } = await applyNow(p);
+    expect(ran(summary)).toBe("nothing");
+    expect(existsSync(image)).toBe(false);
+  }, TIMEOUT);
+
+  test("g. the flake changed between plan and apply: each step refuses before acting", async () => {
+    const { project: p } = await deployed();
+    const activations = p.activations();
+    const edit = (change: (inputs: any) => void) => {
+      const inputs = p.flake.readInputs();
+      change(inputs);
+      p.flake.writeInputs(inputs);
+    };
+
+    // An image and a service change are planned; then the flake changes again.
+    edit((i) => {
+      i.configurations["gce-base"].image = "base v2";
+      i.configurations.worker.services = "pipeline v2";
+    });
+    await p.synth();
+    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+    edit((i) => {
+      i.configurations["gce-base"].image = "base v3, not reviewed";
+      i.configurations.worker.services = "pipeline v3, not reviewed";
+    });
+    const image = await p.apply("reviewed.tfplan");
+    steps.push(ran(image.summary));
+    expect(image.run.exitCode).not.toBe(0);
+    expect(image.summary.steps.build).toMatchObject({ ran: 0, failed: 1 });
+    expect(image.summary.errors.join("\n")).toContain("nix-image: the flake changed after synth");
+    expect(counts(image.summary, "upload").ran).toBe(0);
+    expect(counts(image.summary, "image").created).toBe(0);
+    expect(p.uploads()).toHaveLength(1);
+    // The deploys wait behind the image (the VMs refer to it), so none ran; the
+    // refused build is tainted, and the next apply builds what it plans then.
+    expect(p.activations()).toEqual(activations);
+
+    // A service change alone, planned, then changed: the deploy step refuses.
+    edit((i) => {
+      i.configurations["gce-base"].image = "base v1";
+      i.configurations.worker.services = "pipeline v4";
+    });
+    await p.synth();
+    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+    edit((i) => (i.configurations.worker.services = "pipeline v5, not reviewed"));
+    const deploy = await p.apply("reviewed.tfplan");
+    steps.push(ran(deploy.summary));
+    expect(deploy.run.exitCode).not.toBe(0);
+    expect(deploy.summary.steps.deploy).toMatchObject({ ran: 0, failed: 1 });
+    expect(deploy.summary.errors.join("\n")).toContain("nothing was deployed");
+    expect(p.activations()).toEqual(activations);
+
+    // Recoverable: a new plan of what the flake says now applies cleanly.
+    const { summary } = await applyNow(p);
+    expect(ran(summary)).toBe("deploy 1");
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("h. an object deleted out of band: the plan stays empty, and a later image change from a fresh runner rebuilds and re-uploads", async () => {
+    const { project: p, rehearsal } = await deployed();
+    const upload = Object.values(rehearsal.config.resource.terraform_data).find((b: any) => b.provisioner?.[0]["local-exec"].command === "constructs/gce-image.sh") as any;
+    const object = p.objectFile(upload.provisioner[0]["local-exec"].environment.UPLOAD_OBJECT);
+    expect(existsSync(object)).toBe(true);
+    rmSync(object);
+    await p.synth();
+    await expectNoChanges(p);
+
+    // A fresh runner, and a change Google makes a new image for, without any Nix change.
+    const image = imageStorePath(rehearsal);
+    rmSync(join(p.root, ".infra", "gcroots"), { recursive: true, force: true });
+    await execa("nix", ["store", "delete", image], { env: NIX_ENV });
+    p.settings = { ...p.settings, images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"] } } };
+    const { summary } = await applyNow(p);
+    expect(counts(summary, "upload").ran).toBe(1);
+    expect(counts(summary, "build").ran).toBe(0);
+    expect(counts(summary, "image")).toMatchObject({ created: 1, destroyed: 1 });
+    expect(counts(summary, "instance")).toMatchObject({ created: 0, destroyed: 0 });
+    expect(existsSync(object)).toBe(true);
+    expect(existsSync(image)).toBe(true);
+    expect(p.gcRoots()).toEqual([hashOf(image)]);
+    expect(p.uploads()).toHaveLength(2);
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("i. steps evaluate the flake in parallel: two images of one configuration both build, share one object and one GC root", async () => {
+    // Without eval-cache=false, concurrent evaluations of one flake failed on Nix 2.8
+    // ("SQLite database ... is busy", then an attribute "unexpectedly missing").
+    const spy = nixSpy();
+    try {
+      project = await rehearsalProject(
+        baseSettings({
+          images: { base: { nixosConfiguration: "gce-base", family: "nixos-base" }, twin: { nixosConfiguration: "gce-base", family: "nixos-twin" } },
+          hosts: { vm: host("vm"), worker: host("worker", { image: "twin" }) },
+        }),
+        { path: [spy.binDir] },
+      );
+      const rehearsal = await project.synth();
+      const { summary } = await applyNow(project);
+      expect(counts(summary, "build")).toMatchObject({ ran: 2, failed: 0 });
+      expect(counts(summary, "upload")).toMatchObject({ ran: 2, failed: 0 });
+      expect(counts(summary, "image").created).toBe(2);
+      expect(counts(summary, "deploy")).toMatchObject({ ran: 2, failed: 0 });
+      expect(project.uploads()).toHaveLength(1);
+      expect(project.gcRoots()).toEqual([hashOf(imageStorePath(rehearsal))]);
+      const calls = spy.calls();
+      expect(calls.filter((argv) => argv.includes("eval")).length).toBeGreaterThanOrEqual(4);
+      expect(calls.filter((argv) => !argv.join(" ").includes("--option eval-cache false"))).toEqual([]);
+      await expectNoChanges(project);
+    } finally {
+      spy.cleanup();
+    }
+  }, TIMEOUT);
+
+  test("j. a host removed: its VM, firewall, account and deploy step go; nothing runs", async () => {
+    const { project: p } = await deployed();
+    p.settings = { ...p.settings, hosts: { vm: host("vm") } };
+    const { summary } = await applyNow(p);
+    expect(ran(summary)).toBe("nothing");
+    expect(counts(summary, "instance")).toMatchObject({ created: 0, destroyed: 1 });
+    expect(counts(summary, "deploy")).toMatchObject({ ran: 0, destroyed: 1 });
+    expect(summary.timeline.filter((l) => l.startsWith("done")).every((l) => /(worker-vm|worker-deploy)_/.test(l))).toBe(true);
+    expect(summary.order).toHaveLength(6); // instance, firewall, account, its two roles, deploy step
+    await expectNoChanges(p);
+  }, TIMEOUT);
+});
+
+describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "npm run rehearse", () => {
+  let root: string;
+  beforeEach(() => {
+    // A project of its own: the program's files linked in, the fixture flake as ./flake.
+    root = mkdtempSync(join(tmpdir(), "rehearse-cli-"));
+    for (const entry of ["package.json", "tsconfig.json", "node_modules", "main.ts", "bin", "lib", "constructs", "__tests__"]) {
+      symlinkSync(join(REPO_ROOT, entry), join(root, entry));
+    }
+    const flake = fixtureFlake();
+    cpSync(flake.dir, join(root, "flake"), { recursive: true });
+    flake.cleanup();
+    writeFileSync(
+      join(root, "infra.json"),
+      JSON.stringify({
+        ...baseSettings({ hosts: { vm: host("vm", { runsOciImages: ["ingest"] }) } }),
+        flake: "./flake",
+        ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
+      }),
+    );
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  const rehearse = (...args: string[]) => execa("npm", ["run", "--silent", "rehearse", "--", ...args], { cwd: root, env: NIX_ENV, reject: false });
+
+  test("first deploy, then the next one: a line per step, what ran, the empty plan after, the wall time", async () => {
+    const first = await rehearse("--fresh");
+    if (first.exitCode !== 0) throw new Error(first.stderr);
+    expect(first.stderr).toContain("rehearse: first deploy, from empty state (.infra/rehearsal; --fresh starts over)");
+    expect(first.stderr).toMatch(/rehearse: \[ +[\d.]+s\] build +base-build\/Build: creating…/);
+    for (const kind of ["build", "upload", "deploy", "gcroots", "push"]) expect(first.stderr).toMatch(new RegExp(`rehearse: {3}${kind} +ran 1 +1 created`));
+    expect(first.stderr).toMatch(/rehearse: {3}image +1 created/);
+    expect(first.stderr).toContain("rehearse: plan after the apply: no changes (terraform plan -detailed-exitcode exited 0)");
+    expect(first.stderr).toMatch(/rehearse: wall time [\d.]+ s \(synth [\d.]+ s, init [\d.]+ s, apply [\d.]+ s, plan [\d.]+ s\)/);
+    // The rehearsal's own state: GC roots under .infra/rehearsal/state, never the real .infra/gcroots.
+    expect(existsSync(join(root, ".infra", "rehearsal", "state", "gcroots"))).toBe(true);
+    expect(existsSync(join(root, ".infra", "gcroots"))).toBe(false);
+
+    const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
+    inputs.configurations.vm.services = "postgresql v2";
+    writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
+    const next = await rehearse();
+    if (next.exitCode !== 0) throw new Error(next.stderr);
+    expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
+    expect(next.stderr).toMatch(/rehearse: {3}deploy +ran 1 +1 created, 1 destroyed/);
+    expect(next.stderr).not.toMatch(/rehearse: {3}(build|upload|image|push) /);
+  }, TIMEOUT);
+
+  test("a bad argument and a failed synth are named, and exit 1", async () => {
+    const bad = await rehearse("--frsh");
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- --fresh] [-- --verbose]");
+    const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
+    inputs.configurations.vm.evalError = "broken on purpose";
+    writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
+    const broken = await rehearse("--fresh");
+    expect(broken.exitCode).toBe(1);
+    expect(broken.stderr).toContain("error: rehearse: synth failed:");
+    expect(broken.stderr).toContain("broken on purpose");
+  }, TIMEOUT);
+});

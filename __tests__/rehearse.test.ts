@@ -1,0 +1,251 @@
+/** lib/rehearse.ts: the rewrite of the infra stack for offline Terraform core, as a pure function and through real Terraform. */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { FORCE_NEW, forceNewValues, rehearsalConfig, rewriteTemplate, summarizeApply, type TerraformEvent } from "../lib/rehearse.js";
+import type { SettingsInput } from "../lib/settings.js";
+import { terraform } from "../lib/terraform.js";
+import { describeWithTool } from "./helpers/tools.js";
+import { baseSettings, REAL_KEY as KEY } from "./helpers/settings.js";
+import { staticResolved, synthStack } from "./helpers/stack.js";
+import { parseSettings } from "../lib/settings.js";
+
+const host = (extra: Record<string, unknown> = {}) => ({ nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY], ...extra });
+/** Every kind of resource the stack makes: OCI images, a public image, a direct-SSH host and a recreated one. */
+const everything = (overrides: Partial<SettingsInput> = {}): SettingsInput =>
+  baseSettings({
+    images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", public: true } },
+    hosts: {
+      vm: host({ runsOciImages: ["ingest"] }),
+      edge: host({ nixosConfiguration: "worker", sshSourceRanges: ["203.0.113.0/24"] }),
+      pet: host({ recreateOnImageChange: true }),
+    },
+    ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
+    ...overrides,
+  });
+function synthesized(input: SettingsInput) {
+  const s = parseSettings(input, "test");
+  return JSON.parse(synthStack(s, staticResolved(s)).json);
+}
+const standIn = (config: any, prefix: string) => {
+  const hits = Object.entries<any>(config.resource.terraform_data).filter(([name]) => name.startsWith(prefix));
+  if (hits.length !== 1) throw new Error(`expected one stand-in starting with ${prefix}, found ${hits.map(([n]) => n).join(", ") || "none"}`);
+  return { name: hits[0][0], block: hits[0][1] };
+};
+
+describe("the rehearsal rewrite (pure)", () => {
+  const stack = synthesized(everything());
+  const { config, standIns } = rehearsalConfig(stack);
+
+  test("only terraform_data is left: no providers, no required_providers, local state in the rehearsal directory", () => {
+    expect(Object.keys(config.resource)).toEqual(["terraform_data"]);
+    expect(config.provider).toBeUndefined();
+    expect(config.data).toBeUndefined();
+    expect(config.terraform).toEqual({ backend: { local: { path: "terraform.tfstate" } } });
+    // Every original resource and data source has exactly one stand-in.
+    const originals = [
+      ...Object.entries<any>(stack.resource).flatMap(([type, byName]) => Object.keys(byName).map((n) => `${type}.${n}`)),
+      ...Object.entries<any>(stack.data).flatMap(([type, byName]) => Object.keys(byName).map((n) => `data.${type}.${n}`)),
+    ];
+    expect(Object.values(standIns).map((s) => s.original).sort()).toEqual(originals.sort());
+  });
+
+  test("stand-ins keep the type and logical id in their name, and say what they stand in for", () => {
+    const vm = standIn(config, "google_compute_instance__vm-vm_Instance_");
+    expect(vm.block["//"].rehearsal.stands_in_for).toMatch(/^google_compute_instance\.vm-vm_Instance_\w+$/);
+    expect(standIns[`terraform_data.${vm.name}`]).toMatchObject({ kind: "instance" });
+    expect(standIns[`terraform_data.${standIn(config, "null_resource__base-build_Build_").name}`].kind).toBe("build");
+    expect(standIns[`terraform_data.${standIn(config, "null_resource__vm-deploy_Deploy_").name}`].kind).toBe("deploy");
+    expect(standIns[`terraform_data.${standIn(config, "null_resource__ingest-oci_Push_").name}`].kind).toBe("push");
+    expect(standIn(config, "data_google_artifact_registry_docker_image__ingest-oci_Pushed_").block["//"].rehearsal.stands_in_for).toMatch(/^data\.google_artifact_registry_docker_image\./);
+  });
+
+  test("an image is replaced on what Google cannot update; its labels are updated in place", () => {
+    const image = standIn(config, "google_compute_image__base-image_Image_").block;
+    expect(Object.keys(image.triggers_replace).sort()).toEqual(["description", "family", "guest_os_features", "name", "raw_disk"]);
+    expect(image.input.labels["nix-store-hash"]).toMatch(/^[0-9a-z]{32}$/);
+    expect(image.lifecycle).toEqual({ create_before_destroy: true });
+    expect(image.depends_on).toEqual([expect.stringMatching(/^terraform_data\.null_resource__base-image_Upload_\w+$/)]);
+  });
+
+  test("an instance: ignore_changes drops the boot image from input and triggers but keeps the dependency; machine_type is no trigger", () => {
+    const vm = standIn(config, "google_compute_instance__vm-vm_Instance_").block;
+    expect(vm.input.boot_disk.initialize_params).toEqual({ size: 20, type: "pd-balanced" });
+    expect(vm.input.machine_type).toBe("e2-small");
+    expect(vm.triggers_replace).toEqual({
+      name: "vm",
+      zone: "europe-west1-b",
+      "boot_disk.initialize_params.size": 20,
+      "boot_disk.initialize_params.type": "pd-balanced",
+      "network_interface.#": 1,
+    });
+    expect(vm.depends_on).toEqual([expect.stringMatching(/^terraform_data\.google_compute_image__base-image_Image_\w+$/)]);
+    expect(vm.lifecycle).toBeUndefined();
+    // recreateOnImageChange: the image is a trigger, and the new VM comes first.
+    const pet = standIn(config, "google_compute_instance__pet-vm_Instance_").block;
+    expect(pet.triggers_replace["boot_disk.initialize_params.image"]).toMatch(/^\$\{\(join\("", \[substr\(terraform_data\.google_compute_image__base-image_Image_\w+\.id, 0, 0\), "https:\/\/www\.googleapis\.com\/compute\/v1\/projects\/", "test-project", "\/global\/images\/", terraform_data\.google_compute_image__base-image_Image_\w+\.input\.name\]\)\)\}$/);
+    expect(pet.lifecycle).toEqual({ create_before_destroy: true });
+  });
+
+  test("references resolve: ids from the stand-in, configured values from its input, computed values derived", () => {
+    const deploy = standIn(config, "null_resource__vm-deploy_Deploy_").block;
+    const instanceId = /^\$\{terraform_data\.google_compute_instance__vm-vm_Instance_\w+\.id\}$/;
+    expect(deploy.triggers_replace.instance_id).toMatch(instanceId);
+    expect(deploy.provisioner[0]["local-exec"].environment.DEPLOY_INSTANCE_ID).toMatch(instanceId);
+    expect(deploy.depends_on).toEqual([
+      expect.stringMatching(/^terraform_data\.google_compute_instance__vm-vm_Instance_/),
+      expect.stringMatching(/^terraform_data\.google_compute_firewall__vm-vm_SshFirewall_/),
+    ]);
+    // A service account's email is known at plan in the provider (CustomizeDiff), so it is not tied to the id.
+    const firewall = standIn(config, "google_compute_firewall__vm-vm_SshFirewall_").block;
+    expect(firewall.input.target_service_accounts).toEqual([
+      expect.stringMatching(/^\$\{\(join\("", \[terraform_data\.google_service_account__vm-vm_ServiceAccount_\w+\.input\.account_id, "@", "test-project", "\.iam\.gserviceaccount\.com"\]\)\)\}$/),
+    ]);
+    // Direct SSH reads the external IP Google assigns at create.
+    const edge = standIn(config, "null_resource__edge-deploy_Deploy_").block;
+    expect(edge.provisioner[0]["local-exec"].environment.DEPLOY_HOST).toMatch(/^\$\{\(join\("", \[substr\(terraform_data\.google_compute_instance__edge-vm_Instance_\w+\.id, 0, 0\), "192\.0\.2\.10"\]\)\)\}$/);
+    expect(config.output["image-base-name"].value).toMatch(/^\$\{terraform_data\.google_compute_image__base-image_Image_\w+\.input\.name\}$/);
+    expect(config.output["oci-ingest-digest-reference"].value).toContain("sha256(terraform_data.data_google_artifact_registry_docker_image__ingest-oci_Pushed_");
+  });
+
+  test("null_resource: triggers become triggers_replace; provisioners stay exactly as synthesized", () => {
+    const original = Object.entries<any>(stack.resource.null_resource).find(([n]) => n.startsWith("base-build_Build_"))![1];
+    const build = standIn(config, "null_resource__base-build_Build_").block;
+    expect(build.triggers_replace).toEqual(original.triggers);
+    expect(build.provisioner).toEqual(original.provisioner);
+    expect(build.lifecycle).toEqual({ create_before_destroy: true });
+    expect(build.triggers).toBeUndefined();
+  });
+
+  test("templates: self.triggers becomes self.triggers_replace, literal $${ stays literal", () => {
+    const rewriter = (_d: string | undefined, type: string, name: string, key: string | undefined, rest: string) => `<${type}|${name}|${key ?? ""}|${rest}>`;
+    expect(rewriteTemplate("a $${google_x.y.z} ${google_x.y.z} %%{b}", rewriter)).toBe("a $${google_x.y.z} ${<google_x|y||.z>} %%{b}");
+    const { config: c } = rehearsalConfig({
+      resource: {
+        null_resource: {
+          r: { triggers: { a: "1" }, provisioner: [{ "local-exec": { command: "x", when: "destroy", environment: { A: "${self.triggers.a}", L: "$${literal}" } } }] },
+        },
+      },
+    });
+    expect(c.resource.terraform_data.null_resource__r.provisioner[0]["local-exec"]).toEqual({ command: "x", when: "destroy", environment: { A: "${self.triggers_replace.a}", L: "$${literal}" } });
+  });
+
+  test("step environment: listed values replace the synthesized ones, only where the step reads them; OCI pushes can go to a local registry", () => {
+    const { config: c } = rehearsalConfig(stack, { stepEnvironment: { DEPLOY_RS_INSTALLABLE: "path:/doubles/deploy-rs", NOT_READ: "x" }, ociRegistry: "127.0.0.1:5000" });
+    const env = standIn(c, "null_resource__vm-deploy_Deploy_").block.provisioner[0]["local-exec"].environment;
+    expect(env.DEPLOY_RS_INSTALLABLE).toBe("path:/doubles/deploy-rs");
+    expect(env.NOT_READ).toBeUndefined();
+    expect(standIn(c, "null_resource__base-build_Build_").block.provisioner[0]["local-exec"].environment.DEPLOY_RS_INSTALLABLE).toBeUndefined();
+    expect(standIn(c, "null_resource__ingest-oci_Push_").block.provisioner[0]["local-exec"].environment).toMatchObject({
+      OCI_REPOSITORY: "127.0.0.1:5000/ingest",
+      OCI_AUTH: "none",
+      OCI_TLS_VERIFY: "false",
+    });
+    // The triggers still name Artifact Registry: the plan is the real one.
+    expect(standIn(c, "null_resource__ingest-oci_Push_").block.triggers_replace.reference).toMatch(/^europe-west1-docker\.pkg\.dev\//);
+  });
+
+  test("ForceNew values: nested paths, lists of blocks, and the number of blocks", () => {
+    const input = { name: "a", boot_disk: { initialize_params: { size: 20 } }, network_interface: [{ nic_type: "GVNIC" }, { network: "b" }] };
+    expect(forceNewValues(input, ["name", "zone", "boot_disk.initialize_params.size", "network_interface.#", "network_interface.nic_type"])).toEqual({
+      name: "a",
+      "boot_disk.initialize_params.size": 20,
+      "network_interface.#": 2,
+      "network_interface.nic_type": "GVNIC",
+    });
+  });
+
+  test("what the rehearsal cannot stand in for stops it with a message naming the fix", () => {
+    expect(() => rehearsalConfig({ resource: { google_sql_database: { d: { name: "x" } } } })).toThrow(
+      "rehearse: google_sql_database has no entry in FORCE_NEW (lib/rehearse.ts); add its ForceNew attributes from the provider's schema",
+    );
+    expect(() => rehearsalConfig({ resource: { aws_instance: { i: {} } } })).toThrow("rehearse: no stand-in for resource type aws_instance");
+    expect(() =>
+      rehearsalConfig({ resource: { google_compute_image: { i: { name: "x" } }, null_resource: { r: { triggers: { a: "${google_compute_image.i.archive_size_bytes}" } } } } }),
+    ).toThrow("rehearse: google_compute_image.i.archive_size_bytes is read, but the rehearsal has no value for it");
+    expect(Object.keys(FORCE_NEW)).toEqual(expect.arrayContaining(Object.keys(stack.resource).filter((t) => t.startsWith("google_"))));
+  });
+
+  test("apply events are counted per kind of step, in Terraform's order", () => {
+    const build = Object.keys(standIns).find((a) => standIns[a].kind === "build")!;
+    const hook = (addr: string, action?: string) => ({ resource: { addr }, action });
+    const events: TerraformEvent[] = [
+      { type: "apply_start", hook: hook(build, "create") },
+      { type: "provision_complete", hook: hook(build) },
+      { type: "apply_complete", hook: hook(build, "create") },
+      { type: "apply_start", hook: hook("terraform_data.unknown", "delete") },
+      { type: "apply_complete", hook: hook("terraform_data.google_compute_instance__gone-vm_Instance_0A1B2C3D", "delete") },
+      { type: "provision_errored", hook: hook(build) },
+      { type: "diagnostic", diagnostic: { severity: "error", summary: "local-exec provisioner error", detail: "exit status 1" } },
+    ];
+    const summary = summarizeApply(events, standIns);
+    expect(summary.steps.build).toEqual({ ran: 1, failed: 1, created: 1, updated: 0, destroyed: 0 });
+    expect(summary.order).toEqual([`build create ${standIns[build].original}`, "other delete terraform_data.unknown"]);
+    // A stand-in no longer in the configuration is named from its own name.
+    expect(summary.steps.instance.destroyed).toBe(1);
+    expect(summary.timeline).toContain("done instance delete google_compute_instance.gone-vm_Instance_0A1B2C3D");
+    expect(summary.errors).toEqual(["local-exec provisioner error: exit status 1"]);
+  });
+});
+
+describeWithTool("terraform", "the rewrite through real Terraform core", () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "rehearse-tf-"));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The rehearsal without its provisioners, so Terraform alone decides; returns each stand-in's planned action. */
+  async function applyThenPlan(first: SettingsInput, second: SettingsInput): Promise<Record<string, string>> {
+    const write = (input: SettingsInput) => {
+      const { config } = rehearsalConfig(synthesized(input));
+      for (const block of Object.values<any>(config.resource.terraform_data)) delete block.provisioner;
+      writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(config));
+    };
+    write(first);
+    for (const args of [["init"], ["validate"], ["apply", "-auto-approve"]]) {
+      const run = await terraform([...args, "-no-color"], { dir });
+      if (run.exitCode !== 0) throw new Error(`terraform ${args[0]} failed:\n${run.text}`);
+    }
+    write(second);
+    const plan = await terraform(["plan", "-json", "-detailed-exitcode"], { dir });
+    return Object.fromEntries(
+      plan.events
+        .filter((e) => e.type === "planned_change")
+        .map((e) => [e.change!.resource!.addr.replace(/^terraform_data\./, "").replace(/_[0-9A-F]{8}$/, ""), e.change!.action!]),
+    );
+  }
+
+  test("validates, applies, and a second plan of the same stack is empty", async () => {
+    expect(await applyThenPlan(everything(), everything())).toEqual({});
+  }, 60000);
+
+  test("a machine type is updated in place; a zone replaces every VM (and so its deploy)", async () => {
+    const moved = everything();
+    const changed = { ...moved, hosts: Object.fromEntries(Object.entries(moved.hosts!).map(([id, h]) => [id, { ...h, machineType: "e2-medium" }])) };
+    expect(await applyThenPlan(everything(), changed)).toEqual({
+      "google_compute_instance__vm-vm_Instance": "update",
+      "google_compute_instance__edge-vm_Instance": "update",
+      "google_compute_instance__pet-vm_Instance": "update",
+    });
+    const planned = await applyThenPlan(everything(), everything({ zone: "europe-west1-c" }));
+    for (const id of ["vm", "edge", "pet"]) {
+      expect(planned[`google_compute_instance__${id}-vm_Instance`]).toBe("replace");
+      expect(planned[`null_resource__${id}-deploy_Deploy`]).toBe("replace");
+    }
+  }, 60000);
+
+  test("guest OS features replace the image, its upload step and its public grant, and only the recreated VM", async () => {
+    const planned = await applyThenPlan(
+      everything(),
+      everything({ images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", public: true, guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"] } } }),
+    );
+    expect(planned).toEqual({
+      "google_compute_image__base-image_Image": "replace",
+      "google_compute_image_iam_member__base-image_PublicUse": "replace",
+      "null_resource__base-image_Upload": "replace",
+      "google_compute_instance__pet-vm_Instance": "replace",
+      "null_resource__pet-deploy_Deploy": "replace",
+    });
+  }, 60000);
+});

@@ -1,0 +1,204 @@
+/**
+ * npm run rehearse [-- --fresh] [-- --verbose]
+ *
+ * Rehearses `cdktf deploy infra` offline: synthesizes, rewrites the infra
+ * stack so that real Terraform core applies it (lib/rehearse.ts), and runs
+ * `terraform init`, `apply` and `plan -detailed-exitcode` in
+ * .infra/rehearsal/infra, with real Nix builds and test doubles for Google
+ * Cloud Storage (gcloud), the hosts (ssh) and deploy-rs. Its state persists,
+ * so the next run rehearses the next deploy; --fresh starts from nothing.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa } from "execa";
+import { runCli } from "../lib/cli.js";
+import { settingsFile } from "../lib/paths.js";
+import {
+  rehearsalConfig,
+  RehearsalError,
+  type StandIn,
+  STEP_KINDS,
+  summarizeApply,
+  type TerraformEvent,
+} from "../lib/rehearse.js";
+import { loadSettings } from "../lib/settings.js";
+import { terraform } from "../lib/terraform.js";
+
+/** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
+const BASE = ".infra/rehearsal";
+const DOUBLES = fileURLToPath(new URL("../__tests__/fixtures/doubles", import.meta.url));
+const ACTIONS: Record<string, string> = { create: "creating", update: "updating", delete: "destroying", read: "reading" };
+
+await runCli(async () => {
+  const args = process.argv.slice(2);
+  const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose");
+  if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; usage: npm run rehearse [-- --fresh] [-- --verbose]`);
+  const verbose = args.includes("--verbose");
+  const started = Date.now();
+  const root = process.cwd();
+  const base = resolve(root, BASE);
+  const stackDir = join(base, "infra");
+  const file = settingsFile();
+  loadSettings(file); // bad settings stop here, with the settings' own messages
+
+  if (args.includes("--fresh")) rmSync(base, { recursive: true, force: true });
+  const dirs = { gcs: join(base, "gcs"), hosts: join(base, "hosts"), registry: join(base, "registry") };
+  for (const dir of [stackDir, ...Object.values(dirs)]) mkdirSync(dir, { recursive: true });
+  const say = (line: string) => process.stderr.write(`rehearse: ${line}\n`);
+  say(`${existsSync(join(stackDir, "terraform.tfstate")) ? "next deploy after the last rehearsal" : "first deploy, from empty state"} (${BASE}; --fresh starts over)`);
+
+  // Synthesize through the usual path, with the rehearsal's own state dir: its GC roots and known_hosts are not the real ones.
+  const raw = JSON.parse(readFileSync(file, "utf8"));
+  writeFileSync(join(base, "infra.json"), JSON.stringify({ ...raw, stateDir: `${BASE}/state` }, null, 2));
+  let mark = Date.now();
+  const synth = await execa("npm", ["run", "--silent", "synth"], {
+    env: { INFRA_CONFIG: join(base, "infra.json"), CDKTF_OUTDIR: join(base, "cdktf.out") },
+    reject: false,
+    all: true,
+  });
+  if (synth.exitCode !== 0) throw new RehearsalError(`synth failed:\n${synth.all}`);
+  const synthSeconds = seconds(mark);
+  say(`synthesized in ${synthSeconds.toFixed(1)} s`);
+
+  const stack = JSON.parse(readFileSync(join(base, "cdktf.out", "stacks", "infra", "cdk.tf.json"), "utf8"));
+  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === "constructs/oci-image.sh"));
+  const registry = pushes ? await startRegistry(dirs.registry) : undefined;
+  try {
+    const { config, standIns: current } = rehearsalConfig(stack, {
+      // Never the real deploy-rs: it would connect to real hosts.
+      stepEnvironment: { DEPLOY_RS_INSTALLABLE: `path:${join(DOUBLES, "deploy-rs")}` },
+      ociRegistry: registry?.address,
+    });
+    writeFileSync(join(stackDir, "cdk.tf.json"), JSON.stringify(config, null, 2));
+    // Earlier rehearsals' stand-ins name what this apply destroys after it left the stack.
+    const known = join(stackDir, "stand-ins.json");
+    const standIns = { ...(existsSync(known) ? JSON.parse(readFileSync(known, "utf8")) : {}), ...current };
+    writeFileSync(known, JSON.stringify(standIns, null, 2));
+    const env = {
+      PATH: [join(DOUBLES, "gcloud"), join(DOUBLES, "host-ssh"), process.env.PATH].join(":"),
+      GCS_DOUBLE_DIR: dirs.gcs,
+      RECORDER_DIR: dirs.hosts,
+    };
+
+    mark = Date.now();
+    const init = await terraform(["init", "-no-color"], { dir: stackDir, env });
+    if (init.exitCode !== 0) throw new RehearsalError(`terraform init failed:\n${init.text}`);
+    const initSeconds = seconds(mark);
+
+    mark = Date.now();
+    const applyStarted = Date.now();
+    const apply = await terraform(["apply", "-json", "-auto-approve"], {
+      dir: stackDir,
+      env,
+      onEvent: (event) => progress(event, standIns, applyStarted, verbose, say),
+    });
+    const applySeconds = seconds(mark);
+    const summary = summarizeApply(apply.events, standIns);
+    for (const error of summary.errors) say(`error: ${error}`);
+
+    mark = Date.now();
+    const plan = await terraform(["plan", "-json", "-detailed-exitcode"], { dir: stackDir, env });
+    const planSeconds = seconds(mark);
+    const remaining = plan.events
+      .filter((e) => e.type === "planned_change")
+      .map((e) => `${e.change?.action} ${name(standIns, e.change?.resource?.addr ?? "")}`);
+
+    say("what the apply did, per step:");
+    const counts = summary.steps;
+    for (const kind of STEP_KINDS) {
+      const c = counts[kind];
+      const changes = (["created", "updated", "destroyed"] as const).filter((k) => c[k] > 0).map((k) => `${c[k]} ${k}`);
+      if (c.ran + c.failed === 0 && changes.length === 0) continue;
+      const runs = [c.ran ? `ran ${c.ran}` : "", c.failed ? `FAILED ${c.failed}` : ""].filter(Boolean).join(", ");
+      say(`  ${kind.padEnd(9)} ${runs.padEnd(18)} ${changes.join(", ")}`);
+    }
+    if (summary.order.length === 0) say("  nothing (the plan was empty)");
+    say(
+      plan.exitCode === 0
+        ? "plan after the apply: no changes (terraform plan -detailed-exitcode exited 0)"
+        : `plan after the apply: ${remaining.length} change(s) left (exit ${plan.exitCode})${remaining.map((r) => `\n    ${r}`).join("")}`,
+    );
+    say(
+      `wall time ${seconds(started).toFixed(1)} s (synth ${synthSeconds.toFixed(1)} s, init ${initSeconds.toFixed(1)} s, apply ${applySeconds.toFixed(1)} s, plan ${planSeconds.toFixed(1)} s)`,
+    );
+    if (apply.exitCode !== 0) throw new RehearsalError("the apply failed (see the errors above); fix the cause and run npm run rehearse again");
+    if (plan.exitCode !== 0) throw new RehearsalError("the apply left changes behind: a real deploy would not converge");
+  } finally {
+    registry?.stop();
+  }
+});
+
+function seconds(since: number): number {
+  return (Date.now() - since) / 1000;
+}
+
+/** What people call a stand-in: its construct path, or the original address. */
+function name(standIns: Record<string, StandIn>, address: string): string {
+  const standIn = standIns[address.replace(/\[[^\]]*\]$/, "")];
+  if (!standIn) return address;
+  return standIn.path?.replace(/^infra\//, "") ?? standIn.original;
+}
+
+/** One line as each change starts and ends; step output with --verbose. */
+function progress(event: TerraformEvent, standIns: Record<string, StandIn>, since: number, verbose: boolean, say: (line: string) => void) {
+  const addr = event.hook?.resource?.addr;
+  if (!addr) return;
+  const standIn = standIns[addr.replace(/\[[^\]]*\]$/, "")];
+  const kind = standIn && standIn.kind !== "other" ? standIn.kind : (standIn?.original.split(".").at(-2)?.replace(/^google_/, "") ?? "resource");
+  const at = `[${seconds(since).toFixed(1).padStart(5)}s] ${kind.padEnd(9)} ${name(standIns, addr)}`;
+  const action = event.hook?.action ?? "";
+  if (event.type === "apply_start") say(`${at}: ${ACTIONS[action] ?? action}…`);
+  else if (event.type === "apply_complete") say(`${at}: ${action} done (${event.hook?.elapsed_seconds ?? 0} s)`);
+  else if (event.type === "apply_errored") say(`${at}: ${action} FAILED`);
+  else if (event.type === "provision_errored") say(`${at}: its step failed`);
+  else if (verbose && event.type === "provision_progress" && event.hook?.output) say(`    ${event.hook.output}`);
+}
+
+interface LocalRegistry {
+  readonly address: string;
+  stop(): void;
+}
+
+/** OCI pushes go to a real registry on 127.0.0.1 (Debian's docker-registry), never to Artifact Registry. */
+async function startRegistry(dir: string): Promise<LocalRegistry> {
+  const missing = ["docker-registry", "skopeo", "umoci"].filter((tool) => {
+    try {
+      execFileSync("sh", ["-c", `command -v ${tool}`], { stdio: "ignore" });
+      return false;
+    } catch {
+      return true;
+    }
+  });
+  if (missing.length) {
+    throw new RehearsalError(`the stack pushes OCI images, which the rehearsal pushes to a local registry: ${missing.join(", ")} not on PATH (Debian: apt-get install docker-registry skopeo umoci)`);
+  }
+  const port = await new Promise<number>((ok) => {
+    const server = createServer().listen(0, "127.0.0.1", () => {
+      const { port: free } = server.address() as { port: number };
+      server.close(() => ok(free));
+    });
+  });
+  const address = `127.0.0.1:${port}`;
+  const config = join(dir, "config.yml");
+  writeFileSync(config, ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:", `    rootdirectory: ${join(dir, "data")}`, "http:", `  addr: ${address}`, ""].join("\n"));
+  const child: ChildProcess = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
+  // However this process ends, the registry ends with it.
+  process.on("exit", () => child.kill());
+  const deadline = Date.now() + 15000;
+  for (;;) {
+    try {
+      if ((await fetch(`http://${address}/v2/`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline || child.exitCode !== null) {
+      child.kill();
+      throw new RehearsalError(`docker-registry did not answer on ${address} within 15 s`);
+    }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  return { address, stop: () => child.kill() };
+}

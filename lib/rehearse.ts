@@ -1,0 +1,593 @@
+/**
+ * The rehearsal: the synthesized infra stack rewritten so that real Terraform
+ * core plans and applies it offline. Terraform itself then decides order,
+ * replacement and destroy steps, and the steps' scripts run for real.
+ *
+ * - Every google_* resource and data source becomes a `terraform_data`
+ *   stand-in: `input` carries its configuration, `triggers_replace` the
+ *   attributes Google's API cannot update (FORCE_NEW), and references to it
+ *   resolve to that input or, for attributes Google computes, to values
+ *   derived from the stand-in (COMPUTED).
+ * - Every null_resource becomes `terraform_data` with `triggers_replace` =
+ *   its triggers; provisioners are kept as they are.
+ * - Providers go, and the state is local, in the rehearsal directory.
+ *
+ * Pure functions only: bin/rehearse.ts and the tests run Terraform.
+ */
+import { STEP_SCRIPTS } from "./steps.js";
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type Block = Record<string, any>;
+
+/**
+ * Attributes whose change makes Google create a new resource, read from
+ * hashicorp/terraform-provider-google v6.50.0 (the release
+ * @cdktf/provider-google 16.12.1 wraps): `ForceNew: true` in the schemas of
+ * google/services/<service>/resource_<type>.go, of
+ * tpgiamresource/resource_iam_member.go and the iam_<type>.go parent schemas
+ * for IAM members, plus compute_instance's CustomizeDiff ForceNewIf on
+ * metadata_startup_script. Paths are HCL attribute paths without block
+ * indices; `x.#` is the number of `x` blocks. Every other attribute is
+ * updated in place, as Google does (compute_instance's machine_type and
+ * service_account by stopping the VM; network_interface's network too).
+ * A google_* type missing here stops the rehearsal instead of guessing.
+ */
+export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
+  google_compute_image: [
+    "project", "name", "description", "disk_size_gb", "family", "guest_os_features", "image_encryption_key",
+    "licenses", "raw_disk", "shielded_instance_initial_state", "source_disk", "source_disk_encryption_key",
+    "source_image", "source_image_encryption_key", "source_snapshot", "source_snapshot_encryption_key", "storage_locations",
+  ],
+  google_compute_instance: [
+    "project", "name", "zone", "hostname", "metadata_startup_script",
+    "boot_disk.device_name", "boot_disk.mode", "boot_disk.source", "boot_disk.disk_encryption_key_raw",
+    "boot_disk.kms_key_self_link", "boot_disk.guest_os_features",
+    "boot_disk.initialize_params.image", "boot_disk.initialize_params.size", "boot_disk.initialize_params.type",
+    "boot_disk.initialize_params.snapshot",
+    "network_interface.#", "network_interface.network_attachment", "network_interface.nic_type", "network_interface.queue_count",
+  ],
+  google_compute_firewall: ["project", "name", "direction", "params"],
+  google_compute_image_iam_member: ["project", "image", "role", "member", "condition"],
+  google_service_account: ["project", "account_id"],
+  google_project_iam_member: ["project", "role", "member", "condition"],
+  google_project_service: ["project", "service"],
+  google_storage_bucket: ["project", "name", "location", "enable_object_retention", "custom_placement_config.data_locations", "hierarchical_namespace"],
+  google_artifact_registry_repository: [
+    "project", "location", "repository_id", "format", "kms_key_name", "mode", "remote_repository_config",
+    "maven_config.allow_snapshot_overwrites", "maven_config.version_policy",
+  ],
+  google_artifact_registry_repository_iam_member: ["project", "location", "repository", "role", "member", "condition"],
+};
+
+/** What a stand-in's attribute resolves to: an HCL expression. */
+interface StandInRef {
+  /** `terraform_data.<name>`, with the instance key if any. */
+  readonly address: string;
+  /** The configuration as the stand-in's input carries it. */
+  readonly config: Block;
+  readonly defaults: ProviderDefaults;
+}
+interface ProviderDefaults {
+  readonly project?: string;
+  readonly region?: string;
+  readonly zone?: string;
+}
+
+/** An attribute of the configuration (from the stand-in's output), or the provider's default. */
+function attr(ref: StandInRef, name: string): string {
+  if (name in ref.config) return `${ref.address}.input.${name}`;
+  const fallback = ref.defaults[name as keyof ProviderDefaults];
+  if (fallback !== undefined) return JSON.stringify(fallback);
+  throw new RehearsalError(`${ref.address} has no "${name}" and the provider sets no default; set it in the construct`);
+}
+/** A string of literal parts and expressions. */
+function concat(parts: string[]): string {
+  return `join("", [${parts.join(", ")}])`;
+}
+/** Known only once the stand-in exists, like a value Google returns on create. */
+function afterCreate(ref: StandInRef, parts: string[]): string {
+  return concat([`substr(${ref.address}.id, 0, 0)`, ...parts]);
+}
+const lit = JSON.stringify;
+
+/**
+ * Attributes Google computes, by normalized path (no indices), as
+ * expressions over the stand-in. Values known at plan in the provider (a
+ * service account's email: CustomizeDiff sets it) stay known; the others
+ * are unknown until the stand-in is created, and change when it is replaced.
+ */
+const COMPUTED: Readonly<Record<string, Readonly<Record<string, (r: StandInRef) => string>>>> = {
+  google_compute_image: {
+    self_link: (r) => afterCreate(r, [lit("https://www.googleapis.com/compute/v1/projects/"), attr(r, "project"), lit("/global/images/"), attr(r, "name")]),
+  },
+  google_compute_instance: {
+    instance_id: (r) => `${r.address}.id`,
+    self_link: (r) =>
+      afterCreate(r, [lit("https://www.googleapis.com/compute/v1/projects/"), attr(r, "project"), lit("/zones/"), attr(r, "zone"), lit("/instances/"), attr(r, "name")]),
+    "network_interface.network_ip": (r) => afterCreate(r, [lit("10.132.0.2")]),
+    // TEST-NET-1: never routable, so nothing can reach a real address by mistake.
+    "network_interface.access_config.nat_ip": (r) => afterCreate(r, [lit("192.0.2.10")]),
+  },
+  google_service_account: {
+    email: (r) => concat([attr(r, "account_id"), lit("@"), attr(r, "project"), lit(".iam.gserviceaccount.com")]),
+    member: (r) => concat([lit("serviceAccount:"), attr(r, "account_id"), lit("@"), attr(r, "project"), lit(".iam.gserviceaccount.com")]),
+    name: (r) => concat([lit("projects/"), attr(r, "project"), lit("/serviceAccounts/"), attr(r, "account_id"), lit("@"), attr(r, "project"), lit(".iam.gserviceaccount.com")]),
+    unique_id: (r) => `${r.address}.id`,
+  },
+  google_storage_bucket: {
+    url: (r) => afterCreate(r, [lit("gs://"), attr(r, "name")]),
+    self_link: (r) => afterCreate(r, [lit("https://www.googleapis.com/storage/v1/b/"), attr(r, "name")]),
+  },
+  google_artifact_registry_repository: {
+    name: (r) => afterCreate(r, [attr(r, "repository_id")]),
+  },
+  data_google_artifact_registry_docker_image: {
+    // <location>-docker.pkg.dev/<project>/<repository>/<image>@sha256:<digest>; the digest is read at apply.
+    self_link: (r) =>
+      concat([
+        attr(r, "location"), lit("-docker.pkg.dev/"), attr(r, "project"), lit("/"), attr(r, "repository_id"), lit("/"),
+        `split(":", split("@", ${r.address}.input.image_name)[0])[0]`, lit("@sha256:"), `sha256(${r.address}.id)`,
+      ]),
+  },
+};
+
+/** What the rehearsal reports each stand-in as. */
+export type StepKind = "build" | "upload" | "image" | "gcroots" | "instance" | "deploy" | "push" | "other";
+export const STEP_KINDS: readonly StepKind[] = ["build", "upload", "image", "instance", "deploy", "gcroots", "push", "other"];
+
+const SCRIPT_KINDS: Record<string, StepKind> = {
+  [STEP_SCRIPTS.buildImage]: "build",
+  [STEP_SCRIPTS.uploadImage]: "upload",
+  [STEP_SCRIPTS.pruneGcRoots]: "gcroots",
+  [STEP_SCRIPTS.deploy]: "deploy",
+  [STEP_SCRIPTS.pushOci]: "push",
+};
+const TYPE_KINDS: Record<string, StepKind> = { google_compute_image: "image", google_compute_instance: "instance" };
+
+export interface StandIn {
+  /** The address in the synthesized stack, e.g. `google_compute_instance.vm-vm_Instance_C70BC375`. */
+  readonly original: string;
+  readonly kind: StepKind;
+  /** The construct path (`infra/vm-vm/Instance`), for messages. */
+  readonly path?: string;
+}
+
+export interface RehearsalOptions {
+  /** Local state file, relative to the rehearsal directory. @default "terraform.tfstate" */
+  readonly stateFile?: string;
+  /**
+   * Values every step's local-exec environment gets, over the synthesized
+   * ones (e.g. DEPLOY_RS_INSTALLABLE of a deploy-rs double). Only keys the
+   * step already reads are replaced; nothing else is added.
+   * @default {}
+   */
+  readonly stepEnvironment?: Record<string, string>;
+  /**
+   * Pushes OCI images to this registry (`host:port`, plain HTTP, no
+   * credentials) instead of Artifact Registry. @default undefined (unchanged)
+   */
+  readonly ociRegistry?: string;
+}
+
+export interface Rehearsal {
+  /** The rewritten stack, as cdk.tf.json. */
+  readonly config: Block;
+  /** Rehearsal address (`terraform_data.<name>`) → what it stands in for. */
+  readonly standIns: Record<string, StandIn>;
+}
+
+export class RehearsalError extends Error {
+  constructor(message: string) {
+    super(`rehearse: ${message}`);
+    this.name = "RehearsalError";
+  }
+}
+
+/** The stand-in's name: the original type and logical id, recognizable in plans and events. */
+export function standInName(type: string, name: string, data = false): string {
+  return `${data ? "data_" : ""}${type}__${name}`;
+}
+
+const META = new Set(["//", "depends_on", "lifecycle", "provisioner", "connection", "count", "for_each", "provider"]);
+const TRAVERSAL = /(?<![\w.-])(data\.)?(google_[a-z0-9_]+|null_resource|self)\.([A-Za-z_][\w-]*)(\[(?:\d+|"[^"]*")\])?((?:\.[A-Za-z_][\w-]*|\[(?:\d+|"[^"]*")\])*)/g;
+
+/** Rewrites the synthesized infra stack (cdk.tf.json) into the rehearsal. */
+export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): Rehearsal {
+  const google = (stack.provider?.google ?? [])[0] ?? {};
+  const defaults: ProviderDefaults = { project: google.project, region: google.region, zone: google.zone };
+  for (const type of Object.keys(stack.resource ?? {})) {
+    if (type === "null_resource" || type === "terraform_data") continue;
+    if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for resource type ${type}; the rehearsal knows google_*, null_resource and terraform_data`);
+    if (!FORCE_NEW[type]) throw new RehearsalError(`${type} has no entry in FORCE_NEW (lib/rehearse.ts); add its ForceNew attributes from the provider's schema`);
+  }
+  for (const type of Object.keys(stack.data ?? {})) {
+    if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for data source ${type}`);
+  }
+
+  // Stand-in inputs first (with ignored attributes dropped), so references can look them up.
+  const configs = new Map<string, Block>();
+  const dropped = new Map<string, string[]>();
+  for (const [type, byName] of Object.entries<Record<string, Block>>(stack.resource ?? {})) {
+    if (!type.startsWith("google_")) continue;
+    for (const [name, block] of Object.entries(byName)) {
+      const input: Block = {};
+      for (const [key, value] of Object.entries(block)) if (!META.has(key)) input[key] = value;
+      const refs: string[] = [];
+      for (const path of ignoredPaths(block)) refs.push(...dropPath(input, path));
+      configs.set(`${type}.${name}`, input);
+      dropped.set(`${type}.${name}`, refs);
+    }
+  }
+  for (const [type, byName] of Object.entries<Record<string, Block>>(stack.data ?? {})) {
+    for (const [name, block] of Object.entries(byName)) {
+      const input: Block = {};
+      for (const [key, value] of Object.entries(block)) if (!META.has(key)) input[key] = value;
+      configs.set(`data.${type}.${name}`, input);
+    }
+  }
+
+  const rewriteTraversal: Rewriter = (data, type, name, key, rest) => {
+    if (type === "self") {
+      // null_resource's self.triggers is terraform_data's self.triggers_replace.
+      return name === "triggers" ? `self.triggers_replace${key ?? ""}${rest}` : `self.${name}${key ?? ""}${rest}`;
+    }
+    const address = `terraform_data.${standInName(type, name, Boolean(data))}${key ?? ""}`;
+    const steps = parseSteps(rest);
+    if (type === "null_resource") {
+      if (steps[0]?.name === "triggers") return `${address}.triggers_replace${rest.slice(".triggers".length)}`;
+      return `${address}${rest}`;
+    }
+    const original = `${data ? "data." : ""}${type}.${name}`;
+    const config = configs.get(original);
+    if (!config) throw new RehearsalError(`${original} is referenced but not in the stack`);
+    if (steps.length === 0) throw new RehearsalError(`${original} is referenced as a whole; reference one of its attributes`);
+    const ref: StandInRef = { address, config, defaults };
+    const normalized = steps.filter((s) => s.name !== undefined).map((s) => s.name).join(".");
+    const computed = COMPUTED[data ? `data_${type}` : type] ?? {};
+    for (const [path, expression] of Object.entries(computed)) {
+      if (normalized !== path) continue;
+      const value = expression(ref);
+      return /^[\w.-]+$/.test(value) ? value : `(${value})`;
+    }
+    if (steps.length === 1 && steps[0].name === "id") return `${address}.id`;
+    const head = steps[0].name!;
+    if (head in config) return `${address}.input${configPath(config, steps)}`;
+    if (steps.length === 1 && head in defaults && defaults[head as keyof ProviderDefaults] !== undefined) return lit(defaults[head as keyof ProviderDefaults]);
+    throw new RehearsalError(
+      `${original}.${normalized} is read, but the rehearsal has no value for it: not in its configuration and not in COMPUTED (lib/rehearse.ts)`,
+    );
+  };
+  const rewrite = <T>(value: T): T => rewriteValue(value, rewriteTraversal) as T;
+
+  const resources: Record<string, Block> = {};
+  const standIns: Record<string, StandIn> = {};
+  const add = (name: string, block: Block, standIn: StandIn) => {
+    resources[name] = block;
+    standIns[`terraform_data.${name}`] = standIn;
+  };
+
+  for (const [type, byName] of Object.entries<Record<string, Block>>(stack.resource ?? {})) {
+    for (const [name, block] of Object.entries(byName)) {
+      const original = `${type}.${name}`;
+      const path: string | undefined = block["//"]?.metadata?.path;
+      if (type === "terraform_data") {
+        add(name, rewrite(block), { original, kind: "other", path });
+        continue;
+      }
+      const out: Block = { "//": { ...(block["//"] ?? {}), rehearsal: { stands_in_for: original } } };
+      for (const key of ["count", "for_each"]) if (key in block) out[key] = rewrite(block[key]);
+      if (type === "null_resource") {
+        if (block.triggers !== undefined) out.triggers_replace = rewrite(block.triggers);
+        const provisioners = (block.provisioner ?? []).map((p: Block) => rewrite(withStepEnvironment(p, options)));
+        if (provisioners.length) out.provisioner = provisioners;
+        const script: string | undefined = provisioners.map((p: Block) => p["local-exec"]?.command).find(Boolean);
+        if (block.depends_on) out.depends_on = block.depends_on.map(mapAddress);
+        if (block.lifecycle) out.lifecycle = lifecycleOf(block.lifecycle, (p) => (p === "triggers" ? "triggers_replace" : p));
+        add(standInName(type, name), out, { original, kind: (script && SCRIPT_KINDS[script]) || "other", path });
+        continue;
+      }
+      const input = configs.get(original)!;
+      out.input = rewrite(input);
+      const triggers = forceNewValues(input, FORCE_NEW[type]);
+      if (Object.keys(triggers).length) out.triggers_replace = rewrite(triggers);
+      // ignore_changes drops values, not dependencies: what they referred to still comes first.
+      const after = new Set([...(block.depends_on ?? []).map(mapAddress), ...referencedAddresses(dropped.get(original) ?? [])]);
+      if (after.size) out.depends_on = [...after].sort();
+      if (block.provisioner) out.provisioner = block.provisioner.map((p: Block) => rewrite(withStepEnvironment(p, options)));
+      if (block.lifecycle) {
+        const lifecycle = lifecycleOf(block.lifecycle, () => undefined);
+        if (Object.keys(lifecycle).length) out.lifecycle = lifecycle;
+      }
+      add(standInName(type, name), out, { original, kind: TYPE_KINDS[type] ?? "other", path });
+    }
+  }
+  for (const [type, byName] of Object.entries<Record<string, Block>>(stack.data ?? {})) {
+    for (const [name, block] of Object.entries(byName)) {
+      const original = `data.${type}.${name}`;
+      const out: Block = { "//": { ...(block["//"] ?? {}), rehearsal: { stands_in_for: original } }, input: rewrite(configs.get(original)!) };
+      if (block.depends_on) out.depends_on = block.depends_on.map(mapAddress);
+      for (const key of ["count", "for_each"]) if (key in block) out[key] = rewrite(block[key]);
+      add(standInName(type, name, true), out, { original, kind: "other", path: block["//"]?.metadata?.path });
+    }
+  }
+
+  const config: Block = {};
+  if (stack["//"]) config["//"] = stack["//"];
+  const terraform: Block = { ...(stack.terraform ?? {}) };
+  delete terraform.required_providers;
+  delete terraform.cloud;
+  terraform.backend = { local: { path: options.stateFile ?? "terraform.tfstate" } };
+  config.terraform = terraform;
+  for (const key of ["variable", "locals", "output"]) if (stack[key]) config[key] = rewrite(stack[key]);
+  config.resource = { terraform_data: resources };
+  return { config, standIns };
+}
+
+/** `null_resource.x` / `google_y.z` / `data.google_y.z` in depends_on and replace_triggered_by. */
+function mapAddress(address: string): string {
+  const m = /^(data\.)?(google_[a-z0-9_]+|null_resource)\.([\w-]+)(.*)$/.exec(address);
+  if (!m) return address;
+  return `terraform_data.${standInName(m[2], m[3], Boolean(m[1]))}${m[4]}`;
+}
+
+function lifecycleOf(lifecycle: Block, ignored: (path: string) => string | undefined): Block {
+  const out: Block = {};
+  for (const key of ["create_before_destroy", "prevent_destroy"]) if (key in lifecycle) out[key] = lifecycle[key];
+  if (lifecycle.replace_triggered_by) out.replace_triggered_by = lifecycle.replace_triggered_by.map(mapAddress);
+  if (lifecycle.ignore_changes === "all") out.ignore_changes = "all";
+  else if (Array.isArray(lifecycle.ignore_changes)) {
+    const kept = lifecycle.ignore_changes.map(ignored).filter((p: string | undefined): p is string => p !== undefined);
+    if (kept.length) out.ignore_changes = kept;
+  }
+  return out;
+}
+
+function ignoredPaths(block: Block): string[] {
+  const ignore = block.lifecycle?.ignore_changes;
+  if (ignore === "all") return Object.keys(block).filter((k) => !META.has(k));
+  return Array.isArray(ignore) ? ignore : [];
+}
+
+/** `a[0].b[0].c` → ["a", "b", "c"]. */
+function pathNames(path: string): string[] {
+  return path.replace(/\[[^\]]*\]/g, "").split(".").filter(Boolean);
+}
+
+/** Removes the value at an ignore_changes path from the input; returns the references it held. */
+function dropPath(input: Block, path: string): string[] {
+  const names = pathNames(path);
+  const refs: string[] = [];
+  const walk = (node: any, depth: number) => {
+    if (Array.isArray(node)) return node.forEach((n) => walk(n, depth));
+    if (node === null || typeof node !== "object" || !(names[depth] in node)) return;
+    if (depth === names.length - 1) {
+      refs.push(JSON.stringify(node[names[depth]]));
+      delete node[names[depth]];
+    } else walk(node[names[depth]], depth + 1);
+  };
+  walk(input, 0);
+  return refs;
+}
+
+/** The resource addresses interpolated in some strings, mapped to their stand-ins. */
+function referencedAddresses(texts: string[]): string[] {
+  const out = new Set<string>();
+  for (const text of texts) {
+    for (const m of text.matchAll(/\$\{(?:data\.)?(google_[a-z0-9_]+|null_resource)\.([\w-]+)/g)) {
+      out.add(mapAddress(m[0].slice(2).split(".").slice(0, m[0].startsWith("${data.") ? 3 : 2).join(".")));
+    }
+  }
+  return [...out];
+}
+
+/** triggers_replace: the configured values of the ForceNew attributes, keyed by path. */
+export function forceNewValues(input: Block, paths: readonly string[]): Block {
+  const out: Block = {};
+  for (const path of paths) {
+    const count = path.endsWith(".#");
+    const names = (count ? path.slice(0, -2) : path).split(".");
+    let values: any[] = [input];
+    for (const name of names) {
+      values = values
+        .flatMap((v) => (Array.isArray(v) ? v : [v]))
+        .filter((v) => v !== null && typeof v === "object" && name in v)
+        .map((v) => v[name]);
+    }
+    if (values.length === 0) continue;
+    if (count) out[path] = values.map((v) => (Array.isArray(v) ? v.length : 1)).reduce((a, b) => a + b, 0);
+    else out[path] = values.length === 1 ? values[0] : values;
+  }
+  return out;
+}
+
+interface Step {
+  readonly name?: string;
+  readonly index?: string;
+}
+function parseSteps(rest: string): Step[] {
+  return [...rest.matchAll(/\.([A-Za-z_][\w-]*)|(\[(?:\d+|"[^"]*")\])/g)].map((m) => (m[1] ? { name: m[1] } : { index: m[2] }));
+}
+
+/** The path into the stand-in's output: indices on single blocks (objects in cdk.tf.json) are dropped. */
+function configPath(config: Block, steps: Step[]): string {
+  let node: any = config;
+  let out = "";
+  for (const step of steps) {
+    if (step.name !== undefined) {
+      out += `.${step.name}`;
+      node = node && typeof node === "object" ? node[step.name] : undefined;
+    } else if (Array.isArray(node) || node === undefined) {
+      out += step.index;
+      node = Array.isArray(node) ? node[Number(step.index!.slice(1, -1))] : undefined;
+    }
+  }
+  return out;
+}
+
+/** Replaces the step environment's values named in the options (only keys the step reads). */
+function withStepEnvironment(provisioner: Block, options: RehearsalOptions): Block {
+  const exec = provisioner["local-exec"];
+  if (!exec?.environment) return provisioner;
+  const environment: Record<string, string> = { ...exec.environment };
+  for (const [key, value] of Object.entries(options.stepEnvironment ?? {})) {
+    if (key in environment) environment[key] = escapeTemplate(value);
+  }
+  if (options.ociRegistry && exec.command === STEP_SCRIPTS.pushOci) {
+    const repository = String(environment.OCI_REPOSITORY);
+    environment.OCI_REPOSITORY = escapeTemplate(`${options.ociRegistry}/${repository.split("/").pop()}`);
+    environment.OCI_AUTH = "none";
+    environment.OCI_TLS_VERIFY = "false";
+  }
+  return { ...provisioner, "local-exec": { ...exec, environment } };
+}
+
+function escapeTemplate(value: string): string {
+  return value.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
+}
+
+type Rewriter = (data: string | undefined, type: string, name: string, key: string | undefined, rest: string) => string;
+
+/** Rewrites every `${…}` interpolation in every string of a JSON value. */
+function rewriteValue(value: Json | any, rewriter: Rewriter): any {
+  if (typeof value === "string") return rewriteTemplate(value, rewriter);
+  if (Array.isArray(value)) return value.map((v) => rewriteValue(v, rewriter));
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, k === "//" ? v : rewriteValue(v, rewriter)]));
+  }
+  return value;
+}
+
+/** Rewrites the traversals inside `${…}` of a Terraform template string; `$${` stays literal. */
+export function rewriteTemplate(text: string, rewriter: Rewriter): string {
+  let out = "";
+  let i = 0;
+  while (i < text.length) {
+    if (text.startsWith("$${", i) || text.startsWith("%%{", i)) {
+      out += text.slice(i, i + 3);
+      i += 3;
+      continue;
+    }
+    if (text.startsWith("${", i)) {
+      const end = closingBrace(text, i + 2);
+      const expression = text.slice(i + 2, end);
+      out += "${" + expression.replace(TRAVERSAL, (_m, data, type, name, key, rest) => rewriter(data, type, name, key, rest)) + "}";
+      i = end + 1;
+      continue;
+    }
+    out += text[i];
+    i += 1;
+  }
+  return out;
+}
+
+function closingBrace(text: string, from: number): number {
+  let depth = 0;
+  let quoted = false;
+  for (let i = from; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === "\\") i += 1;
+      else if (c === '"') quoted = false;
+    } else if (c === '"') quoted = true;
+    else if (c === "{") depth += 1;
+    else if (c === "}") {
+      if (depth === 0) return i;
+      depth -= 1;
+    }
+  }
+  throw new RehearsalError(`unterminated interpolation in ${JSON.stringify(text)}`);
+}
+
+/** One line of `terraform apply -json`/`plan -json` output, as far as the rehearsal reads it. */
+export interface TerraformEvent {
+  readonly type: string;
+  readonly "@message"?: string;
+  readonly hook?: {
+    readonly resource?: { readonly addr: string };
+    readonly action?: string;
+    readonly elapsed_seconds?: number;
+    readonly provisioner?: string;
+    readonly output?: string;
+  };
+  readonly change?: { readonly resource?: { readonly addr: string }; readonly action?: string };
+  readonly diagnostic?: { readonly severity: string; readonly summary: string; readonly detail?: string; readonly address?: string };
+}
+
+export interface StepCount {
+  /** Provisioners that ran to completion. */
+  ran: number;
+  /** Provisioners that failed. */
+  failed: number;
+  created: number;
+  updated: number;
+  destroyed: number;
+}
+
+/**
+ * A stand-in no longer in the configuration (a removed host, say): what its
+ * name says. Its kind is known for Google resources only; keep the stand-ins
+ * of earlier rehearsals to know the rest.
+ */
+export function removedStandIn(address: string): StandIn | undefined {
+  const m = /^terraform_data\.(data_)?(google_[a-z0-9_]+|null_resource)__([\w-]+)/.exec(address);
+  if (!m) return undefined;
+  return { original: `${m[1] ? "data." : ""}${m[2]}.${m[3]}`, kind: (!m[1] && TYPE_KINDS[m[2]]) || "other" };
+}
+
+/** What one apply did, per kind of step, in event order. */
+export interface ApplySummary {
+  readonly steps: Record<StepKind, StepCount>;
+  /** `<kind> <action> <original address>` for every apply_start, in order. */
+  readonly order: string[];
+  /** Every finished or failed change and provisioner, in order: `<event> <kind> <action> <original address>`. */
+  readonly timeline: string[];
+  readonly errors: string[];
+}
+
+export function emptyCounts(): Record<StepKind, StepCount> {
+  return Object.fromEntries(STEP_KINDS.map((k) => [k, { ran: 0, failed: 0, created: 0, updated: 0, destroyed: 0 }])) as Record<StepKind, StepCount>;
+}
+
+/** Reads `apply -json` events into per-kind counts and the order Terraform acted in. */
+export function summarizeApply(events: TerraformEvent[], standIns: Record<string, StandIn>): ApplySummary {
+  const steps = emptyCounts();
+  const order: string[] = [];
+  const timeline: string[] = [];
+  const errors: string[] = [];
+  const describe = (addr: string) => {
+    const standIn = standIns[addr.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(addr);
+    return { kind: standIn?.kind ?? "other", original: standIn?.original ?? addr };
+  };
+  for (const event of events) {
+    const addr = event.hook?.resource?.addr;
+    if (event.type === "diagnostic" && event.diagnostic?.severity === "error") {
+      errors.push([event.diagnostic.summary, event.diagnostic.detail].filter(Boolean).join(": "));
+    }
+    if (!addr) continue;
+    const { kind, original } = describe(addr);
+    const action = event.hook?.action ?? "";
+    switch (event.type) {
+      case "apply_start":
+        order.push(`${kind} ${action} ${original}`);
+        break;
+      case "apply_complete":
+        timeline.push(`done ${kind} ${action} ${original}`);
+        if (action === "create") steps[kind].created += 1;
+        else if (action === "update") steps[kind].updated += 1;
+        else if (action === "delete") steps[kind].destroyed += 1;
+        break;
+      case "apply_errored":
+        timeline.push(`failed ${kind} ${action} ${original}`);
+        break;
+      case "provision_complete":
+        steps[kind].ran += 1;
+        timeline.push(`ran ${kind} ${original}`);
+        break;
+      case "provision_errored":
+        steps[kind].failed += 1;
+        timeline.push(`refused ${kind} ${original}`);
+        break;
+    }
+  }
+  return { steps, order, timeline, errors };
+}

@@ -1,0 +1,71 @@
+/**
+ * Runs Terraform core (or OpenTofu, as cdktf does: TERRAFORM_BINARY_NAME)
+ * in one working directory, reading `-json` output as events. The rehearsal
+ * uses it; nothing here knows about Google.
+ */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import type { TerraformEvent } from "./rehearse.js";
+
+export interface TerraformRun {
+  readonly exitCode: number;
+  readonly events: TerraformEvent[];
+  /** Lines that were not JSON events (plain output, and stderr). */
+  readonly text: string;
+  readonly seconds: number;
+}
+
+export interface TerraformOptions {
+  /** Working directory (the stack directory). */
+  readonly dir: string;
+  /** Environment of Terraform and of every provisioner it runs, over this process's. @default {} */
+  readonly env?: Record<string, string>;
+  /** Called with each event as it arrives. */
+  readonly onEvent?: (event: TerraformEvent) => void;
+}
+
+export function terraformBinary(env: NodeJS.ProcessEnv = process.env): string {
+  return env.TERRAFORM_BINARY_NAME || "terraform";
+}
+
+/** Runs `terraform <args>`; lines that parse as JSON objects with a `type` are events. */
+export function terraform(args: string[], options: TerraformOptions): Promise<TerraformRun> {
+  const started = Date.now();
+  const env = {
+    ...process.env,
+    CHECKPOINT_DISABLE: "1",
+    TF_IN_AUTOMATION: "1",
+    TF_INPUT: "0",
+    // No CLI configuration: no provider mirrors or credentials are needed, and none are read.
+    TF_CLI_CONFIG_FILE: "/dev/null",
+    ...options.env,
+  };
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(terraformBinary(env), args, { cwd: options.dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    const events: TerraformEvent[] = [];
+    const text: string[] = [];
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      let event: TerraformEvent | undefined;
+      if (line.startsWith("{")) {
+        try {
+          event = JSON.parse(line);
+        } catch {
+          event = undefined;
+        }
+      }
+      if (event && typeof event.type === "string") {
+        events.push(event);
+        options.onEvent?.(event);
+      } else text.push(line);
+    });
+    child.stderr.on("data", (chunk) => text.push(String(chunk)));
+    child.on("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "ENOENT"
+          ? new Error(`${terraformBinary(env)} is not on PATH; install Terraform 1.5+ or OpenTofu (set TERRAFORM_BINARY_NAME=tofu)`)
+          : error,
+      ),
+    );
+    child.on("close", (code) => resolvePromise({ exitCode: code ?? -1, events, text: text.join("\n"), seconds: (Date.now() - started) / 1000 }));
+  });
+}
