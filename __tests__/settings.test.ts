@@ -201,6 +201,12 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(() => parseSettings(withHost({ recreateOnImageChange: true }, "h".repeat(56)))).not.toThrow();
   });
 
+  test("deletionProtection and recreateOnImageChange cannot go together", () => {
+    expect(one(withHost({ recreateOnImageChange: true, deletionProtection: true }))).toMatch(
+      /^hosts\.vm\.deletionProtection: cannot be combined with recreateOnImageChange: Google refuses to delete the old VM/,
+    );
+  });
+
   test("error lines are bounded and escape control characters", () => {
     const huge = "a".repeat(5_000_000);
     const out = problems({ ...baseSettings(), project: huge, zone: "\u001b[31mred\u001b[0m", region: "europe\nwest1" });

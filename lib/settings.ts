@@ -219,6 +219,9 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     if (h.sshSourceRanges !== undefined && h.externalIp === false) {
       add(["hosts", id, "externalIp"], "is false, but sshSourceRanges deploys over the external IP; remove sshSourceRanges to deploy through IAP");
     }
+    if (h.recreateOnImageChange && h.deletionProtection) {
+      add(["hosts", id, "deletionProtection"], "cannot be combined with recreateOnImageChange: Google refuses to delete the old VM, so every image change would fail at the end of the apply");
+    }
     if (h.recreateOnImageChange && id.length > MAX_RECREATE_HOST_ID) {
       add(["hosts", id, "recreateOnImageChange"], `needs a host id of at most ${MAX_RECREATE_HOST_ID} characters (the instance name gets an image suffix); "${id}" has ${id.length}`);
     }
