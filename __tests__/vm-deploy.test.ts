@@ -74,17 +74,17 @@ describe("VM and deploy synthesis", () => {
   });
 
   test("the image is only the first boot unless recreateOnImageChange; deletion protection is a setting", () => {
-    const s = settings({ hosts: { vm: host(), pet: host({ recreateOnImageChange: true, deletionProtection: true }) } });
+    const s = settings({ hosts: { vm: host({ deletionProtection: true }), pet: host({ recreateOnImageChange: true }) } });
     const { json } = synthStack(s, staticResolved(s));
     const vm = resource(json, "google_compute_instance", "vm-vm");
     const pet = resource(json, "google_compute_instance", "pet-vm");
     expect(vm.lifecycle).toEqual({ ignore_changes: ["boot_disk[0].initialize_params[0].image"] });
-    expect(vm.deletion_protection).toBe(false);
+    expect(vm.deletion_protection).toBe(true);
     // The new VM is created beside the old one, so it needs a name of its own.
     expect(pet.lifecycle).toEqual({ create_before_destroy: true });
     expect(pet.name).toMatch(/^pet-[0-9a-df-np-sv-z]{6}$/);
     expect(vm.name).toBe("vm");
-    expect(pet.deletion_protection).toBe(true);
+    expect(pet.deletion_protection).toBe(false);
     expect(vm.boot_disk.initialize_params.image).toMatch(/^\$\{google_compute_image\.base-image_Image_\w+\.self_link\}$/);
   });
 
