@@ -8,7 +8,7 @@ import { Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
 import { InfraStack } from "../constructs/infra-stack.js";
 import { parseSettings, settingsJsonSchema } from "../lib/settings.js";
-import { REAL_KEY } from "./helpers/settings.js";
+import { baseSettings, REAL_KEY } from "./helpers/settings.js";
 import { staticResolved } from "./helpers/stack.js";
 
 /** Keys that never reach Terraform, and why. */
@@ -24,18 +24,9 @@ const NOT_IN_OUTPUT: Record<string, string> = {
 };
 
 type Raw = Record<string, any>;
+/** The test settings, with remote state and an OCI image, so every key has a place to show. */
 function baseline(): Raw {
-  return {
-    project: "test-project",
-    region: "europe-west1",
-    zone: "europe-west1-b",
-    flake: ".",
-    imageBucket: "test-project-images",
-    backend: { type: "gcs", bucket: "test-project-state" },
-    images: { base: { nixosConfiguration: "gce-base", family: "nixos-base" } },
-    hosts: { vm: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [`${REAL_KEY} a@b`] } },
-    ociImages: { ingest: { package: "oci-ingest", version: "1.0.0" } },
-  };
+  return baseSettings({ backend: { type: "gcs", bucket: "test-project-state" }, ociImages: { ingest: { package: "oci-ingest", version: "1.0.0" } } });
 }
 
 /** Where a change must show: a resource (type and logical-id prefix), the provider, or the backend. */
