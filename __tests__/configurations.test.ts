@@ -5,21 +5,13 @@
  */
 import { configurationFacts } from "../lib/configurations.js";
 import { bootsFromNvme, machineSeries } from "../lib/machine-types.js";
-import { parseSettings, SettingsError, type SettingsInput } from "../lib/settings.js";
-import { baseSettings, settings } from "./helpers/settings.js";
+import type { SettingsInput } from "../lib/settings.js";
+import { baseSettings, settings, settingsProblems } from "./helpers/settings.js";
 
 const KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
 const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE+H2rOXenM9JDtjlEpNNyxxCmUw597vURL0PQuLolAs deploy@example";
 
-function problems(raw: SettingsInput): string[] {
-  try {
-    parseSettings(raw, "infra.json");
-  } catch (e) {
-    expect(e).toBeInstanceOf(SettingsError);
-    return (e as SettingsError).problems;
-  }
-  return [];
-}
+const problems = settingsProblems;
 
 function withHost(machineType: string, guestOsFeatures?: string[]): SettingsInput {
   const raw = baseSettings();

@@ -27,6 +27,8 @@ export const STORE_PATH = /^\/nix\/store\/([0-9a-df-np-sv-z]{32})-[A-Za-z0-9+_?=
 /** Shortest hash kept in an image name when the family is long. */
 export const MIN_IMAGE_HASH_CHARS = 20;
 export const MAX_NAME = 63;
+/** Longest family that leaves room for MIN_IMAGE_HASH_CHARS of digest in an image name. */
+export const MAX_FAMILY = MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS;
 
 /** The 32-character hash of a store path. Throws if `storePath` is not one. */
 export function storeHash(storePath: string): string {
@@ -43,10 +45,9 @@ export function storeHash(storePath: string): string {
 export function imageName(family: string, hash: string): string {
   const room = MAX_NAME - family.length - 1;
   if (room < MIN_IMAGE_HASH_CHARS) {
-    const longest = MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS;
     throw new Error(
       `family "${family}" is ${family.length} characters; image names are <family>-<hash> and keep at least ` +
-        `${MIN_IMAGE_HASH_CHARS} hash characters, so a family may have at most ${longest} characters`,
+        `${MIN_IMAGE_HASH_CHARS} hash characters, so a family may have at most ${MAX_FAMILY} characters`,
     );
   }
   return `${family}-${hash.slice(0, Math.min(hash.length, room))}`;

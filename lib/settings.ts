@@ -11,14 +11,16 @@ import {
   GCE_NAME_RULE,
   LABEL_KEY,
   LABEL_VALUE,
+  MAX_FAMILY,
+  MIN_IMAGE_HASH_CHARS,
   OCI_VERSION,
   PROJECT_ID,
   REGION,
   ZONE,
 } from "./gce.js";
-import { MIN_IMAGE_HASH_CHARS, MAX_NAME } from "./gce.js";
 import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
 import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
+import { FLAKE_ATTR } from "./resolved.js";
 import { sshPublicKeyProblem } from "./ssh-public-key.js";
 import { hasControlChars, oneLine, shown } from "./text.js";
 
@@ -63,7 +65,7 @@ const stateDirectory = z
 /** Attribute names inside a flake; kept to what needs no quoting anywhere. */
 const flakeAttr = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_'-]*$/, { message: "must be a Nix attribute name (letters, digits, '_', '-', '\\'')" });
+  .regex(FLAKE_ATTR, { message: "must be a Nix attribute name (letters, digits, '_', '-', '\\'')" });
 /** Parsed for real (lib/ssh-public-key.ts): sshd silently ignores a damaged key line. */
 const sshPublicKey = z.string().superRefine((line, ctx) => {
   const problem = sshPublicKeyProblem(line);
@@ -71,14 +73,11 @@ const sshPublicKey = z.string().superRefine((line, ctx) => {
   if (problem) ctx.addIssue({ code: "custom", message: `${problem} (paste the whole line of a .pub file)`, input: undefined });
 });
 
-/** Longest family that leaves room for MIN_IMAGE_HASH_CHARS of digest in a GCE name. */
-const MAX_FAMILY = MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS;
-
 const image = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute that defines the image."),
   family: gceName
     .refine((family) => family.length <= MAX_FAMILY, {
-      message: `must be at most ${MAX_NAME - 1 - MIN_IMAGE_HASH_CHARS} characters (image names are <family>-<digest> and keep ${MIN_IMAGE_HASH_CHARS} digest characters)`,
+      message: `must be at most ${MAX_FAMILY} characters (image names are <family>-<digest> and keep ${MIN_IMAGE_HASH_CHARS} digest characters)`,
     })
     .describe("GCE image family. Image names are <family>-<digest of the store path, guest OS features and source>."),
   public: z
@@ -139,50 +138,50 @@ const backend = z.discriminatedUnion("type", [
 ]);
 
 const settingsBase = z.strictObject({
-    $schema: z.string().optional(),
-    project: z.string().regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" }),
-    region: z.string().regex(REGION, { message: "must be a region such as europe-west1" }),
-    zone: z.string().regex(ZONE, { message: "must be a zone such as europe-west1-b" }),
-    flake: z.string().min(1).default(".").describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
-    system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
-    imageBucket: bucketName,
-    createImageBucket: z.boolean().default(true).describe("Create imageBucket in this stack; false uses an existing bucket."),
-    imageBucketLocation: z
-      .string()
-      .regex(/^[A-Za-z][A-Za-z0-9-]{1,29}$/, { message: "must be a Cloud Storage location such as EU, US, eur4 or europe-west1" })
-      .optional()
-      .describe("Bucket location; default: the region."),
-    labels: labels.default({}),
-    ociSource: z
-      .string()
-      .regex(/^https?:\/\/[^\s"'\\]+$/, { message: "must be an http(s) URL such as https://github.com/org/repo" })
-      .optional()
-      .describe("org.opencontainers.image.source of the OCI images (read by the flake)."),
-    lockFile: z.string().min(1).default("infra.lock.json").describe("Where npm run pin writes resolved store paths, relative to the project root."),
-    stateDir: stateDirectory
-      .default(".infra")
-      .describe("Local directory for GC roots and known_hosts files, relative to the project root (or absolute)."),
-    backend: backend.default({ type: "local" }),
-    deploy: z
-      .strictObject({
-        user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default("deploy").describe("SSH user deploy-rs connects as."),
-        package: flakeAttr.default("deploy-rs").describe("packages.<system> attribute of the flake that provides deploy-rs."),
-        sshWaitSeconds: z.number().int().min(1).max(3600).default(300).describe("How long to wait for SSH on a new VM."),
-        confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
-        activationTimeoutSeconds: z.number().int().min(1).max(7200).default(240),
-      })
-      .default({ user: "deploy", package: "deploy-rs", sshWaitSeconds: 300, confirmTimeoutSeconds: 30, activationTimeoutSeconds: 240 }),
-    registry: z
-      .strictObject({
-        repository: gceName.default("pipeline").describe("Artifact Registry repository id."),
-        keepVersions: z.number().int().min(1).max(1000).default(10).describe("Cleanup policy: keep the newest N versions."),
-      })
-      .default({ repository: "pipeline", keepVersions: 10 }),
-    nixGc: nixGcSchema,
-    images: z.record(gceName, image).describe("Base images, by id."),
-    hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
-    ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
-  });
+  $schema: z.string().optional(),
+  project: z.string().regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" }),
+  region: z.string().regex(REGION, { message: "must be a region such as europe-west1" }),
+  zone: z.string().regex(ZONE, { message: "must be a zone such as europe-west1-b" }),
+  flake: z.string().min(1).default(".").describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
+  system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
+  imageBucket: bucketName,
+  createImageBucket: z.boolean().default(true).describe("Create imageBucket in this stack; false uses an existing bucket."),
+  imageBucketLocation: z
+    .string()
+    .regex(/^[A-Za-z][A-Za-z0-9-]{1,29}$/, { message: "must be a Cloud Storage location such as EU, US, eur4 or europe-west1" })
+    .optional()
+    .describe("Bucket location; default: the region."),
+  labels: labels.default({}),
+  ociSource: z
+    .string()
+    .regex(/^https?:\/\/[^\s"'\\]+$/, { message: "must be an http(s) URL such as https://github.com/org/repo" })
+    .optional()
+    .describe("org.opencontainers.image.source of the OCI images (read by the flake)."),
+  lockFile: z.string().min(1).default("infra.lock.json").describe("Where npm run pin writes resolved store paths, relative to the project root."),
+  stateDir: stateDirectory
+    .default(".infra")
+    .describe("Local directory for GC roots and known_hosts files, relative to the project root (or absolute)."),
+  backend: backend.default({ type: "local" }),
+  deploy: z
+    .strictObject({
+      user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default("deploy").describe("SSH user deploy-rs connects as."),
+      package: flakeAttr.default("deploy-rs").describe("packages.<system> attribute of the flake that provides deploy-rs."),
+      sshWaitSeconds: z.number().int().min(1).max(3600).default(300).describe("How long to wait for SSH on a new VM."),
+      confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
+      activationTimeoutSeconds: z.number().int().min(1).max(7200).default(240),
+    })
+    .default({ user: "deploy", package: "deploy-rs", sshWaitSeconds: 300, confirmTimeoutSeconds: 30, activationTimeoutSeconds: 240 }),
+  registry: z
+    .strictObject({
+      repository: gceName.default("pipeline").describe("Artifact Registry repository id."),
+      keepVersions: z.number().int().min(1).max(1000).default(10).describe("Cleanup policy: keep the newest N versions."),
+    })
+    .default({ repository: "pipeline", keepVersions: 10 }),
+  nixGc: nixGcSchema,
+  images: z.record(gceName, image).describe("Base images, by id."),
+  hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
+  ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
+});
 
 export const settingsSchema = settingsBase.superRefine((s, ctx) => {
   for (const problem of crossChecks(s)) ctx.addIssue({ code: "custom", ...problem });
