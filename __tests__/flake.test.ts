@@ -227,6 +227,7 @@ interface ConfigurationValues {
   trustedUsers: string[];
   userKeys: Record<string, string[]>;
   wheel: string[];
+  wheelNeedsPassword: boolean;
   osLogin: boolean;
   efi: boolean;
   grubDevice: string;
@@ -385,6 +386,24 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
         expect(Object.keys(v.userKeys)).toContain(user);
       }
     });
+  });
+
+  test("wheel runs sudo without a password (deploy-rs activates as root through sudo, with no terminal)", () => {
+    each(({ label, values }) => {
+      for (const [name, v] of Object.entries(values)) {
+        expect({ label, name, wheelNeedsPassword: v.wheelNeedsPassword }).toEqual({ label, name, wheelNeedsPassword: false });
+      }
+    });
+  });
+
+  test("deploy.nodes connect as the deploy user of the settings", () => {
+    for (const run of runs) {
+      const user = parseSettings(run.raw, run.label).deploy.user;
+      const nodes = run.agreement!.nodes;
+      expect(Object.keys(nodes).sort()).toEqual(Object.keys(run.raw.hosts ?? {}).sort());
+      for (const [id, node] of Object.entries(nodes)) expect({ label: run.label, id, sshUser: node.sshUser }).toEqual({ label: run.label, id, sshUser: user });
+    }
+    expect(parseSettings(VARIANT, "variant").deploy.user).toBe("ops");
   });
 
   test("deploy keys are declared in Nix: exactly what lib/configurations.ts computes from the settings", () => {
