@@ -220,6 +220,13 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(longType[0].length).toBeLessThan(200);
   });
 
+  test("the deploy user cannot be root (hosts refuse root logins over SSH)", () => {
+    expect(settingsProblems(baseSettings({ deploy: { user: "root" } as never }))).toEqual([
+      'deploy.user: must not be "root": hosts refuse root logins over SSH; keep the default "deploy" (got "root")',
+    ]);
+    expect(settingsProblems(baseSettings({ deploy: { user: "ops" } as never }))).toEqual([]);
+  });
+
   test("an SSH key line cannot carry a second line", () => {
     const key = vm().sshKeys![0];
     expect(one(withHost({ sshKeys: [`${key}\nssh-ed25519 AAAAinjected attacker`] }))).toMatch(/^hosts\.vm\.sshKeys\[0\]: contains a control character/);

@@ -164,7 +164,13 @@ const settingsBase = z.strictObject({
   backend: backend.default({ type: "local" }),
   deploy: z
     .strictObject({
-      user: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/).default("deploy").describe("SSH user deploy-rs connects as."),
+      user: z
+        .string()
+        .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+        // The modules make it a normal user with a home and refuse root logins over SSH (PermitRootLogin no).
+        .refine((user) => user !== "root", { message: 'must not be "root": hosts refuse root logins over SSH; keep the default "deploy"' })
+        .default("deploy")
+        .describe("SSH user deploy-rs connects as."),
       package: flakeAttr.default("deploy-rs").describe("packages.<system> attribute of the flake that provides deploy-rs."),
       sshWaitSeconds: z.number().int().min(1).max(3600).default(300).describe("How long to wait for SSH on a new VM."),
       confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
