@@ -42,6 +42,18 @@ describe("machine types", () => {
     expect(problems(withHost("e2-standard-2"))).toEqual([]);
     expect(problems(withHost("e2-standard-2", ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC", "UEFI_COMPATIBLE"]))).toEqual([]);
   });
+
+  test("an Arm machine type needs system aarch64-linux, and an aarch64 system needs an Arm machine type", () => {
+    const armOnX86 = withHost("c4a-standard-4", ["GVNIC", "UEFI_COMPATIBLE"]);
+    expect(problems(armOnX86)).toEqual([
+      'hosts.db.machineType: c4a-standard-4 has Arm CPUs, but system is "x86_64-linux"; set system to "aarch64-linux" or pick an x86 machine type',
+    ]);
+    expect(problems({ ...armOnX86, system: "aarch64-linux" })).toEqual([]);
+    expect(problems({ ...withHost("t2a-standard-1", ["GVNIC", "UEFI_COMPATIBLE"]), system: "aarch64-linux" })).toEqual([]);
+    expect(problems({ ...withHost("e2-small"), system: "aarch64-linux" })).toEqual([
+      'hosts.db.machineType: e2-small has x86 CPUs, but system is "aarch64-linux"; pick an Arm machine type (t2a, c4a) or set system to "x86_64-linux"',
+    ]);
+  });
 });
 
 describe("what each NixOS configuration gets", () => {

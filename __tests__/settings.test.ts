@@ -227,6 +227,15 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(settingsProblems(baseSettings({ deploy: { user: "ops" } as never }))).toEqual([]);
   });
 
+  test("the deploy user cannot be a user NixOS already declares", () => {
+    for (const user of ["nobody", "sshd", "postgres", "nixbld3", "systemd-network"]) {
+      expect(settingsProblems(baseSettings({ deploy: { user } as never }))).toEqual([
+        `deploy.user: is a system user on NixOS hosts (the modules would declare it twice); keep the default "deploy" (got "${user}")`,
+      ]);
+    }
+    expect(settingsProblems(baseSettings({ deploy: { user: "nixbuilder" } as never }))).toEqual([]);
+  });
+
   test("an SSH key line cannot carry a second line", () => {
     const key = vm().sshKeys![0];
     expect(one(withHost({ sshKeys: [`${key}\nssh-ed25519 AAAAinjected attacker`] }))).toMatch(/^hosts\.vm\.sshKeys\[0\]: contains a control character/);

@@ -47,6 +47,8 @@ export interface NixGc {
 
 /** The parts of the settings this file reads (a subset of Settings, so tests can pass less). */
 export interface ConfigurationSettings {
+  /** Nix system of every host: "x86_64-linux" or "aarch64-linux". */
+  readonly system: string;
   readonly nixGc: NixGc;
   readonly images: Record<string, { readonly nixosConfiguration: string; readonly guestOsFeatures: readonly string[] }>;
   readonly hosts: Record<
@@ -122,7 +124,7 @@ export function configurationFacts(s: ConfigurationSettings): {
   }
   for (const [id, h] of Object.entries(s.hosts)) {
     const image = s.images[h.image];
-    if (image) problems.push(...machineTypeProblems(id, h.machineType, h.image, image.guestOsFeatures));
+    if (image) problems.push(...machineTypeProblems(id, h.machineType, h.image, image.guestOsFeatures, s.system));
   }
   return { facts, problems };
 }

@@ -38,6 +38,13 @@ export const NVME_GVNIC_SERIES: readonly string[] = [
   "a4",
 ];
 
+/**
+ * Series whose CPUs are Arm (Ampere Altra in T2A, Google Axion in C4A). An
+ * x86_64-linux image does not boot there, and an aarch64-linux image boots
+ * nowhere else. Same source, and same caveat, as NVME_GVNIC_SERIES.
+ */
+export const ARM_SERIES: readonly string[] = ["t2a", "c4a"];
+
 /** The series of a machine type: "c3" for "c3-standard-4", "e2" for "e2-small". */
 export function machineSeries(machineType: string): string {
   return machineType.split("-")[0];
@@ -60,10 +67,23 @@ export function machineTypeProblems(
   machineType: string,
   imageId: string,
   guestOsFeatures: readonly string[],
+  system: string,
 ): Array<{ path: string[]; message: string }> {
-  if (!bootsFromNvme(machineType)) return [];
-  return NVME_IMAGE_FEATURES.filter(({ feature }) => !guestOsFeatures.includes(feature)).map(({ feature, why }) => ({
-    path: ["hosts", hostId, "machineType"],
-    message: `${machineType} boots from NVMe and needs images.${imageId}.guestOsFeatures to include "${feature}" (${why})`,
-  }));
+  const path = ["hosts", hostId, "machineType"];
+  const problems: Array<{ path: string[]; message: string }> = [];
+  const arm = ARM_SERIES.includes(machineSeries(machineType));
+  if (arm !== (system === "aarch64-linux")) {
+    problems.push({
+      path,
+      message: arm
+        ? `${machineType} has Arm CPUs, but system is "${system}"; set system to "aarch64-linux" or pick an x86 machine type`
+        : `${machineType} has x86 CPUs, but system is "${system}"; pick an Arm machine type (${ARM_SERIES.join(", ")}) or set system to "x86_64-linux"`,
+    });
+  }
+  if (!bootsFromNvme(machineType)) return problems;
+  for (const { feature, why } of NVME_IMAGE_FEATURES) {
+    if (guestOsFeatures.includes(feature)) continue;
+    problems.push({ path, message: `${machineType} boots from NVMe and needs images.${imageId}.guestOsFeatures to include "${feature}" (${why})` });
+  }
+  return problems;
 }

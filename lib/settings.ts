@@ -55,6 +55,17 @@ const subnetwork = z
   .regex(new RegExp(`^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/regions/[a-z]+-[a-z]+[0-9]+/subnetworks/)?${GCE_NAME_PART}$`), {
     message: "must be a subnetwork name, or projects/<project>/regions/<region>/subnetworks/<name>",
   });
+
+/**
+ * Users that NixOS, or the services in nixos/services, declare on every host
+ * or on hosts that run postgres: root, nobody, sshd, nscd, messagebus,
+ * the build users and systemd's own users.
+ */
+const SYSTEM_USERS = new Set(["root", "nobody", "sshd", "nscd", "messagebus", "polkituser", "postgres"]);
+function isSystemUser(user: string): boolean {
+  return SYSTEM_USERS.has(user) || /^nixbld\d*$/.test(user) || user.startsWith("systemd-");
+}
+
 /** A directory the scripts write to: not empty, not "/", no "..", nothing a shell or Terraform would read. */
 const stateDirectory = z
   .string()
@@ -169,6 +180,10 @@ const settingsBase = z.strictObject({
         .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
         // The modules make it a normal user with a home and refuse root logins over SSH (PermitRootLogin no).
         .refine((user) => user !== "root", { message: 'must not be "root": hosts refuse root logins over SSH; keep the default "deploy"' })
+        // A name NixOS already gives a system user would make the flake's evaluation fail, after synth's checks.
+        .refine((user) => user === "root" || !isSystemUser(user), {
+          message: 'is a system user on NixOS hosts (the modules would declare it twice); keep the default "deploy"',
+        })
         .default("deploy")
         .describe("SSH user deploy-rs connects as."),
       package: flakeAttr.default("deploy-rs").describe("packages.<system> attribute of the flake that provides deploy-rs."),
