@@ -393,6 +393,9 @@ describeWithNix(`image chain with real Nix`, () => {
       const run = await runLocalExec(create, NIX_ENV);
       expect(run.exitCode).toBe(1);
       expect(run.all).toContain("nix-image: the flake changed after synth; run synth/diff again (planned ");
+      // Refused after evaluating, before building: nothing unreviewed is built.
+      expect(run.all).toContain(", flake now gives /nix/store/");
+      expect(run.all).not.toContain("nix-image: building");
       expect(existsSync(create.environment.GC_ROOT)).toBe(false);
     });
   });

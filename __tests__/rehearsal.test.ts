@@ -221,6 +221,8 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(image.run.exitCode).not.toBe(0);
     expect(image.summary.steps.build).toMatchObject({ ran: 0, failed: 1 });
     expect(image.summary.errors.join("\n")).toContain("nix-image: the flake changed after synth");
+    // Refused before building: the unreviewed image was evaluated, never built.
+    expect(image.summary.errors.join("\n")).not.toContain("nix-image: building");
     expect(counts(image.summary, "upload").ran).toBe(0);
     expect(counts(image.summary, "image").created).toBe(0);
     expect(p.uploads()).toHaveLength(1);
