@@ -189,6 +189,18 @@ describeWithNix(`hosts with real Nix`, () => {
     }
   });
 
+  test("with recreateOnImageChange, a disk size or type change also gives the new VM a name of its own", async () => {
+    const name = async (extra: Record<string, unknown>) => resource(await synth(extra), "google_compute_instance", "a-vm").name;
+    // Both replace the VM (ForceNew in the provider); created first beside the old one, a shared name would be a 409.
+    const base = await name({ recreateOnImageChange: true });
+    expect(base).toMatch(/^a-[0-9a-f]{6}$/);
+    expect(await name({ recreateOnImageChange: true, diskSizeGb: 40 })).not.toBe(base);
+    expect(await name({ recreateOnImageChange: true, diskType: "pd-ssd" })).not.toBe(base);
+    expect(await name({ recreateOnImageChange: true, machineType: "e2-medium" })).toBe(base);
+    // Without it, the VM is replaced in place (destroyed first): the name stays the host id.
+    expect(await name({ diskSizeGb: 40 })).toBe("a");
+  });
+
   describe("the deploy step's local-exec, run by bash", () => {
     let server: Server | undefined;
     let recorder: string;

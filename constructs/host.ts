@@ -90,11 +90,11 @@ export class Host extends Construct {
       Annotations.of(this).addWarning(`host "${name}" has no sshKeys: its deploy cannot log in as "${props.deploy.user}"`);
     }
     // Replacing a VM when its image changes creates the new one first, beside
-    // the old one, so it needs a name of its own: a suffix from the image.
+    // the old one, so it needs a name of its own: a suffix from its boot disk.
     if (host.recreateOnImageChange && name.length > MAX_RECREATE_HOST_ID) {
       throw new Error(`Host ${name}: with recreateOnImageChange a host id may have at most ${MAX_RECREATE_HOST_ID} characters (instance names get an image suffix)`);
     }
-    const instanceName = instanceNameFor(name, host.recreateOnImageChange, props.image.digest);
+    const instanceName = instanceNameFor(name, host.recreateOnImageChange, { imageDigest: props.image.digest, sizeGb: host.diskSizeGb, type: host.diskType });
     this.connect = direct ? "direct" : "iap";
 
     this.serviceAccount = new ServiceAccount(this, "ServiceAccount", {

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { MAX_NAME } from "./gce.js";
 
-/** Characters of the image digest in an instance name under recreateOnImageChange. */
+/** Characters of the boot disk's digest in an instance name under recreateOnImageChange. */
 export const RECREATE_SUFFIX = 6;
 /** Longest host id with recreateOnImageChange: `<id>-<suffix>` must fit in a GCE name. */
 export const MAX_RECREATE_HOST_ID = MAX_NAME - RECREATE_SUFFIX - 1;
@@ -25,9 +25,22 @@ export function firewallName(host: string): string {
   return `${host.slice(0, 55)}-ssh`;
 }
 
-/** The instance name: the host id, or `<id>-<image digest prefix>` when the VM is recreated on image changes. */
-export function instanceName(host: string, recreateOnImageChange: boolean, imageDigest: string): string {
-  return recreateOnImageChange ? `${host}-${imageDigest.slice(0, RECREATE_SUFFIX)}` : host;
+/** What the boot disk is made of: the settings that make Google create a new VM. */
+export interface BootDisk {
+  readonly imageDigest: string;
+  readonly sizeGb: number;
+  readonly type: string;
+}
+
+/**
+ * The instance name: the host id, or, when the VM is recreated by creating
+ * the new one first, `<id>-<suffix>` with a suffix from everything that
+ * replaces the VM (image, disk size and type), so the two never share a name.
+ */
+export function instanceName(host: string, recreateOnImageChange: boolean, disk: BootDisk): string {
+  if (!recreateOnImageChange) return host;
+  const suffix = createHash("sha256").update(`${disk.imageDigest}\n${disk.sizeGb}\n${disk.type}`).digest("hex");
+  return `${host}-${suffix.slice(0, RECREATE_SUFFIX)}`;
 }
 
 /** Outputs of a host, read by `npm run rollback`. */
