@@ -181,6 +181,14 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(summary.timeline.filter((l) => l.startsWith("ran deploy"))).toEqual([expect.stringMatching(/^ran deploy null_resource\.vm-deploy_/)]);
     expect(p.activations().at(-1)).toBe(`vm ${plannedSystems(rehearsal).vm}`);
     await expectNoChanges(p);
+
+    // A bigger disk also replaces the VM, first beside the old one: under a name of its own (the apply reviews the plan for that).
+    p.settings = { ...p.settings, hosts: { ...p.settings.hosts, vm: { ...p.settings.hosts!.vm, diskSizeGb: 40 } } };
+    const resized = await applyNow(p);
+    expect(counts(resized.summary, "instance")).toMatchObject({ created: 1, destroyed: 1 });
+    expect(startedAt(resized.summary, /^instance delete /)).toBeGreaterThan(startedAt(resized.summary, /^instance create /));
+    expect(ran(resized.summary)).toBe("deploy 1");
+    await expectNoChanges(p);
   }, TIMEOUT);
 
   test("f. a fresh runner (no GC roots, image absent from the store): the plan is empty", async () => {

@@ -2,9 +2,19 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { FORCE_NEW, forceNewValues, rehearsalConfig, rewriteTemplate, summarizeApply, type TerraformEvent } from "../lib/rehearse.js";
+import {
+  FORCE_NEW,
+  forceNewValues,
+  rehearsalConfig,
+  rewriteTemplate,
+  sameNameReplacements,
+  type SavedPlan,
+  type StandIn,
+  summarizeApply,
+  type TerraformEvent,
+} from "../lib/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { terraform } from "../lib/terraform.js";
+import { applyReviewed, terraform } from "../lib/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";
 import { baseSettings, REAL_KEY as KEY } from "./helpers/settings.js";
 import { staticResolved, synthStack } from "./helpers/stack.js";
@@ -247,5 +257,40 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
       "google_compute_instance__pet-vm_Instance": "replace",
       "null_resource__pet-deploy_Deploy": "replace",
     });
+  }, 60000);
+
+  test("a VM created before the old one is deleted under the same name is refused before anything is applied", async () => {
+    const pet = (diskSizeGb: number) => ({ ...everything(), hosts: { ...everything().hosts, pet: host({ recreateOnImageChange: true, diskSizeGb }) } });
+    const write = (input: SettingsInput, keepName?: string) => {
+      const { config, standIns } = rehearsalConfig(synthesized(input));
+      for (const block of Object.values<any>(config.resource.terraform_data)) delete block.provisioner;
+      const instance = standIn(config, "google_compute_instance__pet-vm_Instance").block;
+      // A stand-in for the old naming, whose suffix came from the image alone.
+      if (keepName) instance.input.name = keepName;
+      writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(config));
+      return { standIns, name: instance.input.name as string };
+    };
+    const review = (standIns: Record<string, StandIn>) => (plan: SavedPlan) => sameNameReplacements(plan, standIns);
+    const first = write(pet(20));
+    for (const args of [["init"], ["apply", "-auto-approve"]]) expect((await terraform([...args, "-no-color"], { dir })).exitCode).toBe(0);
+
+    // The product's names: a disk size change gives the new VM its own name, and the plan is applied.
+    const resized = write(pet(40));
+    expect(resized.name).not.toBe(first.name);
+    const applied = await applyReviewed({ dir }, review(resized.standIns));
+    expect(applied.refused).toEqual([]);
+    expect(applied.run.exitCode).toBe(0);
+    expect(applied.run.events.filter((e) => e.type === "apply_complete").map((e) => `${e.hook?.action} ${e.hook?.resource?.addr}`)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^create terraform_data\.google_compute_instance__pet-vm_Instance/), expect.stringMatching(/^delete terraform_data\.google_compute_instance__pet-vm_Instance/)]),
+    );
+
+    // The same replacement under the running VM's name would be a 409 at Google: refused, nothing applied.
+    const collides = write(pet(60), resized.name);
+    const refused = await applyReviewed({ dir }, review(collides.standIns));
+    expect(refused.refused).toEqual([
+      expect.stringMatching(new RegExp(`^google_compute_instance\\.pet-vm_Instance_\\w+ is created before the old one is deleted, under the same name "${resized.name}": Google would refuse it \\(409\\)$`)),
+    ]);
+    expect(refused.run.events.some((e) => e.type === "apply_start")).toBe(false);
+    expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
   }, 60000);
 });

@@ -19,13 +19,14 @@ import { settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
   RehearsalError,
+  sameNameReplacements,
   type StandIn,
   STEP_KINDS,
   summarizeApply,
   type TerraformEvent,
 } from "../lib/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
-import { terraform } from "../lib/terraform.js";
+import { applyReviewed, terraform } from "../lib/terraform.js";
 
 /** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
 const BASE = ".infra/rehearsal";
@@ -90,11 +91,12 @@ await runCli(async () => {
 
     mark = Date.now();
     const applyStarted = Date.now();
-    const apply = await terraform(["apply", "-json", "-auto-approve"], {
-      dir: stackDir,
-      env,
-      onEvent: (event) => progress(event, standIns, applyStarted, verbose, say),
-    });
+    // Planned to a file and reviewed first: Terraform cannot see a name Google would refuse.
+    const { refused, run: apply } = await applyReviewed(
+      { dir: stackDir, env, onEvent: (event) => progress(event, standIns, applyStarted, verbose, say) },
+      (plan) => sameNameReplacements(plan, standIns),
+    );
+    if (refused.length > 0) throw new RehearsalError(`the plan would fail at Google; nothing was applied:\n  ${refused.join("\n  ")}`);
     const applySeconds = seconds(mark);
     const summary = summarizeApply(apply.events, standIns);
     for (const error of summary.errors) say(`error: ${error}`);

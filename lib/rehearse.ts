@@ -591,3 +591,45 @@ export function summarizeApply(events: TerraformEvent[], standIns: Record<string
   }
   return { steps, order, timeline, errors };
 }
+
+/**
+ * The attribute that names each Google resource the stack creates, unique in
+ * its project (an instance's in its zone): Google refuses a second one with
+ * 409. Terraform cannot see that; the rehearsal must.
+ */
+const UNIQUE_NAME: Readonly<Record<string, string>> = {
+  google_compute_instance: "name",
+  google_compute_image: "name",
+  google_compute_firewall: "name",
+  google_service_account: "account_id",
+  google_storage_bucket: "name",
+  google_artifact_registry_repository: "repository_id",
+};
+
+/** What `terraform show -json <plan>` gives, as far as the rehearsal reads it. */
+export interface SavedPlan {
+  readonly resource_changes?: ReadonlyArray<{
+    readonly address: string;
+    readonly change: { readonly actions: readonly string[]; readonly before?: Block | null; readonly after?: Block | null };
+  }>;
+}
+
+/**
+ * Replacements Google would refuse: a stand-in created before its old object
+ * is deleted (create_before_destroy) under the same name, which exists until
+ * the delete. One line per replacement, naming the resource and the name.
+ */
+export function sameNameReplacements(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
+  const problems: string[] = [];
+  for (const { address, change } of plan.resource_changes ?? []) {
+    if (change.actions.join(",") !== "create,delete") continue;
+    const original = (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original;
+    const type = original?.split(".")[0] ?? "";
+    const key = UNIQUE_NAME[type];
+    const [before, after] = [change.before?.input?.[key], change.after?.input?.[key]];
+    if (key && typeof before === "string" && before === after) {
+      problems.push(`${original} is created before the old one is deleted, under the same ${key} "${before}": Google would refuse it (409)`);
+    }
+  }
+  return problems;
+}

@@ -69,3 +69,35 @@ export function terraform(args: string[], options: TerraformOptions): Promise<Te
     child.on("close", (code) => resolvePromise({ exitCode: code ?? -1, events, text: text.join("\n"), seconds: (Date.now() - started) / 1000 }));
   });
 }
+
+/** An apply of exactly the plan a review accepted. */
+export interface ReviewedApply {
+  /** What the review found; nothing was applied when there is any. */
+  readonly refused: string[];
+  /** The apply, or the failed plan (or show), when it did not get that far. */
+  readonly run: TerraformRun;
+}
+
+/**
+ * Plans to a file (or takes a saved plan), hands `terraform show -json` of it
+ * to `review`, and applies exactly that plan when the review finds nothing.
+ */
+export async function applyReviewed(
+  options: TerraformOptions,
+  review: (plan: any) => string[],
+  savedPlan?: string,
+): Promise<ReviewedApply> {
+  let planFile = savedPlan;
+  if (!planFile) {
+    planFile = "reviewed-by-rehearsal.tfplan";
+    const plan = await terraform(["plan", "-json", "-input=false", `-out=${planFile}`], options);
+    if (plan.exitCode !== 0) return { refused: [], run: plan };
+  }
+  const show = await terraform(["show", "-json", planFile], { dir: options.dir, env: options.env });
+  if (show.exitCode !== 0) return { refused: [], run: show };
+  const json = show.text.split("\n").find((line) => line.startsWith('{"format_version"'));
+  if (!json) return { refused: [`terraform show -json ${planFile} printed no plan:\n${show.text}`], run: show };
+  const refused = review(JSON.parse(json));
+  if (refused.length > 0) return { refused, run: show };
+  return { refused, run: await terraform(["apply", "-json", planFile], options) };
+}

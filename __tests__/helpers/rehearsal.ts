@@ -11,9 +11,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InfraStack } from "../../constructs/infra-stack.js";
 import { resolveWithNix } from "../../lib/nix.js";
-import { type ApplySummary, type Rehearsal, rehearsalConfig, summarizeApply } from "../../lib/rehearse.js";
+import { type ApplySummary, type Rehearsal, rehearsalConfig, sameNameReplacements, summarizeApply } from "../../lib/rehearse.js";
 import { parseSettings, type SettingsInput } from "../../lib/settings.js";
-import { terraform, type TerraformRun } from "../../lib/terraform.js";
+import { applyReviewed, terraform, type TerraformRun } from "../../lib/terraform.js";
 import { App, Testing } from "cdktf";
 import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./nix.js";
 
@@ -110,9 +110,10 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
     async apply(planFile) {
       if (!rehearsal) throw new Error("synth first");
       applies += 1;
-      const args = planFile ? ["apply", "-json", planFile] : ["apply", "-json", "-auto-approve"];
-      const run = await terraform(args, { dir: stackDir, env });
-      return { run, summary: summarizeApply(run.events, { ...known, ...rehearsal.standIns }) };
+      const standIns = { ...known, ...rehearsal.standIns };
+      const { refused, run } = await applyReviewed({ dir: stackDir, env }, (plan) => sameNameReplacements(plan, standIns), planFile);
+      if (refused.length > 0) throw new Error(`the rehearsal refused the plan:\n${refused.join("\n")}`);
+      return { run, summary: summarizeApply(run.events, standIns) };
     },
     plan: (args = []) => terraform(["plan", "-no-color", "-detailed-exitcode", ...args], { dir: stackDir, env }),
     uploads: () => lines(join(gcsDir, "gcloud.log")).filter((l) => l.startsWith("storage cp")),
