@@ -324,6 +324,8 @@ function rawProblems(value: unknown, path: PropertyKey[] = [], out: string[] = [
   } else if (value && typeof value === "object") {
     for (const [k, v] of Object.entries(value)) {
       if (hasControlChars(k) || k.length > 256) out.push(`${keyPath([...path, k])}: key has a control character or is over 256 characters; rename it`);
+      // The schema's records skip this key without a word: a host or label written so would vanish.
+      else if (k === "__proto__") out.push(`${keyPath([...path, k])}: "__proto__" cannot be a key here; rename it`);
       else rawProblems(v, [...path, k], out);
     }
   }
@@ -349,7 +351,8 @@ export function loadSettings(file: string): Settings {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    // Some Windows editors start UTF-8 files with a byte order mark, which JSON.parse refuses.
+    raw = JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch (e) {
     throw new SettingsError(file, [`not valid JSON: ${oneLine((e as Error).message).slice(0, 200)}`]);
   }
