@@ -319,6 +319,8 @@ function rawProblems(value: unknown, path: PropertyKey[] = [], out: string[] = [
   if (typeof value === "string") {
     if (hasControlChars(value)) out.push(`${keyPath(path)}: contains a control character such as a newline (got ${shown(value)}); remove it`);
     else if (value.length > MAX_STRING) out.push(`${keyPath(path)}: is ${value.length} characters; at most ${MAX_STRING}`);
+    // cdktf replaces its token markers in any string at synth, escaping or not: "${TfToken[TOKEN.1]}" would become a Terraform reference.
+    else if (value.includes("{TfToken[")) out.push(`${keyPath(path)}: contains "{TfToken[", which cdktf reads as a token of its own (got ${shown(value)}); remove it`);
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => rawProblems(v, [...path, i], out));
   } else if (value && typeof value === "object") {
