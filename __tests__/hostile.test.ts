@@ -24,6 +24,8 @@ const HOSTILE = [
   `${MARK}$(touch pwned)\`id\``,
   `${MARK}\nsecond line`,
   `${MARK}$\${x}$$\${y}`,
+  // cdktf's own token markers: resolved by cdktf before any escaping.
+  `${MARK}\${TfToken[TOKEN.1]}#{TfToken[TOKEN.1]}`,
 ];
 
 /** Settings with every optional string key present. */

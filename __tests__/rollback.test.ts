@@ -1,10 +1,13 @@
 /** npm run rollback: the real script and bash, with the ssh double standing in for the host. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
+import { localExecs } from "./helpers/local-exec.js";
 import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
+import { resource, staticResolved, synthStack } from "./helpers/stack.js";
+import { parseSettings } from "../lib/settings.js";
 
 describe("npm run rollback", () => {
   let work: string;
@@ -39,6 +42,11 @@ describe("npm run rollback", () => {
     const argv = readFileSync(join(work, "ssh.argv"), "utf8").split("\0");
     expect(argv[0]).toBe("-F");
     expect(argv[2]).toBe("203.0.113.7");
+    // The host key the deploy recorded is the one the rollback checks: one known_hosts file, the deploy step's.
+    const s = parseSettings(JSON.parse(readFileSync(join(work, "infra.json"), "utf8")), "infra.json");
+    const [deploy] = localExecs(resource(synthStack(s, staticResolved(s)).json, "null_resource", "vm-deploy"));
+    expect(existsSync(deploy.environment.DEPLOY_KNOWN_HOSTS)).toBe(true);
+    expect(readdirSync(join(work, "state", "known_hosts"))).toEqual(["infra"]);
   });
 
   test("a host with nothing to roll back to fails, naming the system it still runs", async () => {

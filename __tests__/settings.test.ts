@@ -1,8 +1,9 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stableJson } from "../lib/lock.js";
 import { serviceAccountId } from "../lib/names.js";
-import { loadSettings, parseSettings, settingsJsonSchema } from "../lib/settings.js";
+import { loadSettings, parseSettings, SettingsError, settingsJsonSchema } from "../lib/settings.js";
 import { REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings, settingsProblems } from "./helpers/settings.js";
 
@@ -234,6 +235,39 @@ describe("settings Google or the stack would refuse later are refused now, namin
       ]);
     }
     expect(settingsProblems(baseSettings({ deploy: { user: "nixbuilder" } as never }))).toEqual([]);
+  });
+
+  test("a __proto__ key is refused, not silently dropped", () => {
+    const raw: any = baseSettings();
+    raw.hosts = JSON.parse(`{"__proto__": ${JSON.stringify(raw.hosts.vm)}, "vm": ${JSON.stringify(raw.hosts.vm)}}`);
+    expect(problems(raw)).toEqual(['hosts.__proto__: "__proto__" cannot be a key here; rename it']);
+    expect(problems({ ...baseSettings(), labels: JSON.parse('{"__proto__": "x"}') })).toEqual(['labels.__proto__: "__proto__" cannot be a key here; rename it']);
+  });
+
+  test("file-level errors are one escaped, bounded line too; a byte order mark is not an error", () => {
+    const dir = mkdtempSync(join(tmpdir(), "settings-file-"));
+    try {
+      const file = join(dir, "infra.json");
+      writeFileSync(file, "\u001b[31m{");
+      const message = (() => {
+        try {
+          loadSettings(file);
+        } catch (e) {
+          return (e as SettingsError).problems;
+        }
+        return [];
+      })();
+      expect(message).toHaveLength(1);
+      expect(message![0]).toMatch(/^not valid JSON: .*\\u001b/);
+      expect(message![0]).not.toMatch(/[\u0000-\u001f]/);
+      writeFileSync(file, `\uFEFF${JSON.stringify(baseSettings())}`);
+      expect(loadSettings(file).project).toBe("test-project");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const long = new SettingsError("infra.json", [`x: ${"y".repeat(5000)}`]).problems[0];
+    expect(long.length).toBeLessThan(450);
+    expect(long).toMatch(/… \(line cut\)$/);
   });
 
   test("an SSH key line cannot carry a second line", () => {

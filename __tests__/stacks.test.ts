@@ -35,6 +35,11 @@ describe("stacks and state", () => {
     );
   });
 
+  test("the state bucket sits where the image bucket does: imageBucketLocation, else the region", () => {
+    expect(resource(bootstrap(settings({ backend: gcs })).json, "google_storage_bucket", "StateBucket").location).toBe("EUROPE-WEST1");
+    expect(resource(bootstrap(settings({ backend: gcs, imageBucketLocation: "eur4" })).json, "google_storage_bucket", "StateBucket").location).toBe("EUR4");
+  });
+
   test("with local state there is no state bucket to create", () => {
     expect(resources(bootstrap().json, "google_storage_bucket")).toEqual({});
   });

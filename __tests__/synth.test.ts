@@ -60,6 +60,7 @@ describeWithNix(`settings errors come before nix eval`, () => {
     ["OCI ids whose outputs collide", (r) => (r.ociImages = { a: { package: "p", version: "1" }, "a-digest": { package: "q", version: "1" } }), 'ociImages.a-digest: gives the Terraform output "oci-a-digest-reference"'],
     ["a recreate host id over 56 characters", (r) => (r.hosts = { ["h".repeat(57)]: { ...r.hosts.vm, recreateOnImageChange: true } }), "recreateOnImageChange: needs a host id of at most 56 characters"],
     ["an image reference to a prototype key", (r) => (r.hosts.vm.image = "toString"), 'hosts.vm.image: no image "toString"'],
+    ["a lockFile that is not a lock", (r) => (r.lockFile = "README.md"), "README.md: not valid JSON"],
   ];
   test.each(cases)("%s: one line naming the key, and nix never runs", async (_name, mutate, line) => {
     const fixture = fixtureFlake();

@@ -31,6 +31,8 @@ describe("VM and deploy synthesis", () => {
     expect(Object.values(resources(json, "google_project_iam_member")).map((m) => m.role).sort()).toEqual(["roles/logging.logWriter", "roles/monitoring.metricWriter"]);
     const instance = resource(json, "google_compute_instance", "vm-vm");
     expect(instance.service_account.email).toMatch(/^\$\{google_service_account\.vm-vm_ServiceAccount_\w+\.email\}$/);
+    // The account's roles bound what the VM may do; the scope must not filter them away.
+    expect(instance.service_account.scopes).toEqual(["cloud-platform"]);
   });
 
   test("SSH is closed to the internet by default: only IAP's range, only this host's account", () => {
@@ -38,6 +40,10 @@ describe("VM and deploy synthesis", () => {
     const { json } = synthStack(s, staticResolved(s));
     expect(json).toHaveResourceWithProperties(ComputeFirewall, { source_ranges: ["35.235.240.0/20"], direction: "INGRESS" });
     expect(json).not.toContain("0.0.0.0/0");
+    // Without a target the rule would open port 22 on every VM of the network.
+    expect(resource(json, "google_compute_firewall", "vm-vm").target_service_accounts).toEqual([
+      expect.stringMatching(/^\$\{google_service_account\.vm-vm_ServiceAccount_\w+\.email\}$/),
+    ]);
     const deploy = localExecs(resource(json, "null_resource", "vm-deploy"))[0];
     expect(deploy.environment.DEPLOY_CONNECT).toBe("iap");
     expect(deploy.environment.DEPLOY_HOST).toBe("vm");

@@ -27,8 +27,9 @@ export async function resolveOutputs(settings: Settings, options: ResolveOptions
     if (!lock) throw new NixError(`INFRA_RESOLVE=pinned but ${settings.lockFile} does not exist; run \`npm run pin\` on a machine with Nix`);
     return resolveFromLock(settings, lock, settings.lockFile);
   }
-  const resolved = await resolveWithNix(settings, { projectRoot: options.projectRoot, log });
+  // Read first: a lockFile that is not a lock stops synth before the evaluation, like other settings errors.
   const lock = readLock(lockFile);
+  const resolved = await resolveWithNix(settings, { projectRoot: options.projectRoot, log });
   if (lock) {
     const changes = lockDifferences(lock, resolved);
     if (changes.length) {

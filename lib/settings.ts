@@ -340,11 +340,15 @@ function rawProblems(value: unknown, path: PropertyKey[] = [], out: string[] = [
   if (typeof value === "string") {
     if (hasControlChars(value)) out.push(`${keyPath(path)}: contains a control character such as a newline (got ${shown(value)}); remove it`);
     else if (value.length > MAX_STRING) out.push(`${keyPath(path)}: is ${value.length} characters; at most ${MAX_STRING}`);
+    // cdktf replaces its token markers in any string at synth, escaping or not: "${TfToken[TOKEN.1]}" would become a Terraform reference.
+    else if (value.includes("{TfToken[")) out.push(`${keyPath(path)}: contains "{TfToken[", which cdktf reads as a token of its own (got ${shown(value)}); remove it`);
   } else if (Array.isArray(value)) {
     value.forEach((v, i) => rawProblems(v, [...path, i], out));
   } else if (value && typeof value === "object") {
     for (const [k, v] of Object.entries(value)) {
       if (hasControlChars(k) || k.length > 256) out.push(`${keyPath([...path, k])}: key has a control character or is over 256 characters; rename it`);
+      // The schema's records skip this key without a word: a host or label written so would vanish.
+      else if (k === "__proto__") out.push(`${keyPath([...path, k])}: "__proto__" cannot be a key here; rename it`);
       else rawProblems(v, [...path, k], out);
     }
   }
@@ -370,7 +374,8 @@ export function loadSettings(file: string): Settings {
   }
   let raw: unknown;
   try {
-    raw = JSON.parse(text);
+    // Some Windows editors start UTF-8 files with a byte order mark, which JSON.parse refuses.
+    raw = JSON.parse(text.replace(/^\uFEFF/, ""));
   } catch (e) {
     throw new SettingsError(file, [`not valid JSON: ${oneLine((e as Error).message).slice(0, 200)}`]);
   }
