@@ -153,15 +153,43 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(one({ ...baseSettings(), stateDir: dir })).toMatch(/^stateDir: must/);
   });
 
-  test("more than 64 labels on one resource are refused", () => {
+  test("more than 64 labels on one resource are refused, counting the stack's and the provider's attribution label", () => {
     const labels = (n: number, prefix: string) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`${prefix}${i}`, "x"]));
-    expect(one({ ...withHost({ labels: labels(40, "h") }), labels: labels(23, "s") })).toMatch(
-      /^hosts\.vm\.labels: the instance would carry 65 labels .*Google allows 64$/,
+    // 39 + 23 + managed-by + host + goog-terraform-provisioned = 65.
+    expect(one({ ...withHost({ labels: labels(39, "h") }), labels: labels(23, "s") })).toBe(
+      "hosts.vm.labels: the instance would carry 65 labels (labels, hosts.vm.labels, 2 of the stack's and the provider's goog-terraform-provisioned); Google allows 64",
     );
-    expect(() => parseSettings({ ...withHost({ labels: labels(39, "h") }), labels: labels(23, "s") })).not.toThrow();
-    expect(problems({ ...baseSettings(), labels: labels(61, "s") })).toContain(
-      "labels: images would carry 65 labels (these and 4 of the stack's); Google allows 64",
+    expect(() => parseSettings({ ...withHost({ labels: labels(38, "h") }), labels: labels(23, "s") })).not.toThrow();
+    // 60 + managed-by, image-id, nix-store-hash, nixos-label + goog-terraform-provisioned = 65.
+    expect(problems({ ...baseSettings(), labels: labels(60, "s") })).toContain(
+      "labels: images would carry 65 labels (these, 4 of the stack's and the provider's goog-terraform-provisioned); Google allows 64",
     );
+    expect(settingsProblems({ ...baseSettings(), labels: labels(59, "s") })).toEqual([]);
+  });
+
+  test("labels the stack sets itself cannot be set by hand (they would be silently overridden)", () => {
+    expect(one(withHost({ labels: { host: "mine" } }))).toBe('hosts.vm.labels.host: is set by the stack (the host id); choose another key');
+    expect(one({ ...baseSettings(), labels: { "nix-store-hash": "x" } })).toBe(
+      'labels.nix-store-hash: is set by the stack on the resources it labels; choose another key',
+    );
+  });
+
+  test("a subnetwork path must be in the zone's region; tags are at most 64", () => {
+    const path = (region: string) => `projects/test-project/regions/${region}/subnetworks/data`;
+    expect(one(withHost({ subnetwork: path("us-central1") }))).toBe(
+      `hosts.vm.subnetwork: is in region us-central1, but zone ${baseSettings().zone} is in ${baseSettings().zone!.replace(/-[a-z]$/, "")}; use a subnetwork of ${baseSettings().zone!.replace(/-[a-z]$/, "")}`,
+    );
+    expect(settingsProblems(withHost({ subnetwork: path(baseSettings().zone!.replace(/-[a-z]$/, "")) }))).toEqual([]);
+    expect(one(withHost({ tags: Array.from({ length: 65 }, (_, i) => `t${i}`) }))).toMatch(/^hosts\.vm\.tags: .*64/);
+  });
+
+  test("the flake reference carries no attribute and is not an option", () => {
+    for (const flake of [".#vm", "-L", "--impure"]) {
+      expect(one({ ...baseSettings(), flake })).toMatch(/^flake: must be a flake reference without '#'/);
+    }
+    for (const flake of [".", "./my flake", "github:org/repo?dir=infra", "git+https://example.com/r.git?ref=main"]) {
+      expect(settingsProblems({ ...baseSettings(), flake })).toEqual([]);
+    }
   });
 
   test("two hosts whose ids share their first 55 characters would share a firewall rule", () => {
@@ -219,6 +247,10 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(badKey[0]).toMatch(/^\["\\u001b\]0;pwned\\u0007"\]: key has a control character/);
     const longType = problems({ ...baseSettings(), images: "x".repeat(10_000) });
     expect(longType[0].length).toBeLessThan(200);
+    // A bidirectional override would make the terminal show the line in another order ("Trojan Source").
+    const bidi = problems({ ...baseSettings(), zone: "eu\u202ewest\u2066" });
+    expect(bidi[0]).toMatch(/^zone: .*eu\\u202ewest\\u2066/);
+    expect(bidi[0]).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
   });
 
   test("the deploy user cannot be root (hosts refuse root logins over SSH)", () => {

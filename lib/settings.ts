@@ -109,7 +109,7 @@ const host = z.strictObject({
   diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
   subnetwork: subnetwork.optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
-  tags: z.array(gceName).default([]).describe("Extra network tags."),
+  tags: z.array(gceName).max(64).default([]).describe("Extra network tags (at most 64)."),
   labels: labels.default({}),
   externalIp: z
     .boolean()
@@ -153,7 +153,13 @@ const settingsBase = z.strictObject({
   project: z.string().regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" }),
   region: z.string().regex(REGION, { message: "must be a region such as europe-west1" }),
   zone: z.string().regex(ZONE, { message: "must be a zone such as europe-west1-b" }),
-  flake: z.string().min(1).default(".").describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
+  flake: z
+    .string()
+    .min(1)
+    // Steps append "#<attribute>" and pass the reference as one argument: a "#" or a leading "-" would change what Nix reads.
+    .regex(/^[^#-][^#]*$/, { message: "must be a flake reference without '#' (the attributes come from the settings) and not starting with '-', such as . or github:org/repo" })
+    .default(".")
+    .describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
   system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
   imageBucket: bucketName,
   createImageBucket: z.boolean().default(true).describe("Create imageBucket in this stack; false uses an existing bucket."),
@@ -210,6 +216,11 @@ export const settingsSchema = settingsBase.superRefine((s, ctx) => {
 
 /** Labels Google allows on one resource. */
 export const MAX_LABELS = 64;
+/** Google provider 6's add_terraform_attribution_label (default true) adds it to every labelled resource it creates. */
+const ATTRIBUTION_LABEL = "goog-terraform-provisioned";
+/** Labels the constructs set over the user's: on instances (constructs/host.ts), on images (constructs/gce-image.ts, infra-stack). */
+const INSTANCE_LABELS = ["host"];
+const IMAGE_LABELS = ["image-id", "nix-store-hash", "nixos-label"];
 
 interface CrossProblem {
   readonly path: PropertyKey[];
@@ -245,15 +256,30 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     if (h.recreateOnImageChange && id.length > MAX_RECREATE_HOST_ID) {
       add(["hosts", id, "recreateOnImageChange"], `needs a host id of at most ${MAX_RECREATE_HOST_ID} characters (the instance name gets an image suffix); "${id}" has ${id.length}`);
     }
-    const defaults = new Set(["managed-by", ...Object.keys(s.labels)]);
-    const instanceLabels = new Set([...defaults, ...Object.keys(h.labels), "host"]);
+    const defaults = new Set(["managed-by", ATTRIBUTION_LABEL, ...Object.keys(s.labels)]);
+    const instanceLabels = new Set([...defaults, ...Object.keys(h.labels), ...INSTANCE_LABELS]);
     if (instanceLabels.size > MAX_LABELS) {
-      add(["hosts", id, "labels"], `the instance would carry ${instanceLabels.size} labels (labels, hosts.${id}.labels and 2 of the stack's); Google allows ${MAX_LABELS}`);
+      add(
+        ["hosts", id, "labels"],
+        `the instance would carry ${instanceLabels.size} labels (labels, hosts.${id}.labels, 2 of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`,
+      );
+    }
+    for (const key of Object.keys(h.labels).filter((k) => INSTANCE_LABELS.includes(k))) {
+      add(["hosts", id, "labels", key], "is set by the stack (the host id); choose another key");
     }
   }
-  const imageLabels = new Set(["managed-by", ...Object.keys(s.labels), "image-id", "nix-store-hash", "nixos-label"]);
+  const imageLabels = new Set(["managed-by", ATTRIBUTION_LABEL, ...Object.keys(s.labels), ...IMAGE_LABELS]);
   if (imageLabels.size > MAX_LABELS) {
-    add(["labels"], `images would carry ${imageLabels.size} labels (these and 4 of the stack's); Google allows ${MAX_LABELS}`);
+    add(["labels"], `images would carry ${imageLabels.size} labels (these, 4 of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`);
+  }
+  for (const key of Object.keys(s.labels).filter((k) => [...INSTANCE_LABELS, ...IMAGE_LABELS].includes(k))) {
+    add(["labels", key], "is set by the stack on the resources it labels; choose another key");
+  }
+  // A subnetwork path names its region; the VM's zone must be in it.
+  const region = s.zone.replace(/-[a-z]$/, "");
+  for (const [id, h] of Object.entries(s.hosts)) {
+    const m = /\/regions\/([^/]+)\/subnetworks\//.exec(h.subnetwork ?? "");
+    if (m && m[1] !== region) add(["hosts", id, "subnetwork"], `is in region ${m[1]}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
   }
   // Two ids that give one Google name or one output id.
   const unique = (kind: string, entries: [name: string, path: PropertyKey[], id: string][]) => {

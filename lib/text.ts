@@ -9,8 +9,8 @@ export const SHOWN_CHARS = 60;
 /** Longest error line. */
 export const MAX_LINE = 400;
 
-/** C0/C1 controls, DEL, and the Unicode line and paragraph separators. */
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+/** C0/C1 controls, DEL, the Unicode line and paragraph separators, and bidirectional overrides (they reorder what a terminal shows). */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 
 export function hasControlChars(text: string): boolean {
   return new RegExp(CONTROL.source).test(text);
