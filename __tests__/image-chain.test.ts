@@ -283,6 +283,20 @@ describeWithNix(`image chain with real Nix`, () => {
       expect(gcs.calls().filter((c) => c.startsWith("storage cp"))).toHaveLength(1);
     });
 
+    test("two upload steps of one object run at once (two images of one configuration): one uploads, the other waits and finds it", async () => {
+      const { json } = await synthAtRoot();
+      const [create] = localExecs(resource(json, "null_resource", "base-build"));
+      expect((await runLocalExec(create, NIX_ENV)).exitCode).toBe(0);
+      const [upload] = localExecs(resource(json, "null_resource", "base-image"));
+      const gcs = gcsDouble(fixture.dir);
+      const env = { ...gcs.env, GCS_DOUBLE_CP_SECONDS: "1" };
+      const runs = await Promise.all([runLocalExec(upload, env), runLocalExec(upload, env)]);
+      expect(runs.map((r) => r.exitCode)).toEqual([0, 0]);
+      expect(gcs.calls().filter((c) => c.startsWith("storage cp"))).toHaveLength(1);
+      expect(runs.map((r) => r.all).join("\n")).toContain("waiting for another step uploading");
+      expect(runs.map((r) => r.all).join("\n")).toContain("is already in the bucket; nothing uploaded");
+    });
+
     test("the upload step rebuilds a file missing from this machine's store (a fresh runner), with the planned-path check", async () => {
       const { json, resolved } = await synthAtRoot();
       const [upload] = localExecs(resource(json, "null_resource", "base-image"));

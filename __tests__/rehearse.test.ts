@@ -1,5 +1,5 @@
 /** lib/rehearse.ts: the rewrite of the infra stack for offline Terraform core, as a pure function and through real Terraform. */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -291,6 +291,7 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
       expect.stringMatching(new RegExp(`^google_compute_instance\\.pet-vm_Instance_\\w+ is created before the old one is deleted, under the same name "${resized.name}": Google would refuse it \\(409\\)$`)),
     ]);
     expect(refused.run.events.some((e) => e.type === "apply_start")).toBe(false);
+    expect(readdirSync(dir).filter((f) => f.endsWith(".tfplan"))).toEqual([]);
     expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
   }, 60000);
 });

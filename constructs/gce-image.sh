@@ -10,6 +10,20 @@ source "$(dirname "${BASH_SOURCE[0]}")/nix-image.sh"
 log() { echo "gce-image: $*" >&2; }
 uri="gs://${UPLOAD_BUCKET}/${UPLOAD_OBJECT}"
 
+# Images of one configuration share their object, and Terraform runs their
+# upload steps in parallel: one uploads while the others wait, then find it.
+# flock releases the lock when this process ends, however it ends. Without
+# flock (macOS), both may upload the same bytes: wasteful, not wrong.
+if command -v flock >/dev/null; then
+  lock="$(dirname "$(dirname "$GC_ROOT")")/locks/upload-$(basename "$GC_ROOT")"
+  mkdir -p "$(dirname "$lock")"
+  exec 9>"$lock"
+  if ! flock -n 9; then
+    log "waiting for another step uploading $uri"
+    flock 9
+  fi
+fi
+
 if answer=$(gcloud storage objects describe "$uri" --format='value(name)' 2>&1); then
   log "$uri is already in the bucket; nothing uploaded"
   exit 0

@@ -4,6 +4,8 @@
  * uses it; nothing here knows about Google.
  */
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import type { TerraformEvent } from "./rehearse.js";
 
@@ -98,6 +100,11 @@ export async function applyReviewed(
   const json = show.text.split("\n").find((line) => line.startsWith('{"format_version"'));
   if (!json) return { refused: [`terraform show -json ${planFile} printed no plan:\n${show.text}`], run: show };
   const refused = review(JSON.parse(json));
-  if (refused.length > 0) return { refused, run: show };
-  return { refused, run: await terraform(["apply", "-json", planFile], options) };
+  try {
+    if (refused.length > 0) return { refused, run: show };
+    return { refused, run: await terraform(["apply", "-json", planFile], options) };
+  } finally {
+    // A plan this function made is spent either way (applied, or refused); a saved one is the caller's.
+    if (!savedPlan) rmSync(join(options.dir, planFile), { force: true });
+  }
 }
