@@ -177,7 +177,7 @@ const settingsBase = z.strictObject({
   lockFile: z.string().min(1).default("infra.lock.json").describe("Where npm run pin writes resolved store paths, relative to the project root."),
   stateDir: stateDirectory
     .default(".infra")
-    .describe("Local directory for GC roots and known_hosts files, relative to the project root (or absolute)."),
+    .describe("Local directory for GC roots, known_hosts files and upload locks, relative to the project root (or absolute)."),
   backend: backend.default({ type: "local" }),
   deploy: z
     .strictObject({
