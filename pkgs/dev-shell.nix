@@ -7,6 +7,7 @@
   skopeo,
   umoci,
   jq,
+  util-linux,
   deploy-rs,
 }:
 mkShell {
@@ -18,6 +19,8 @@ mkShell {
     skopeo
     umoci
     jq
+    # flock: the upload steps serialize uploads of one object.
+    util-linux
   ];
 
   # cdktf runs this binary instead of `terraform`.
