@@ -3,7 +3,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { z } from "zod";
-import { shown } from "./text.js";
+import { oneLine, shown } from "./text.js";
 import { NixError, type Resolved } from "./nix.js";
 import { resolvedHostSchema, resolvedImageSchema, resolvedOciSchema } from "./resolved.js";
 import type { Settings } from "./settings.js";
@@ -48,13 +48,14 @@ export function readLock(file: string): Resolved | undefined {
   try {
     raw = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new NixError(`${file}: not valid JSON (${(e as Error).message}); run \`npm run pin\` to rewrite it`);
+    // The settings key, and the parser's message cut and escaped: it quotes the file's first bytes.
+    throw new NixError(`lockFile ${file}: not valid JSON (${oneLine((e as Error).message).slice(0, 120)}); run \`npm run pin\` to rewrite it`);
   }
   const parsed = lockSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     const got = "input" in first && first.input !== undefined ? ` (got ${shown(first.input)})` : "";
-    throw new NixError(`${file}: not a lock file written by \`npm run pin\`: ${first.path.join(".")}: ${first.message}${got}; run \`npm run pin\` to rewrite it`);
+    throw new NixError(`lockFile ${file}: not a lock file written by \`npm run pin\`: ${first.path.join(".")}: ${first.message}${got}; run \`npm run pin\` to rewrite it`);
   }
   const { version: _version, ...resolved } = parsed.data;
   return resolved;
