@@ -7,7 +7,7 @@ import {
   forceNewValues,
   rehearsalConfig,
   rewriteTemplate,
-  sameNameReplacements,
+  nameConflicts,
   type SavedPlan,
   type StandIn,
   summarizeApply,
@@ -270,7 +270,7 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
       writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(config));
       return { standIns, name: instance.input.name as string };
     };
-    const review = (standIns: Record<string, StandIn>) => (plan: SavedPlan) => sameNameReplacements(plan, standIns);
+    const review = (standIns: Record<string, StandIn>) => (plan: SavedPlan) => nameConflicts(plan, standIns);
     const first = write(pet(20));
     for (const args of [["init"], ["apply", "-auto-approve"]]) expect((await terraform([...args, "-no-color"], { dir })).exitCode).toBe(0);
 

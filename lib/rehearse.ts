@@ -615,20 +615,47 @@ export interface SavedPlan {
 }
 
 /**
- * Replacements Google would refuse: a stand-in created before its old object
- * is deleted (create_before_destroy) under the same name, which exists until
- * the delete. One line per replacement, naming the resource and the name.
+ * Creates Google would refuse with 409, which Terraform cannot see: a
+ * resource created under a name that an object in the state still holds.
+ * Terraform deletes an address's old object before creating its new one
+ * only in a destroy-then-create replacement; a create_before_destroy
+ * replacement keeps the name until the end, and between two addresses (a
+ * construct id renamed: the old address deleted, the new one created) it
+ * sets no order at all. One line per conflict, naming the resources and the
+ * name.
  */
-export function sameNameReplacements(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
+export function nameConflicts(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
+  const original = (address: string) => (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original ?? address;
+  const named = (address: string, value: Block | null | undefined) => {
+    const type = original(address).split(".")[0];
+    const key = UNIQUE_NAME[type];
+    const name = key ? value?.input?.[key] : undefined;
+    return typeof name === "string" ? { type, key, name } : undefined;
+  };
+  const holders = new Map<string, Array<{ address: string; actions: string }>>();
+  for (const { address, change } of plan.resource_changes ?? []) {
+    const held = named(address, change.before);
+    if (!held) continue;
+    const id = `${held.type} ${held.name}`;
+    holders.set(id, [...(holders.get(id) ?? []), { address, actions: change.actions.join(",") }]);
+  }
   const problems: string[] = [];
   for (const { address, change } of plan.resource_changes ?? []) {
-    if (change.actions.join(",") !== "create,delete") continue;
-    const original = (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original;
-    const type = original?.split(".")[0] ?? "";
-    const key = UNIQUE_NAME[type];
-    const [before, after] = [change.before?.input?.[key], change.after?.input?.[key]];
-    if (key && typeof before === "string" && before === after) {
-      problems.push(`${original} is created before the old one is deleted, under the same ${key} "${before}": Google would refuse it (409)`);
+    if (!change.actions.includes("create")) continue;
+    const created = named(address, change.after);
+    if (!created) continue;
+    for (const holder of holders.get(`${created.type} ${created.name}`) ?? []) {
+      if (holder.address === address) {
+        if (holder.actions === "create,delete") {
+          problems.push(`${original(address)} is created before the old one is deleted, under the same ${created.key} "${created.name}": Google would refuse it (409)`);
+        }
+        continue;
+      }
+      const until = holder.actions.includes("delete") ? "until it is deleted in this same apply, in no set order" : "and keeps it";
+      problems.push(
+        `${original(address)} is created under the ${created.key} "${created.name}", which ${original(holder.address)} holds ${until}: ` +
+          `Google would refuse it (409); move the state instead (terraform state mv ${original(holder.address)} ${original(address)})`,
+      );
     }
   }
   return problems;
