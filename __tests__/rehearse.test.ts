@@ -245,6 +245,17 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     }
   }, 60000);
 
+  test("top-level labels (the provider's default_labels) update every labelled resource in place, and nothing else", async () => {
+    expect(await applyThenPlan(everything(), everything({ labels: { team: "data" } }))).toEqual({
+      "google_compute_image__base-image_Image": "update",
+      "google_compute_instance__vm-vm_Instance": "update",
+      "google_compute_instance__edge-vm_Instance": "update",
+      "google_compute_instance__pet-vm_Instance": "update",
+      google_storage_bucket__ImageBucket: "update",
+      google_artifact_registry_repository__Registry_Repository: "update",
+    });
+  }, 60000);
+
   test("guest OS features replace the image, its upload step and its public grant, and only the recreated VM", async () => {
     const planned = await applyThenPlan(
       everything(),

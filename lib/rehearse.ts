@@ -59,6 +59,15 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
   google_artifact_registry_repository_iam_member: ["project", "location", "repository", "role", "member", "condition"],
 };
 
+/**
+ * Types with `labels` and the computed `effective_labels` (provider 6.50.0's
+ * SetLabelsDiff): the provider's default_labels are merged into each, so a
+ * change to them updates these resources in place.
+ */
+export const LABELLED: ReadonlySet<string> = new Set([
+  "google_compute_image", "google_compute_instance", "google_storage_bucket", "google_artifact_registry_repository",
+]);
+
 /** What a stand-in's attribute resolves to: an HCL expression. */
 interface StandInRef {
   /** `terraform_data.<name>`, with the instance key if any. */
@@ -195,6 +204,7 @@ const TRAVERSAL = /(?<![\w.-])(data\.)?(google_[a-z0-9_]+|null_resource|self)\.(
 export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): Rehearsal {
   const google = (stack.provider?.google ?? [])[0] ?? {};
   const defaults: ProviderDefaults = { project: google.project, region: google.region, zone: google.zone };
+  const defaultLabels: Record<string, string> | undefined = google.default_labels;
   for (const type of Object.keys(stack.resource ?? {})) {
     if (type === "null_resource" || type === "terraform_data") continue;
     if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for resource type ${type}; the rehearsal knows google_*, null_resource and terraform_data`);
@@ -212,6 +222,8 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
     for (const [name, block] of Object.entries(byName)) {
       const input: Block = {};
       for (const [key, value] of Object.entries(block)) if (!META.has(key)) input[key] = value;
+      // The provider's default_labels reach every labelled resource (its effective_labels): a change updates them in place.
+      if (LABELLED.has(type) && (defaultLabels || input.labels)) input.effective_labels = { ...defaultLabels, ...input.labels };
       const refs: string[] = [];
       for (const path of ignoredPaths(block)) refs.push(...dropPath(input, path));
       configs.set(`${type}.${name}`, input);
