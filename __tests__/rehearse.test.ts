@@ -256,6 +256,17 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     });
   }, 60000);
 
+  test("deploy timeouts plan nothing; stateDir replaces only the build steps (their GC roots move) and the prune step; a dropped runsOciImages only its grant", async () => {
+    expect(await applyThenPlan(everything(), everything({ deploy: { confirmTimeoutSeconds: 90, activationTimeoutSeconds: 900, sshWaitSeconds: 30, package: "deploy-rs-pinned" } }))).toEqual({});
+    expect(await applyThenPlan(everything(), everything({ stateDir: ".state" }))).toEqual({
+      "null_resource__base-build_Build": "replace",
+      null_resource__GcRoots_Prune: "replace",
+    });
+    const noOci = everything();
+    noOci.hosts!.vm = host();
+    expect(await applyThenPlan(everything(), noOci)).toEqual({ "google_artifact_registry_repository_iam_member__Registry_Read-vm": "delete" });
+  }, 60000);
+
   test("guest OS features replace the image, its upload step and its public grant, and only the recreated VM", async () => {
     const planned = await applyThenPlan(
       everything(),
