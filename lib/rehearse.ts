@@ -27,7 +27,9 @@ type Block = Record<string, any>;
  * tpgiamresource/resource_iam_member.go and the iam_<type>.go parent schemas
  * for IAM members, plus compute_instance's CustomizeDiff ForceNewIf on
  * metadata_startup_script. Paths are HCL attribute paths without block
- * indices; `x.#` is the number of `x` blocks. Every other attribute is
+ * indices; `x.#` is the number of `x` blocks (boot_disk and
+ * network_interface are ForceNew as blocks); a block's path stands for all
+ * of its attributes when they all are ForceNew. Every other attribute is
  * updated in place, as Google does (compute_instance's machine_type and
  * service_account by stopping the VM; network_interface's network too).
  * A google_* type missing here stops the rehearsal instead of guessing.
@@ -39,12 +41,24 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
     "source_image", "source_image_encryption_key", "source_snapshot", "source_snapshot_encryption_key", "storage_locations",
   ],
   google_compute_instance: [
-    "project", "name", "zone", "hostname", "metadata_startup_script",
-    "boot_disk.device_name", "boot_disk.mode", "boot_disk.source", "boot_disk.disk_encryption_key_raw",
+    "project", "name", "zone", "hostname", "metadata_startup_script", "params", "key_revocation_action_type",
+    "confidential_instance_config", "guest_accelerator", "instance_encryption_key", "network_performance_config",
+    "reservation_affinity", "scratch_disk", "advanced_machine_features.enable_uefi_networking", "attached_disk.force_attach",
+    "boot_disk.#", "boot_disk.device_name", "boot_disk.mode", "boot_disk.source", "boot_disk.disk_encryption_key_raw",
+    "boot_disk.disk_encryption_key_rsa", "boot_disk.disk_encryption_service_account", "boot_disk.force_attach",
     "boot_disk.kms_key_self_link", "boot_disk.guest_os_features",
     "boot_disk.initialize_params.image", "boot_disk.initialize_params.size", "boot_disk.initialize_params.type",
-    "boot_disk.initialize_params.snapshot",
+    "boot_disk.initialize_params.snapshot", "boot_disk.initialize_params.architecture",
+    "boot_disk.initialize_params.enable_confidential_compute", "boot_disk.initialize_params.labels",
+    "boot_disk.initialize_params.provisioned_iops", "boot_disk.initialize_params.provisioned_throughput",
+    "boot_disk.initialize_params.resource_manager_tags", "boot_disk.initialize_params.resource_policies",
+    "boot_disk.initialize_params.storage_pool", "boot_disk.initialize_params.source_image_encryption_key",
+    "boot_disk.initialize_params.source_snapshot_encryption_key",
     "network_interface.#", "network_interface.network_attachment", "network_interface.nic_type", "network_interface.queue_count",
+    "network_interface.ipv6_access_config.external_ipv6", "network_interface.ipv6_access_config.external_ipv6_prefix_length",
+    "network_interface.ipv6_access_config.name",
+    "scheduling.local_ssd_recovery_timeout", "scheduling.max_run_duration", "scheduling.on_instance_stop_action",
+    "scheduling.preemptible", "scheduling.provisioning_model", "scheduling.termination_time",
   ],
   google_compute_firewall: ["project", "name", "direction", "params"],
   google_compute_image_iam_member: ["project", "image", "role", "member", "condition"],
