@@ -293,7 +293,7 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     });
   }, 60000);
 
-  test("deploy timeouts plan nothing; stateDir replaces only the build steps (their GC roots move) and the prune step; a dropped runsOciImages only its grant", async () => {
+  test("deploy timeouts plan nothing; stateDir replaces only the build steps (their GC roots move) and the prune step; a dropped runsOciImages only its grant; an OCI version one push", async () => {
     expect(await applyThenPlan(everything(), everything({ deploy: { confirmTimeoutSeconds: 90, activationTimeoutSeconds: 900, sshWaitSeconds: 30, package: "deploy-rs-pinned" } }))).toEqual({});
     expect(await applyThenPlan(everything(), everything({ stateDir: ".state" }))).toEqual({
       "null_resource__base-build_Build": "replace",
@@ -302,6 +302,11 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     const noOci = everything();
     noOci.hosts!.vm = host();
     expect(await applyThenPlan(everything(), noOci)).toEqual({ "google_artifact_registry_repository_iam_member__Registry_Read-vm": "delete" });
+    // A new OCI version is a new tag: one push, and the digest read again; nothing else.
+    expect(await applyThenPlan(everything(), everything({ ociImages: { ingest: { package: "oci-ingest", version: "0.2.0" } } }))).toEqual({
+      "null_resource__ingest-oci_Push": "replace",
+      "data_google_artifact_registry_docker_image__ingest-oci_Pushed": "update",
+    });
   }, 60000);
 
   test("guest OS features replace the image, its upload step and its public grant, and only the recreated VM", async () => {
