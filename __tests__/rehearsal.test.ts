@@ -8,13 +8,15 @@
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { spawn } from "node:child_process";
 import { execa } from "execa";
 import { type ApplySummary, type Rehearsal, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
+import { terraform } from "../lib/terraform.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
+import { fixtureFlake, NIX, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { describeWithTools } from "./helpers/tools.js";
 import { type Applied, rehearsalProject, type RehearsalProject } from "./helpers/rehearsal.js";
-import { baseSettings } from "./helpers/settings.js";
+import { baseSettings, REAL_KEY } from "./helpers/settings.js";
 
 const TIMEOUT = 240000;
 
@@ -65,7 +67,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     steps = [];
   });
   afterEach(() => {
-    const name = expect.getState().currentTestName?.replace(/^.*? ([a-j])\. .*$/, "$1") ?? "?";
+    const name = expect.getState().currentTestName?.replace(/^.*? ([a-z])\. .*$/, "$1") ?? "?";
     if (project) figures.push(`${name}: ${project.applies} apply(s), ran [${steps.join("; ")}], ${((Date.now() - started) / 1000).toFixed(1)} s`);
     project?.cleanup();
     project = undefined;
@@ -324,6 +326,111 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(summary.timeline.filter((l) => l.startsWith("done")).every((l) => /(worker-vm|worker-deploy)_/.test(l))).toBe(true);
     expect(summary.order).toHaveLength(6); // instance, firewall, account, its two roles, deploy step
     await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("k. an image id renamed: the new image would take the old one's name (409), so the apply is refused; moved in the state, nothing is rebuilt", async () => {
+    const { project: p, rehearsal: before } = await deployed();
+    const rename = (hosts: SettingsInput["hosts"]) => Object.fromEntries(Object.entries(hosts!).map(([id, h]) => [id, { ...h, image: "main" }]));
+    p.settings = { ...p.settings, images: { main: p.settings.images!.base }, hosts: rename(p.settings.hosts) };
+    const after = await p.synth();
+    // Terraform deletes the old address and creates the new one in no set order; Google keys images by name.
+    await expect(p.apply()).rejects.toThrow(
+      /google_compute_image\.main-image_Image_\w+ is created under the name "nixos-base-\w+", which google_compute_image\.base-image_Image_\w+ holds until it is deleted in this same apply, in no set order: Google would refuse it \(409\); move the state instead/,
+    );
+    // What README says to do: move the image's build, upload and image to their new addresses.
+    const address = (r: Rehearsal, original: string) => Object.entries(r.standIns).find(([, s]) => s.original.startsWith(original))![0];
+    for (const part of ["null_resource.%-build_Build_", "null_resource.%-image_Upload_", "google_compute_image.%-image_Image_"]) {
+      const [from, to] = [address(before, part.replace("%", "base")), address(after, part.replace("%", "main"))];
+      expect((await terraform(["state", "mv", from, to], { dir: p.stackDir, env: p.env })).exitCode).toBe(0);
+    }
+    const { summary } = await applyNow(p);
+    expect(ran(summary)).toBe("nothing");
+    // Only the image's label image-id changes, in place.
+    expect(summary.order).toEqual([expect.stringMatching(/^image update google_compute_image\.main-image_Image_/)]);
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("l. settings Google updates in place (SSH path, machine type, labels) and deploy timeouts: no step runs, nothing is replaced; new keys reach the metadata before the deploy", async () => {
+    const { project: p } = await deployed();
+    const setVm = (extra: Record<string, unknown>) => (p.settings = { ...p.settings, hosts: { ...p.settings.hosts, vm: { ...p.settings.hosts!.vm, ...extra } } });
+    const inPlace = async (expected: string[]) => {
+      const { summary } = await applyNow(p);
+      expect(ran(summary)).toBe("nothing");
+      expect(summary.order.map((l) => l.replace(/_[0-9A-F]{8}$/, "")).sort()).toEqual(expected.sort());
+      await expectNoChanges(p);
+    };
+    // Direct SSH and back: the VM's access config and the firewall's ranges change; the deploy does not run again.
+    setVm({ sshSourceRanges: ["203.0.113.0/24"] });
+    await inPlace(["instance update google_compute_instance.vm-vm_Instance", "other update google_compute_firewall.vm-vm_SshFirewall"]);
+    setVm({ sshSourceRanges: undefined });
+    await inPlace(["instance update google_compute_instance.vm-vm_Instance", "other update google_compute_firewall.vm-vm_SshFirewall"]);
+    // Deploy timeouts change how the next deploy runs, not what a host runs: no deploy.
+    setVm({ machineType: "e2-medium", labels: { role: "db" } });
+    p.settings = { ...p.settings, labels: { team: "data" }, deploy: { confirmTimeoutSeconds: 60, activationTimeoutSeconds: 600, sshWaitSeconds: 120 } };
+    await inPlace([
+      "instance update google_compute_instance.vm-vm_Instance",
+      "instance update google_compute_instance.worker-vm_Instance",
+      "image update google_compute_image.base-image_Image",
+      "other update google_storage_bucket.ImageBucket",
+    ]);
+
+    // New keys: the metadata carries them at once; the flake declares them in the image and the host's system.
+    setVm({ sshKeys: [REAL_KEY] });
+    const inputs = p.flake.readInputs();
+    inputs.configurations["gce-base"].image = "base, new keys";
+    inputs.configurations.vm.services = "postgresql, new keys";
+    p.flake.writeInputs(inputs);
+    const { summary } = await applyNow(p);
+    expect(ran(summary)).toBe("build 1, upload 1, deploy 1, gcroots 1");
+    expect(counts(summary, "instance")).toMatchObject({ created: 0, updated: 1, destroyed: 0 });
+    expect(at(summary, /^done instance update google_compute_instance\.vm-vm_/)).toBeLessThan(at(summary, /^ran deploy null_resource\.vm-deploy_/));
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("m. an apply interrupted during the build (Ctrl-C): the build is tainted, no lock is left, and the next apply finishes the change", async () => {
+    const bin = mkdtempSync(join(tmpdir(), "slow-nix-"));
+    const slow = join(bin, "slow");
+    // A build that takes long enough to be interrupted: nix build waits while the flag file exists.
+    writeFileSync(join(bin, "nix"), `#!/bin/sh\nfor a in "$@"; do [ "$a" = build ] && [ -e '${slow}' ] && { echo "slow nix: building" >&2; sleep 60; }; done\nexec '${NIX}' "$@"\n`, { mode: 0o755 });
+    try {
+      project = await rehearsalProject(twoHosts(), { path: [bin] });
+      const p = project;
+      await p.synth();
+      steps.push(ran(expectApplied(await p.apply())));
+      const inputs = p.flake.readInputs();
+      inputs.configurations["gce-base"].image = "base v2";
+      inputs.configurations.vm.services = "postgresql v2";
+      p.flake.writeInputs(inputs);
+      await p.synth();
+      writeFileSync(slow, "");
+      // Ctrl-C reaches the whole foreground process group: Terraform, the step's bash and nix.
+      const child = spawn("terraform", ["apply", "-auto-approve", "-no-color"], { cwd: p.stackDir, env: { ...process.env, ...p.env, TF_CLI_CONFIG_FILE: "/dev/null" }, detached: true });
+      let output = "";
+      for (const stream of [child.stdout, child.stderr]) stream.on("data", (d) => (output += d));
+      const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
+      for (const deadline = Date.now() + 60000; !output.includes("slow nix: building"); ) {
+        if (Date.now() > deadline) throw new Error(`the build never started:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      process.kill(-child.pid!, "SIGINT");
+      expect(await closed).not.toBe(0);
+      rmSync(slow);
+      expect(output).toContain("Interrupt received");
+      expect(existsSync(join(p.stackDir, ".terraform.tfstate.lock.info"))).toBe(false);
+      expect(p.activations()).toHaveLength(2);
+
+      const plan = await p.plan();
+      expect(plan.exitCode).toBe(2);
+      expect(plan.text).toMatch(/null_resource__base-build_Build_\w+ is tainted, so must be replaced/);
+      const { summary } = await applyNow(p);
+      expect(ran(summary)).toBe("build 1, upload 1, deploy 1, gcroots 1");
+      expect(counts(summary, "image")).toMatchObject({ created: 1, destroyed: 1 });
+      expect(p.activations().at(-1)).toMatch(/^vm /);
+      expect(p.gcRoots()).toHaveLength(1);
+      await expectNoChanges(p);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
   }, TIMEOUT);
 });
 

@@ -19,7 +19,7 @@ import { settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
   RehearsalError,
-  sameNameReplacements,
+  nameConflicts,
   type StandIn,
   STEP_KINDS,
   summarizeApply,
@@ -94,7 +94,7 @@ await runCli(async () => {
     // Planned to a file and reviewed first: Terraform cannot see a name Google would refuse.
     const { refused, run: apply } = await applyReviewed(
       { dir: stackDir, env, onEvent: (event) => progress(event, standIns, applyStarted, verbose, say) },
-      (plan) => sameNameReplacements(plan, standIns),
+      (plan) => nameConflicts(plan, standIns),
     );
     if (refused.length > 0) throw new RehearsalError(`the plan would fail at Google; nothing was applied:\n  ${refused.join("\n  ")}`);
     const applySeconds = seconds(mark);

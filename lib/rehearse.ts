@@ -27,7 +27,9 @@ type Block = Record<string, any>;
  * tpgiamresource/resource_iam_member.go and the iam_<type>.go parent schemas
  * for IAM members, plus compute_instance's CustomizeDiff ForceNewIf on
  * metadata_startup_script. Paths are HCL attribute paths without block
- * indices; `x.#` is the number of `x` blocks. Every other attribute is
+ * indices; `x.#` is the number of `x` blocks (boot_disk and
+ * network_interface are ForceNew as blocks); a block's path stands for all
+ * of its attributes when they all are ForceNew. Every other attribute is
  * updated in place, as Google does (compute_instance's machine_type and
  * service_account by stopping the VM; network_interface's network too).
  * A google_* type missing here stops the rehearsal instead of guessing.
@@ -39,12 +41,24 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
     "source_image", "source_image_encryption_key", "source_snapshot", "source_snapshot_encryption_key", "storage_locations",
   ],
   google_compute_instance: [
-    "project", "name", "zone", "hostname", "metadata_startup_script",
-    "boot_disk.device_name", "boot_disk.mode", "boot_disk.source", "boot_disk.disk_encryption_key_raw",
+    "project", "name", "zone", "hostname", "metadata_startup_script", "params", "key_revocation_action_type",
+    "confidential_instance_config", "guest_accelerator", "instance_encryption_key", "network_performance_config",
+    "reservation_affinity", "scratch_disk", "advanced_machine_features.enable_uefi_networking", "attached_disk.force_attach",
+    "boot_disk.#", "boot_disk.device_name", "boot_disk.mode", "boot_disk.source", "boot_disk.disk_encryption_key_raw",
+    "boot_disk.disk_encryption_key_rsa", "boot_disk.disk_encryption_service_account", "boot_disk.force_attach",
     "boot_disk.kms_key_self_link", "boot_disk.guest_os_features",
     "boot_disk.initialize_params.image", "boot_disk.initialize_params.size", "boot_disk.initialize_params.type",
-    "boot_disk.initialize_params.snapshot",
+    "boot_disk.initialize_params.snapshot", "boot_disk.initialize_params.architecture",
+    "boot_disk.initialize_params.enable_confidential_compute", "boot_disk.initialize_params.labels",
+    "boot_disk.initialize_params.provisioned_iops", "boot_disk.initialize_params.provisioned_throughput",
+    "boot_disk.initialize_params.resource_manager_tags", "boot_disk.initialize_params.resource_policies",
+    "boot_disk.initialize_params.storage_pool", "boot_disk.initialize_params.source_image_encryption_key",
+    "boot_disk.initialize_params.source_snapshot_encryption_key",
     "network_interface.#", "network_interface.network_attachment", "network_interface.nic_type", "network_interface.queue_count",
+    "network_interface.ipv6_access_config.external_ipv6", "network_interface.ipv6_access_config.external_ipv6_prefix_length",
+    "network_interface.ipv6_access_config.name",
+    "scheduling.local_ssd_recovery_timeout", "scheduling.max_run_duration", "scheduling.on_instance_stop_action",
+    "scheduling.preemptible", "scheduling.provisioning_model", "scheduling.termination_time",
   ],
   google_compute_firewall: ["project", "name", "direction", "params"],
   google_compute_image_iam_member: ["project", "image", "role", "member", "condition"],
@@ -58,6 +72,15 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
   ],
   google_artifact_registry_repository_iam_member: ["project", "location", "repository", "role", "member", "condition"],
 };
+
+/**
+ * Types with `labels` and the computed `effective_labels` (provider 6.50.0's
+ * SetLabelsDiff): the provider's default_labels are merged into each, so a
+ * change to them updates these resources in place.
+ */
+export const LABELLED: ReadonlySet<string> = new Set([
+  "google_compute_image", "google_compute_instance", "google_storage_bucket", "google_artifact_registry_repository",
+]);
 
 /** What a stand-in's attribute resolves to: an HCL expression. */
 interface StandInRef {
@@ -195,6 +218,7 @@ const TRAVERSAL = /(?<![\w.-])(data\.)?(google_[a-z0-9_]+|null_resource|self)\.(
 export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): Rehearsal {
   const google = (stack.provider?.google ?? [])[0] ?? {};
   const defaults: ProviderDefaults = { project: google.project, region: google.region, zone: google.zone };
+  const defaultLabels: Record<string, string> | undefined = google.default_labels;
   for (const type of Object.keys(stack.resource ?? {})) {
     if (type === "null_resource" || type === "terraform_data") continue;
     if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for resource type ${type}; the rehearsal knows google_*, null_resource and terraform_data`);
@@ -212,6 +236,8 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
     for (const [name, block] of Object.entries(byName)) {
       const input: Block = {};
       for (const [key, value] of Object.entries(block)) if (!META.has(key)) input[key] = value;
+      // The provider's default_labels reach every labelled resource (its effective_labels): a change updates them in place.
+      if (LABELLED.has(type) && (defaultLabels || input.labels)) input.effective_labels = { ...defaultLabels, ...input.labels };
       const refs: string[] = [];
       for (const path of ignoredPaths(block)) refs.push(...dropPath(input, path));
       configs.set(`${type}.${name}`, input);
@@ -615,20 +641,47 @@ export interface SavedPlan {
 }
 
 /**
- * Replacements Google would refuse: a stand-in created before its old object
- * is deleted (create_before_destroy) under the same name, which exists until
- * the delete. One line per replacement, naming the resource and the name.
+ * Creates Google would refuse with 409, which Terraform cannot see: a
+ * resource created under a name that an object in the state still holds.
+ * Terraform deletes an address's old object before creating its new one
+ * only in a destroy-then-create replacement; a create_before_destroy
+ * replacement keeps the name until the end, and between two addresses (a
+ * construct id renamed: the old address deleted, the new one created) it
+ * sets no order at all. One line per conflict, naming the resources and the
+ * name.
  */
-export function sameNameReplacements(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
+export function nameConflicts(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
+  const original = (address: string) => (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original ?? address;
+  const named = (address: string, value: Block | null | undefined) => {
+    const type = original(address).split(".")[0];
+    const key = UNIQUE_NAME[type];
+    const name = key ? value?.input?.[key] : undefined;
+    return typeof name === "string" ? { type, key, name } : undefined;
+  };
+  const holders = new Map<string, Array<{ address: string; actions: string }>>();
+  for (const { address, change } of plan.resource_changes ?? []) {
+    const held = named(address, change.before);
+    if (!held) continue;
+    const id = `${held.type} ${held.name}`;
+    holders.set(id, [...(holders.get(id) ?? []), { address, actions: change.actions.join(",") }]);
+  }
   const problems: string[] = [];
   for (const { address, change } of plan.resource_changes ?? []) {
-    if (change.actions.join(",") !== "create,delete") continue;
-    const original = (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original;
-    const type = original?.split(".")[0] ?? "";
-    const key = UNIQUE_NAME[type];
-    const [before, after] = [change.before?.input?.[key], change.after?.input?.[key]];
-    if (key && typeof before === "string" && before === after) {
-      problems.push(`${original} is created before the old one is deleted, under the same ${key} "${before}": Google would refuse it (409)`);
+    if (!change.actions.includes("create")) continue;
+    const created = named(address, change.after);
+    if (!created) continue;
+    for (const holder of holders.get(`${created.type} ${created.name}`) ?? []) {
+      if (holder.address === address) {
+        if (holder.actions === "create,delete") {
+          problems.push(`${original(address)} is created before the old one is deleted, under the same ${created.key} "${created.name}": Google would refuse it (409)`);
+        }
+        continue;
+      }
+      const until = holder.actions.includes("delete") ? "until it is deleted in this same apply, in no set order" : "and keeps it";
+      problems.push(
+        `${original(address)} is created under the ${created.key} "${created.name}", which ${original(holder.address)} holds ${until}: ` +
+          `Google would refuse it (409); move the state instead (terraform state mv ${original(holder.address)} ${original(address)})`,
+      );
     }
   }
   return problems;

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InfraStack } from "../../constructs/infra-stack.js";
 import { resolveWithNix } from "../../lib/nix.js";
-import { type ApplySummary, type Rehearsal, rehearsalConfig, sameNameReplacements, summarizeApply } from "../../lib/rehearse.js";
+import { type ApplySummary, type Rehearsal, rehearsalConfig, nameConflicts, summarizeApply } from "../../lib/rehearse.js";
 import { parseSettings, type SettingsInput } from "../../lib/settings.js";
 import { applyReviewed, terraform, type TerraformRun } from "../../lib/terraform.js";
 import { App, Testing } from "cdktf";
@@ -46,12 +46,17 @@ export interface RehearsalProject {
   gcRoots(): string[];
   /** Applies run so far. */
   readonly applies: number;
+  /** The rewritten stack's directory and the environment Terraform and the steps run with. */
+  readonly stackDir: string;
+  readonly env: Record<string, string>;
   cleanup(): void;
 }
 
 export interface RehearsalProjectOptions {
   /** Directories put first on the steps' PATH (e.g. a nix spy). @default [] */
   readonly path?: string[];
+  /** OCI pushes go to this registry (`host:port`, plain HTTP). @default undefined (no OCI images expected) */
+  readonly ociRegistry?: string;
 }
 
 export async function rehearsalProject(settings: SettingsInput, options: RehearsalProjectOptions = {}): Promise<RehearsalProject> {
@@ -96,7 +101,10 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       const parsed = parseSettings(project.settings, "test");
       const resolved = await resolveWithNix(parsed, { projectRoot: root, log: () => undefined });
       const stack = new InfraStack(Testing.app() as App, "infra", { settings: parsed, resolved });
-      rehearsal = rehearsalConfig(JSON.parse(Testing.synth(stack)), { stepEnvironment: { DEPLOY_RS_INSTALLABLE: DOUBLES.deployRs } });
+      rehearsal = rehearsalConfig(JSON.parse(Testing.synth(stack)), {
+        stepEnvironment: { DEPLOY_RS_INSTALLABLE: DOUBLES.deployRs },
+        ociRegistry: options.ociRegistry,
+      });
       // Stand-ins of earlier synths name what an apply destroys after its resource left the stack.
       Object.assign(known, rehearsal.standIns);
       writeFileSync(join(stackDir, "cdk.tf.json"), JSON.stringify(rehearsal.config, null, 2));
@@ -111,7 +119,7 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       if (!rehearsal) throw new Error("synth first");
       applies += 1;
       const standIns = { ...known, ...rehearsal.standIns };
-      const { refused, run } = await applyReviewed({ dir: stackDir, env }, (plan) => sameNameReplacements(plan, standIns), planFile);
+      const { refused, run } = await applyReviewed({ dir: stackDir, env }, (plan) => nameConflicts(plan, standIns), planFile);
       if (refused.length > 0) throw new Error(`the rehearsal refused the plan:\n${refused.join("\n")}`);
       return { run, summary: summarizeApply(run.events, standIns) };
     },
@@ -126,6 +134,8 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
     get applies() {
       return applies;
     },
+    stackDir,
+    env,
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   };
   return project;
