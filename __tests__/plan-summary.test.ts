@@ -189,6 +189,23 @@ describe("plan summary of every action and kind", () => {
     ]);
   });
 
+  test("a create under a name another resource holds (a renamed image id) is called out: Google would refuse it", () => {
+    const name = `nixos-base-${NEW}`;
+    const renamed = planOf(
+      change("google_compute_image.base-image_Image_0000AAAA", ["delete"], { name }, null, { action_reason: "delete_because_no_resource_config" }),
+      change("google_compute_image.main-image_Image_0000BBBB", ["create"], null, { name }),
+      // A replacement under a new name, as every image change is, is fine.
+      change("google_compute_image.edge-image_Image_0000CCCC", ["create", "delete"], { name: `nixos-edge-${OLD}` }, { name: `nixos-edge-${NEW}` }),
+    );
+    const warnings = renderPlanSummary([{ stack: "infra", plan: renamed }])
+      .split("\n")
+      .filter((l) => l.startsWith("> **Warning:**"));
+    expect(warnings).toEqual([
+      `> **Warning:** google_compute_image.main-image_Image_0000BBBB is created under the name "${name}", which google_compute_image.base-image_Image_0000AAAA holds until it is deleted in this same apply, in no set order: Google would refuse it (409); move the state instead (terraform state mv google_compute_image.base-image_Image_0000AAAA google_compute_image.main-image_Image_0000BBBB)`,
+    ]);
+    expect(summary("image-change")).not.toContain("Warning");
+  });
+
   test("sensitive and unknown values are placeholders; values cannot break out of code spans", () => {
     const md = renderPlanSummary([
       {

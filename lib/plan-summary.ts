@@ -6,6 +6,7 @@
  * marks sensitive or unknown is replaced by a placeholder.
  */
 import { readFileSync } from "node:fs";
+import { nameConflicts } from "./name-conflicts.js";
 import { NixError } from "./nix.js";
 
 /** First line of the comment; the workflow finds its own comment by it. */
@@ -220,6 +221,12 @@ export function renderPlanSummary(stacks: readonly StackPlan[]): string {
     out.push(`### Stack \`${code(stack)}\``, "");
     if (plan.errored) out.push("> **Warning:** Terraform reported errors while planning; this plan is incomplete.", "");
     else if (plan.complete === false) out.push("> **Note:** the plan is not complete (some changes are deferred to a later plan).", "");
+    // Terraform cannot see names; Google refuses a second resource under one (a renamed construct id, say).
+    for (const conflict of nameConflicts(
+      plan.resource_changes.map((c) => ({ address: c.address, type: c.type, actions: c.change.actions, before: record(c.change.before), after: record(c.change.after) })),
+    )) {
+      out.push(`> **Warning:** ${code(conflict, 600)}`, "");
+    }
     const groups = new Map<string, Line[]>(KINDS.map((k) => [k.title, []]));
     const counts: Record<Verb, number> = { create: 0, update: 0, replace: 0, destroy: 0, forget: 0, other: 0 };
     const managed = plan.resource_changes.filter((c) => c.mode !== "data" && !c.address.startsWith("data."));
@@ -308,9 +315,9 @@ function marked(mirror: unknown, path: readonly string[]): boolean {
 }
 
 /** Text safe inside a Markdown code span: no backticks, no line breaks, bounded length. */
-function code(s: string): string {
+function code(s: string, max = 200): string {
   const flat = s.replace(/`/g, "'").replace(/[\r\n\t]+/g, " ");
-  return flat.length > 200 ? `${flat.slice(0, 199)}…` : flat;
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
 function cmp(a: string, b: string): number {
@@ -319,4 +326,8 @@ function cmp(a: string, b: string): number {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function record(value: unknown): Record<string, unknown> | undefined {
+  return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
 }

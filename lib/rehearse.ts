@@ -14,6 +14,7 @@
  *
  * Pure functions only: bin/rehearse.ts and the tests run Terraform.
  */
+import { nameConflicts as findNameConflicts } from "./name-conflicts.js";
 import { STEP_SCRIPTS } from "./steps.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -618,20 +619,6 @@ export function summarizeApply(events: TerraformEvent[], standIns: Record<string
   return { steps, order, timeline, errors };
 }
 
-/**
- * The attribute that names each Google resource the stack creates, unique in
- * its project (an instance's in its zone): Google refuses a second one with
- * 409. Terraform cannot see that; the rehearsal must.
- */
-const UNIQUE_NAME: Readonly<Record<string, string>> = {
-  google_compute_instance: "name",
-  google_compute_image: "name",
-  google_compute_firewall: "name",
-  google_service_account: "account_id",
-  google_storage_bucket: "name",
-  google_artifact_registry_repository: "repository_id",
-};
-
 /** What `terraform show -json <plan>` gives, as far as the rehearsal reads it. */
 export interface SavedPlan {
   readonly resource_changes?: ReadonlyArray<{
@@ -640,49 +627,12 @@ export interface SavedPlan {
   }>;
 }
 
-/**
- * Creates Google would refuse with 409, which Terraform cannot see: a
- * resource created under a name that an object in the state still holds.
- * Terraform deletes an address's old object before creating its new one
- * only in a destroy-then-create replacement; a create_before_destroy
- * replacement keeps the name until the end, and between two addresses (a
- * construct id renamed: the old address deleted, the new one created) it
- * sets no order at all. One line per conflict, naming the resources and the
- * name.
- */
+/** Creates Google would refuse (lib/name-conflicts.ts), read from a plan of stand-ins and named by the original addresses. */
 export function nameConflicts(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
-  const original = (address: string) => (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original ?? address;
-  const named = (address: string, value: Block | null | undefined) => {
-    const type = original(address).split(".")[0];
-    const key = UNIQUE_NAME[type];
-    const name = key ? value?.input?.[key] : undefined;
-    return typeof name === "string" ? { type, key, name } : undefined;
-  };
-  const holders = new Map<string, Array<{ address: string; actions: string }>>();
-  for (const { address, change } of plan.resource_changes ?? []) {
-    const held = named(address, change.before);
-    if (!held) continue;
-    const id = `${held.type} ${held.name}`;
-    holders.set(id, [...(holders.get(id) ?? []), { address, actions: change.actions.join(",") }]);
-  }
-  const problems: string[] = [];
-  for (const { address, change } of plan.resource_changes ?? []) {
-    if (!change.actions.includes("create")) continue;
-    const created = named(address, change.after);
-    if (!created) continue;
-    for (const holder of holders.get(`${created.type} ${created.name}`) ?? []) {
-      if (holder.address === address) {
-        if (holder.actions === "create,delete") {
-          problems.push(`${original(address)} is created before the old one is deleted, under the same ${created.key} "${created.name}": Google would refuse it (409)`);
-        }
-        continue;
-      }
-      const until = holder.actions.includes("delete") ? "until it is deleted in this same apply, in no set order" : "and keeps it";
-      problems.push(
-        `${original(address)} is created under the ${created.key} "${created.name}", which ${original(holder.address)} holds ${until}: ` +
-          `Google would refuse it (409); move the state instead (terraform state mv ${original(holder.address)} ${original(address)})`,
-      );
-    }
-  }
-  return problems;
+  return findNameConflicts(
+    (plan.resource_changes ?? []).map(({ address, change }) => {
+      const original = (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original ?? address;
+      return { address: original, type: original.split(".")[0], actions: change.actions, before: change.before?.input, after: change.after?.input };
+    }),
+  );
 }
