@@ -14,7 +14,7 @@ import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { runCli } from "../lib/cli.js";
+import { runCli, usageRequested } from "../lib/cli.js";
 import { settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
@@ -35,8 +35,10 @@ const ACTIONS: Record<string, string> = { create: "creating", update: "updating"
 
 await runCli(async () => {
   const args = process.argv.slice(2);
+  const usage = "usage: npm run rehearse [-- --fresh] [-- --verbose]";
+  if (usageRequested(args, usage)) return;
   const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose");
-  if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; usage: npm run rehearse [-- --fresh] [-- --verbose]`);
+  if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; ${usage}`);
   const verbose = args.includes("--verbose");
   const started = Date.now();
   const root = process.cwd();
