@@ -43,6 +43,19 @@ describe("resolver parsing (no Nix needed)", () => {
     expect(trimNixStderr(long).split("\n")).toHaveLength(26);
   });
 
+  test("a lockFile that is a directory, or in a directory that does not exist, is named with the fix", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lock-paths-"));
+    try {
+      expect(() => readLock(dir, "examples")).toThrow(new NixError('lockFile examples: is a directory; set lockFile to a file path such as "infra.lock.json"'));
+      const resolved = { flake: ".", system: "x86_64-linux", images: {}, hosts: {}, ociImages: {} };
+      expect(() => writeLock(join(dir, "locks", "infra.lock.json"), resolved)).toThrow(
+        new NixError(`lockFile ${dir}/locks/infra.lock.json: cannot write it (its directory ${dir}/locks does not exist); set lockFile to a file path such as "infra.lock.json"`),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("lock differences name each changed key", () => {
     const a = { flake: ".", system: "x86_64-linux", images: {}, hosts: { vm: { nixosConfiguration: "vm", toplevel: "/nix/store/a" } }, ociImages: {} };
     const b = { ...a, hosts: { vm: { nixosConfiguration: "vm", toplevel: "/nix/store/b" }, w: { nixosConfiguration: "w", toplevel: "/nix/store/c" } } };

@@ -15,8 +15,9 @@ await runCli(async () => {
   const unknown = args.filter((a) => a !== "--check");
   if (unknown.length) throw new NixError(`unknown argument ${unknown[0]}; ${usage}`);
   const settings = loadSettings(settingsFile());
-  const resolved = await resolveWithNix(settings, { projectRoot: process.cwd() });
+  // Read first: a lockFile that is not a lock stops before the evaluation, as in synth.
   const lock = readLock(settings.lockFile);
+  const resolved = await resolveWithNix(settings, { projectRoot: process.cwd() });
   if (args.includes("--check")) {
     if (!lock) throw new NixError(`${settings.lockFile} does not exist; run \`npm run pin\``);
     const changes = lockDifferences(lock, resolved);
