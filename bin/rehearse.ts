@@ -113,7 +113,10 @@ await runCli(async () => {
     // Planned to a file and reviewed first: Terraform cannot see a name Google would refuse.
     const { refused, run: apply } = await applyReviewed(
       { dir: stackDir, env, onEvent: (event) => progress(event, standIns, applyStarted, verbose, say) },
-      (plan) => sameNameReplacements(plan, standIns),
+      (plan) => {
+        stopIfInterrupted();
+        return sameNameReplacements(plan, standIns);
+      },
     );
     stopIfInterrupted();
     if (refused.length > 0) throw new RehearsalError(`the plan would fail at Google; nothing was applied:\n  ${refused.join("\n  ")}`);

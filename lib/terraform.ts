@@ -111,12 +111,13 @@ export async function applyReviewed(
     const plan = await terraform(["plan", "-json", "-input=false", `-out=${planFile}`], options);
     if (plan.exitCode !== 0) return { refused: [], run: plan };
   }
-  const show = await terraform(["show", "-json", planFile], { dir: options.dir, env: options.env });
-  if (show.exitCode !== 0) return { refused: [], run: show };
-  const json = show.text.split("\n").find((line) => line.startsWith('{"format_version"'));
-  if (!json) return { refused: [`terraform show -json ${planFile} printed no plan:\n${show.text}`], run: show };
-  const refused = review(JSON.parse(json));
   try {
+    const show = await terraform(["show", "-json", planFile], { dir: options.dir, env: options.env });
+    if (show.exitCode !== 0) return { refused: [], run: show };
+    const json = show.text.split("\n").find((line) => line.startsWith('{"format_version"'));
+    if (!json) return { refused: [`terraform show -json ${planFile} printed no plan:\n${show.text}`], run: show };
+    // The review may also throw, to apply nothing (the rehearsal does when interrupted).
+    const refused = review(JSON.parse(json));
     if (refused.length > 0) return { refused, run: show };
     return { refused, run: await terraform(["apply", "-json", planFile], options) };
   } finally {
