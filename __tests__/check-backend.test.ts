@@ -27,6 +27,6 @@ describe("npm run check-backend", () => {
   test("a GCS backend passes and is named", async () => {
     const result = await run({ ...baseSettings(), backend: { type: "gcs", bucket: "test-project-tfstate" } });
     expect(result.exitCode).toBe(0);
-    expect(result.stdout).toBe("backend: gcs://test-project-tfstate/nixos-gce/infra");
+    expect(result.stdout).toBe("backend: gs://test-project-tfstate/nixos-gce/infra");
   });
 });

@@ -46,7 +46,7 @@ describe("plan summary of the fixture plans", () => {
     }
   });
 
-  test("an image change: new image, object and build replaced create-before-destroy, exact Markdown", () => {
+  test("an image change: new image, upload and build replaced create-before-destroy, the GC roots step after them, exact Markdown", () => {
     expect(summary("image-change")).toBe(
       [
         PLAN_SUMMARY_MARKER,
@@ -54,19 +54,23 @@ describe("plan summary of the fixture plans", () => {
         "",
         "### Stack `infra`",
         "",
-        "0 to add, 0 to change, 3 to replace, 0 to destroy",
+        "0 to add, 0 to change, 4 to replace, 0 to destroy",
         "",
         "**Images**",
         "",
         `- **replace** (create before destroy) \`google_compute_image.base-image_Image_3D1BBCE9\`: image \`nixos-base-${NEW}\` (was \`nixos-base-${OLD}\`); forced by \`name\`, \`raw_disk.0.source\``,
         "",
-        "**Image objects**",
+        "**Image uploads**",
         "",
-        `- **replace** (create before destroy) \`google_storage_bucket_object.base-image_Object_1B30D6F4\`: object \`nixos/${NEW}/${FILE}\` (was \`nixos/${OLD}/${FILE}\`); forced by \`name\`, \`source\``,
+        `- **replace** (create before destroy) \`null_resource.base-image_Upload_C286219A\`: object \`gs://my-data-project-nixos-images/nixos/${NEW}/${FILE}\` (was \`gs://my-data-project-nixos-images/nixos/${OLD}/${FILE}\`); forced by \`triggers\``,
         "",
         "**Image builds**",
         "",
         `- **replace** (create before destroy) \`null_resource.base-build_Build_22371588\`: store path \`/nix/store/${NEW}-google-compute-image\` (was \`/nix/store/${OLD}-google-compute-image\`); forced by \`triggers\``,
+        "",
+        "**GC roots**",
+        "",
+        `- **replace** (destroy before create) \`null_resource.GcRoots_Prune_2D3D9A8C\`: keeps \`${NEW}\` (was \`${OLD}\`); forced by \`triggers\``,
         "",
         FOOTER,
         "",
@@ -78,7 +82,7 @@ describe("plan summary of the fixture plans", () => {
     const md = summary("services-only");
     expect(md).toContain("\n0 to add, 0 to change, 1 to replace, 0 to destroy\n");
     expect(md).toContain("\n**Deploy steps**\n");
-    expect(md).not.toMatch(/\*\*(Images|Image objects|Image builds|Instances|OCI pushes)\*\*/);
+    expect(md).not.toMatch(/\*\*(Images|Image uploads|Image builds|GC roots|Instances|OCI pushes)\*\*/);
     expect(bullets(md)).toEqual([
       "- **replace** (destroy before create) `null_resource.vm-deploy_Deploy_16F45DCC`: system " +
         "`/nix/store/q2c8mzl0w6h1yfa9dnsk4vbrg3p5xj7i-nixos-system-vm-25.11` (was `/nix/store/bc6szw319vfzjdyb8gzfhk1xiy3kw3yh-nixos-system-vm-25.11`); forced by `triggers`",

@@ -480,6 +480,47 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     expect(next.stderr).not.toMatch(/rehearse: {3}(build|upload|image|push) /);
   }, TIMEOUT);
 
+  test("SIGTERM mid-apply: Terraform is stopped and saves its state, the registry ends, and the next run converges", async () => {
+    // A build that would take 60 s, so the signal lands while it runs.
+    const flakeNix = join(root, "flake", "flake.nix");
+    const original = readFileSync(flakeNix, "utf8");
+    writeFileSync(flakeNix, original.replace("mkdir -p $out/work", "sleep 60; mkdir -p $out/work"));
+    const run = execa("node", ["--import", "tsx", "bin/rehearse.ts", "--fresh"], { cwd: root, env: NIX_ENV, reject: false });
+    let stderr = "";
+    run.stderr!.on("data", (chunk) => (stderr += String(chunk)));
+    const deadline = Date.now() + 60000;
+    while (!/build +base-build\/Build: creating…/.test(stderr) && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 100));
+    const signalled = Date.now();
+    run.kill("SIGTERM");
+    const result = await run;
+    expect(Date.now() - signalled).toBeLessThan(30000);
+    expect(result.exitCode).toBe(1);
+    expect(stderr).toContain("rehearse: SIGTERM: stopping; Terraform finishes saving its state");
+    expect(stderr).toContain("error: rehearse: interrupted (SIGTERM); Terraform saved its state: npm run rehearse continues from it");
+    // Neither Terraform nor the registry runs on in this project. (A step's own children can: Terraform
+    // SIGKILLs a cancelled step's bash, not what it started; a terminal's Ctrl-C reaches those too.)
+    const inRoot = async () =>
+      (await execa("sh", ["-c", `for p in /proc/[0-9]*; do case "$(readlink $p/cwd)" in ${root}*) echo "\${p#/proc/} $(tr '\\0' ' ' < $p/cmdline)";; esac; done`])).stdout
+        .split("\n")
+        .filter(Boolean);
+    const left = await inRoot();
+    for (const line of left) {
+      try {
+        process.kill(Number(line.split(" ")[0]), "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    expect(left.filter((line) => /terraform|docker-registry/.test(line))).toEqual([]);
+    expect((await execa("pgrep", ["-f", join(root, ".infra", "rehearsal", "registry")], { reject: false })).stdout).toBe("");
+
+    writeFileSync(flakeNix, original);
+    const next = await rehearse();
+    if (next.exitCode !== 0) throw new Error(next.stderr);
+    expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
+    expect(next.stderr).toContain("rehearse: plan after the apply: no changes");
+  }, TIMEOUT);
+
   test("a bad argument and a failed synth are named, and exit 1", async () => {
     const bad = await rehearse("--frsh");
     expect(bad.exitCode).toBe(1);

@@ -31,8 +31,29 @@ describe("resolver parsing (no Nix needed)", () => {
 
   test("Nix's stderr is kept in its own words, without the --show-trace hint", () => {
     expect(trimNixStderr("error: boom\n(use '--show-trace' to show detailed location information)\n")).toBe("error: boom");
+    // Offline, Nix writes one line per download attempt and per substituter before the error.
+    const offline = [
+      "warning: error: unable to download 'https://cache.nixos.org/nix-cache-info': Couldn't resolve host name (6); retrying in 302 ms",
+      "warning: unable to download 'https://cache.nixos.org/nix-cache-info': Couldn't resolve host name (6)",
+      "warning: error: unable to download 'https://api.github.com/repos/nixos/nixpkgs/tarball/d351d06': Couldn't resolve host name (6); retrying in 258 ms",
+      "error: unable to download 'https://api.github.com/repos/nixos/nixpkgs/tarball/d351d06': Couldn't resolve host name (6)",
+    ].join("\n");
+    expect(trimNixStderr(offline)).toBe("error: unable to download 'https://api.github.com/repos/nixos/nixpkgs/tarball/d351d06': Couldn't resolve host name (6)");
     const long = Array.from({ length: 40 }, (_, i) => `line ${i}`).join("\n");
     expect(trimNixStderr(long).split("\n")).toHaveLength(26);
+  });
+
+  test("a lockFile that is a directory, or in a directory that does not exist, is named with the fix", () => {
+    const dir = mkdtempSync(join(tmpdir(), "lock-paths-"));
+    try {
+      expect(() => readLock(dir, "examples")).toThrow(new NixError('lockFile examples: is a directory; set lockFile to a file path such as "infra.lock.json"'));
+      const resolved = { flake: ".", system: "x86_64-linux", images: {}, hosts: {}, ociImages: {} };
+      expect(() => writeLock(join(dir, "locks", "infra.lock.json"), resolved)).toThrow(
+        new NixError(`lockFile ${dir}/locks/infra.lock.json: cannot write it (its directory ${dir}/locks does not exist); set lockFile to a file path such as "infra.lock.json"`),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("lock differences name each changed key", () => {
@@ -158,6 +179,24 @@ describeWithNix(`resolver with real Nix`, () => {
     await expect(resolveWithNix(s, { projectRoot: fixture.dir, log: quiet })).rejects.toThrow(
       new RegExp(`^nix eval of flake "${fixture.ref}" failed:\\nerror: fixture: broken on purpose`),
     );
+  });
+
+  test("a flake whose inputs cannot be fetched says it needs network and what to run offline, without Nix's retries", async () => {
+    // An input on a closed loopback port fails as nixpkgs does offline; two attempts give one retry line to drop.
+    writeFileSync(
+      join(fixture.dir, "flake.nix"),
+      '{ inputs.pinned = { url = "http://127.0.0.1:9/nixpkgs.tar.gz"; flake = false; }; outputs = { self, pinned }: { }; }\n',
+    );
+    process.env.NIX_CONFIG = `${NIX_ENV.NIX_CONFIG}\ndownload-attempts = 2`;
+    const error = await resolveWithNix(settings({ flake: fixture.ref }), { projectRoot: fixture.dir, log: quiet }).catch((e) => e);
+    expect(error).toBeInstanceOf(NixError);
+    const [first, ...rest] = error.message.split("\n");
+    expect(first).toBe(
+      `nix eval of flake "${fixture.ref}" failed; fetching the flake's inputs needs network access. Offline, synthesize from a committed lock ` +
+        "(INFRA_RESOLVE=pinned) or try the offline example (INFRA_CONFIG=examples/offline.json):",
+    );
+    expect(rest.join("\n")).toMatch(/unable to download 'http:\/\/127\.0\.0\.1:9\/nixpkgs\.tar\.gz'/);
+    expect(rest.join("\n")).not.toMatch(/retrying in/);
   });
 
   test("relative flake paths resolve against the project root", async () => {

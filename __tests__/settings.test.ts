@@ -73,7 +73,11 @@ describe("settings", () => {
   });
 
   test("unreadable and malformed files are named", () => {
-    expect(() => loadSettings("/nonexistent/infra.json")).toThrow("/nonexistent/infra.json: 1 problem(s)\n  cannot read the settings file: ENOENT");
+    expect(() => loadSettings("/nonexistent/infra.json")).toThrow(
+      "/nonexistent/infra.json: 1 problem(s)\n  does not exist; set INFRA_CONFIG to your settings file, or unset it to read infra.json at the project root",
+    );
+    // INFRA_CONFIG=examples (a directory): what to name instead, not an errno.
+    expect(() => loadSettings(join(REPO_ROOT, "examples"))).toThrow(/examples: 1 problem\(s\)\n {2}is a directory; INFRA_CONFIG names a JSON file, such as examples\/offline\.json$/);
     expect(() => loadSettings(join(REPO_ROOT, "package-lock.json"))).toThrow(/unknown key/);
   });
 

@@ -300,6 +300,15 @@ describe("bin/check-kvm.sh (real bash)", () => {
     expect(r.stderr).toContain("is not a character device");
   });
 
+  test("a character device that permissions allow but the kernel will not open fails (here /dev/tty without a terminal)", async () => {
+    // detached: a new session, so /dev/tty (mode 0666) has no terminal behind it and open() fails, as
+    // /dev/kvm does in a container whose device cgroup does not admit it.
+    const r = await execa("bash", [script], { env: { KVM_DEVICE: "/dev/tty" }, reject: false, detached: true });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.split("\n")[0]).toBe("check-kvm: /dev/tty cannot be opened: No such device or address.");
+    expect(r.stderr).toContain("docker run --device /dev/kvm");
+  });
+
   test("a character device the user can open passes", async () => {
     const r = await run("/dev/null");
     expect({ code: r.exitCode, out: r.stdout }).toEqual({ code: 0, out: "check-kvm: /dev/null is usable" });

@@ -8,7 +8,7 @@ import { spawnSync } from "node:child_process";
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { runCli } from "../lib/cli.js";
+import { runCli, usageRequested } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
@@ -31,6 +31,7 @@ function fleet(n: number, flake: string) {
 }
 
 await runCli(() => {
+  if (usageRequested(process.argv.slice(2), "usage: npm run bench-synth [-- 1 100 1000] (host counts; default 1 100 1000)")) return;
   const sizes = process.argv.slice(2).map(Number);
   const counts = sizes.length ? sizes : [1, 100, 1000];
   if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 100_000)) throw new NixError(`host counts must be whole numbers from 1 to 100000 (got ${process.argv.slice(2).join(" ")})`);

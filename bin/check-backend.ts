@@ -6,12 +6,13 @@
  * deploy would start from nothing and fail on every resource that exists
  * (409 "already exists").
  */
-import { runCli } from "../lib/cli.js";
+import { runCli, usageRequested } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 
 await runCli(() => {
+  if (usageRequested(process.argv.slice(2), "usage: npm run check-backend (reads the settings file INFRA_CONFIG names, by default infra.json)", { none: true })) return;
   const file = settingsFile();
   const settings = loadSettings(file);
   if (settings.backend.type !== "gcs") {
@@ -21,5 +22,5 @@ await runCli(() => {
         'Apply the bootstrap stack once by hand, then set "backend": {"type": "gcs", "bucket": "<state bucket>"}.',
     );
   }
-  process.stdout.write(`backend: gcs://${settings.backend.bucket}/${settings.backend.prefix}/infra\n`);
+  process.stdout.write(`backend: gs://${settings.backend.bucket}/${settings.backend.prefix}/infra\n`);
 });

@@ -38,4 +38,18 @@ MSG
   exit 1
 fi
 
+# Permissions can allow what the kernel still refuses: a container whose device
+# cgroup does not admit KVM, or a node left behind without its driver. Only
+# opening it tells.
+if ! reason=$({ : <>"$device"; } 2>&1); then
+  cat >&2 <<MSG
+check-kvm: $device cannot be opened: ${reason##*: }.
+  - In a container: pass the device through (docker run --device /dev/kvm, or the runtime's
+    equivalent); the node alone is not access.
+  - Elsewhere: check that kvm_intel or kvm_amd is loaded (lsmod | grep kvm) and that
+    virtualisation is enabled in the firmware.
+MSG
+  exit 1
+fi
+
 echo "check-kvm: $device is usable"

@@ -2,7 +2,7 @@
  * npm run pin            write the lock file of resolved store paths
  * npm run pin -- --check exit 1, naming each change, when the lock is stale
  */
-import { runCli } from "../lib/cli.js";
+import { runCli, usageRequested } from "../lib/cli.js";
 import { lockDifferences, lockText, readLock, writeLock } from "../lib/lock.js";
 import { NixError, resolveWithNix } from "../lib/nix.js";
 import { settingsFile } from "../lib/paths.js";
@@ -10,11 +10,14 @@ import { loadSettings } from "../lib/settings.js";
 
 await runCli(async () => {
   const args = process.argv.slice(2);
+  const usage = "usage: npm run pin [-- --check]";
+  if (usageRequested(args, usage)) return;
   const unknown = args.filter((a) => a !== "--check");
-  if (unknown.length) throw new NixError(`unknown argument ${unknown[0]}; usage: npm run pin [-- --check]`);
+  if (unknown.length) throw new NixError(`unknown argument ${unknown[0]}; ${usage}`);
   const settings = loadSettings(settingsFile());
-  const resolved = await resolveWithNix(settings, { projectRoot: process.cwd() });
+  // Read first: a lockFile that is not a lock stops before the evaluation, as in synth.
   const lock = readLock(settings.lockFile);
+  const resolved = await resolveWithNix(settings, { projectRoot: process.cwd() });
   if (args.includes("--check")) {
     if (!lock) throw new NixError(`${settings.lockFile} does not exist; run \`npm run pin\``);
     const changes = lockDifferences(lock, resolved);

@@ -3,7 +3,7 @@
  * Prints the Markdown of the pull-request plan comment for the plans of
  * `terraform show -json <planfile>`. `<stack>=-` reads that stack's plan from stdin.
  */
-import { runCli } from "../lib/cli.js";
+import { runCli, usageRequested } from "../lib/cli.js";
 import { parsePlan, parsePlanArgs, PLAN_SUMMARY_USAGE, readPlanFile, renderPlanSummary, type StackPlan } from "../lib/plan-summary.js";
 
 async function readStdin(): Promise<string> {
@@ -14,10 +14,7 @@ async function readStdin(): Promise<string> {
 
 await runCli(async () => {
   const args = process.argv.slice(2);
-  if (args.length === 1 && (args[0] === "-h" || args[0] === "--help")) {
-    process.stdout.write(`${PLAN_SUMMARY_USAGE}\n`);
-    return;
-  }
+  if (usageRequested(args, PLAN_SUMMARY_USAGE)) return;
   const stacks: StackPlan[] = [];
   for (const { stack, file } of parsePlanArgs(args)) {
     const plan = file === "-" ? parsePlan(await readStdin(), "<stdin>") : readPlanFile(file);

@@ -14,7 +14,7 @@ import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { runCli } from "../lib/cli.js";
+import { runCli, usageRequested } from "../lib/cli.js";
 import { settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
@@ -26,7 +26,7 @@ import {
   type TerraformEvent,
 } from "../lib/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
-import { applyReviewed, terraform } from "../lib/terraform.js";
+import { applyReviewed, interruptTerraform, terraform } from "../lib/terraform.js";
 
 /** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
 const BASE = ".infra/rehearsal";
@@ -35,8 +35,10 @@ const ACTIONS: Record<string, string> = { create: "creating", update: "updating"
 
 await runCli(async () => {
   const args = process.argv.slice(2);
+  const usage = "usage: npm run rehearse [-- --fresh] [-- --verbose]";
+  if (usageRequested(args, usage)) return;
   const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose");
-  if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; usage: npm run rehearse [-- --fresh] [-- --verbose]`);
+  if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; ${usage}`);
   const verbose = args.includes("--verbose");
   const started = Date.now();
   const root = process.cwd();
@@ -49,6 +51,21 @@ await runCli(async () => {
   const dirs = { gcs: join(base, "gcs"), hosts: join(base, "hosts"), registry: join(base, "registry") };
   for (const dir of [stackDir, ...Object.values(dirs)]) mkdirSync(dir, { recursive: true });
   const say = (line: string) => process.stderr.write(`rehearse: ${line}\n`);
+  // Interrupted, the rehearsal stops Terraform and waits for it to save its state (exiting at once would
+  // leave it applying on, or dying on a closed pipe), then stops the registry it started, and the next
+  // run continues from that state. A second signal ends the process at once.
+  let interrupted: string | undefined;
+  const stopIfInterrupted = () => {
+    if (interrupted) throw new RehearsalError(`interrupted (${interrupted}); Terraform saved its state: npm run rehearse continues from it`);
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+    process.once(signal, () => {
+      interrupted = signal;
+      say(`${signal}: stopping; Terraform finishes saving its state (a second signal ends this at once)`);
+      // A terminal's Ctrl-C reaches Terraform too, and a second SIGINT would make it exit without saving.
+      if (signal !== "SIGINT") interruptTerraform();
+    });
+  }
   say(`${existsSync(join(stackDir, "terraform.tfstate")) ? "next deploy after the last rehearsal" : "first deploy, from empty state"} (${BASE}; --fresh starts over)`);
 
   // Synthesize through the usual path, with the rehearsal's own state dir: its GC roots and known_hosts are not the real ones.
@@ -61,6 +78,7 @@ await runCli(async () => {
     all: true,
   });
   if (synth.exitCode !== 0) throw new RehearsalError(`synth failed:\n${synth.all}`);
+  stopIfInterrupted();
   const synthSeconds = seconds(mark);
   say(`synthesized in ${synthSeconds.toFixed(1)} s`);
 
@@ -86,6 +104,7 @@ await runCli(async () => {
 
     mark = Date.now();
     const init = await terraform(["init", "-no-color"], { dir: stackDir, env });
+    stopIfInterrupted();
     if (init.exitCode !== 0) throw new RehearsalError(`terraform init failed:\n${init.text}`);
     const initSeconds = seconds(mark);
 
@@ -94,8 +113,12 @@ await runCli(async () => {
     // Planned to a file and reviewed first: Terraform cannot see a name Google would refuse.
     const { refused, run: apply } = await applyReviewed(
       { dir: stackDir, env, onEvent: (event) => progress(event, standIns, applyStarted, verbose, say) },
-      (plan) => nameConflicts(plan, standIns),
+      (plan) => {
+        stopIfInterrupted();
+        return nameConflicts(plan, standIns);
+      },
     );
+    stopIfInterrupted();
     if (refused.length > 0) throw new RehearsalError(`the plan would fail at Google; nothing was applied:\n  ${refused.join("\n  ")}`);
     const applySeconds = seconds(mark);
     const summary = summarizeApply(apply.events, standIns);

@@ -1,15 +1,17 @@
 /**
- * npm run rollback -- <host> [--address IP] [--instance-id ID]
+ * npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]
  * Switches the host back to its previous NixOS system generation over the
  * same SSH path deploys use (IAP or direct). Address and instance id come
  * from the stack's Terraform outputs unless given.
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { runCli } from "../lib/cli.js";
+import { stripVTControlCharacters } from "node:util";
+import { runCli, usageRequested } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { hostOutputId, type HostOutputKey } from "../lib/names.js";
 import { knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
+import { oneLine } from "../lib/text.js";
 import { type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
 
 const USAGE = "usage: npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]";
@@ -30,16 +32,28 @@ function flags(args: string[]): { host: string; address?: string; instanceId?: s
   return { host: positional[0], address: named["--address"], instanceId: named["--instance-id"], instanceName: named["--instance-name"] };
 }
 
-function terraformOutputs(stack: string): Record<string, { value: unknown }> {
+/** Terraform's own reason, one line: its first "Error: …" line, without colours or box drawing. */
+function terraformReason(e: Error & { stderr?: string }): string {
+  const text = stripVTControlCharacters(String(e.stderr ?? ""));
+  const line = text.split("\n").find((l) => /^[│╷╵\s]*Error\b/.test(l));
+  return oneLine(line ? line.replace(/^[│╷╵\s]*Error:\s*/, "").trim() : e.message.split("\n")[0]).slice(0, 200);
+}
+
+/** `missing` names the flags that would make the outputs unnecessary. */
+function terraformOutputs(stack: string, missing: readonly string[]): Record<string, { value: unknown }> {
   const terraform = process.env.TERRAFORM_BINARY_NAME || "terraform";
   try {
     return JSON.parse(execFileSync(terraform, [`-chdir=cdktf.out/stacks/${stack}`, "output", "-json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
   } catch (e) {
-    throw new NixError(`cannot read the outputs of stack ${stack} (${(e as Error).message.split("\n")[0]}); pass --address and --instance-id`);
+    throw new NixError(
+      `cannot read the outputs of stack ${stack} (${terraformReason(e as Error)}); pass ${missing.join(" ")}, ` +
+        `or run npx cdktf synth and terraform -chdir=cdktf.out/stacks/${stack} init where the stack was deployed`,
+    );
   }
 }
 
 await runCli(() => {
+  if (usageRequested(process.argv.slice(2), USAGE)) return;
   const { host, address, instanceId, instanceName } = flags(process.argv.slice(2));
   const settings = loadSettings(settingsFile());
   const hostSettings = Object.hasOwn(settings.hosts, host) ? settings.hosts[host] : undefined;
@@ -47,8 +61,8 @@ await runCli(() => {
   const direct = hostSettings.sshSourceRanges !== undefined;
   // Under recreateOnImageChange the instance name carries an image suffix.
   const renamed = hostSettings.recreateOnImageChange;
-  const needOutputs = (direct && !address) || !instanceId || (renamed && !instanceName);
-  const outputs = needOutputs ? terraformOutputs("infra") : {};
+  const missing = [direct && !address ? "--address IP" : "", !instanceId ? "--instance-id ID" : "", renamed && !instanceName ? "--instance-name NAME" : ""].filter(Boolean);
+  const outputs = missing.length ? terraformOutputs("infra", missing) : {};
   const output = (name: HostOutputKey) => {
     const id = hostOutputId(host, name);
     const value = Object.hasOwn(outputs, id) ? outputs[id]?.value : undefined;

@@ -2,6 +2,20 @@
 import { NixError } from "./nix.js";
 import { SettingsError } from "./settings.js";
 
+/**
+ * `--help` or `-h` anywhere: prints `usage` to stdout and returns true, so the
+ * command does nothing else (exit 0). A command that takes no arguments
+ * passes `none: true` and refuses any other argument with its usage.
+ */
+export function usageRequested(args: readonly string[], usage: string, options: { readonly none?: boolean } = {}): boolean {
+  if (args.includes("--help") || args.includes("-h")) {
+    process.stdout.write(`${usage}\n`);
+    return true;
+  }
+  if (options.none && args.length > 0) throw new NixError(`unexpected argument ${args[0]}; ${usage}`);
+  return false;
+}
+
 /** Runs `main`; on failure prints `error: <message>` and exits 1. INFRA_DEBUG=1 adds the stack. */
 export async function runCli(main: () => Promise<void> | void): Promise<void> {
   try {

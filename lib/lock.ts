@@ -1,7 +1,8 @@
 /**
  * The lock file of resolved store paths (`npm run pin`), for runners without Nix.
  */
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { z } from "zod";
 import { oneLine, shown } from "./text.js";
 import { NixError, type Resolved } from "./nix.js";
@@ -38,24 +39,31 @@ export function lockText(resolved: Resolved): string {
 }
 
 export function writeLock(file: string, resolved: Resolved): void {
-  writeFileSync(file, lockText(resolved));
+  try {
+    writeFileSync(file, lockText(resolved));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === "ENOENT" ? `its directory ${dirname(file)} does not exist` : code === "EISDIR" ? "it is a directory" : (code ?? String(e));
+    throw new NixError(`lockFile ${file}: cannot write it (${why}); set lockFile to a file path such as "infra.lock.json"`);
+  }
 }
 
-/** Reads the lock file; undefined when it does not exist. */
-export function readLock(file: string): Resolved | undefined {
+/** Reads the lock file; undefined when it does not exist. `name` is how errors call it (the setting's value). */
+export function readLock(file: string, name = file): Resolved | undefined {
   if (!existsSync(file)) return undefined;
+  if (statSync(file).isDirectory()) throw new NixError(`lockFile ${name}: is a directory; set lockFile to a file path such as "infra.lock.json"`);
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
     // The settings key, and the parser's message cut and escaped: it quotes the file's first bytes.
-    throw new NixError(`lockFile ${file}: not valid JSON (${oneLine((e as Error).message).slice(0, 120)}); run \`npm run pin\` to rewrite it`);
+    throw new NixError(`lockFile ${name}: not valid JSON (${oneLine((e as Error).message).slice(0, 120)}); run \`npm run pin\` to rewrite it`);
   }
   const parsed = lockSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
     const first = parsed.error.issues[0];
     const got = "input" in first && first.input !== undefined ? ` (got ${shown(first.input)})` : "";
-    throw new NixError(`lockFile ${file}: not a lock file written by \`npm run pin\`: ${first.path.join(".")}: ${first.message}${got}; run \`npm run pin\` to rewrite it`);
+    throw new NixError(`lockFile ${name}: not a lock file written by \`npm run pin\`: ${first.path.join(".")}: ${first.message}${got}; run \`npm run pin\` to rewrite it`);
   }
   const { version: _version, ...resolved } = parsed.data;
   return resolved;

@@ -106,15 +106,29 @@ function gitTopLevel(dir: string): string | undefined {
   }
 }
 
-/** Drops Nix's "--show-trace" hint and caps the length; keeps Nix's own words. */
+/**
+ * Drops Nix's "--show-trace" hint, its dirty-tree warning and its download
+ * retries (offline, one line per attempt and per substituter, about ten before
+ * the error that matters), and caps the length; keeps Nix's own words.
+ */
 export function trimNixStderr(stderr: string, maxLines = 25): string {
+  const noise = [/^\(use '--show-trace'/, /^warning: Git tree .* is dirty$/, /; retrying in \d+ ms$/, /^warning: unable to download '[^']*\/nix-cache-info'/];
   const lines = stderr
     .split("\n")
-    .filter((l) => !/^\(use '--show-trace'/.test(l.trim()) && !/^warning: Git tree .* is dirty$/.test(l.trim()))
+    .filter((l) => !noise.some((re) => re.test(l.trim())))
     .join("\n")
     .trim()
     .split("\n");
   return lines.length > maxLines ? [...lines.slice(0, maxLines), `… (${lines.length - maxLines} more lines)`].join("\n") : lines.join("\n");
+}
+
+/** An evaluation that failed for want of network: what to run instead. */
+export function offlineHint(stderr: string): string {
+  if (!/unable to download|Couldn't resolve host|Could not resolve host|unable to connect/.test(stderr)) return "";
+  return (
+    "; fetching the flake's inputs needs network access. Offline, synthesize from a committed lock " +
+    "(INFRA_RESOLVE=pinned) or try the offline example (INFRA_CONFIG=examples/offline.json)"
+  );
 }
 
 /** Which requested values an "attribute 'x' missing" error is about. */
@@ -196,7 +210,7 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   if (result.exitCode !== 0) {
     const stderr = String(result.stderr ?? "");
     throw new NixError(
-      `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}:\n${trimNixStderr(stderr)}`,
+      `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
     );
   }
   let values: Record<string, unknown>;

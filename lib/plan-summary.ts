@@ -56,6 +56,8 @@ const KINDS: readonly { readonly title: string; readonly matches: (c: ResourceCh
   // Stacks from before the upload step managed the objects; their plan destroys them once.
   { title: "Image objects", matches: (c) => c.type === "google_storage_bucket_object" },
   { title: "Image builds", matches: (c) => nullStep(c) === "build" },
+  // The one GcRoots step (construct id "GcRoots" at the stack's top); it re-runs with every image change.
+  { title: "GC roots", matches: (c) => c.type === "null_resource" && c.address.startsWith("null_resource.GcRoots_Prune_") },
   { title: "Instances", matches: (c) => c.type === "google_compute_instance" },
   { title: "Deploy steps", matches: (c) => nullStep(c) === "deploy" },
   { title: "OCI pushes", matches: (c) => nullStep(c) === "oci" },
@@ -90,6 +92,7 @@ const SHOWN: Readonly<Record<string, { readonly label: string; readonly path: re
   "Image uploads": { label: "object", path: ["triggers", "object"] },
   "Image objects": { label: "object", path: ["name"] },
   "Image builds": { label: "store path", path: ["triggers", "planned_store_path"] },
+  "GC roots": { label: "keeps", path: ["triggers", "keep"] },
   Instances: { label: "instance", path: ["name"] },
   "Deploy steps": { label: "system", path: ["triggers", "toplevel"] },
   "OCI pushes": { label: "reference", path: ["triggers", "reference"] },

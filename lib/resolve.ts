@@ -23,12 +23,12 @@ export async function resolveOutputs(settings: Settings, options: ResolveOptions
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const lockFile = resolvePath(options.projectRoot, settings.lockFile);
   if (options.mode === "pinned") {
-    const lock = readLock(lockFile);
+    const lock = readLock(lockFile, settings.lockFile);
     if (!lock) throw new NixError(`INFRA_RESOLVE=pinned but ${settings.lockFile} does not exist; run \`npm run pin\` on a machine with Nix`);
     return resolveFromLock(settings, lock, settings.lockFile);
   }
   // Read first: a lockFile that is not a lock stops synth before the evaluation, like other settings errors.
-  const lock = readLock(lockFile);
+  const lock = readLock(lockFile, settings.lockFile);
   const resolved = await resolveWithNix(settings, { projectRoot: options.projectRoot, log });
   if (lock) {
     const changes = lockDifferences(lock, resolved);

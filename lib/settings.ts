@@ -391,12 +391,20 @@ export function parseSettings(raw: unknown, file = "settings"): Settings {
 }
 
 /** Reads and validates a settings file. */
+/** Why the settings file cannot be read, and what to do: INFRA_CONFIG is the usual culprit. */
+function unreadable(code: string): string {
+  if (code === "ENOENT") return "does not exist; set INFRA_CONFIG to your settings file, or unset it to read infra.json at the project root";
+  if (code === "EISDIR") return "is a directory; INFRA_CONFIG names a JSON file, such as examples/offline.json";
+  if (code === "EACCES") return "cannot be read (permission denied); make it readable, or set INFRA_CONFIG to another file";
+  return `cannot read the settings file: ${code}`;
+}
+
 export function loadSettings(file: string): Settings {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new SettingsError(file, [`cannot read the settings file: ${(e as NodeJS.ErrnoException).code ?? e}`]);
+    throw new SettingsError(file, [unreadable((e as NodeJS.ErrnoException).code ?? String(e))]);
   }
   let raw: unknown;
   try {

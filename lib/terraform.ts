@@ -3,7 +3,7 @@
  * in one working directory, reading `-json` output as events. The rehearsal
  * uses it; nothing here knows about Google.
  */
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -26,6 +26,17 @@ export interface TerraformOptions {
   readonly onEvent?: (event: TerraformEvent) => void;
 }
 
+/** Terraform processes running for this process, so an interrupted caller can stop them. */
+const running = new Set<ChildProcess>();
+
+/**
+ * Sends each running Terraform one SIGINT: it stops its steps and saves its
+ * state. Only one: a second makes Terraform exit at once, without saving.
+ */
+export function interruptTerraform(): void {
+  for (const child of running) child.kill("SIGINT");
+}
+
 export function terraformBinary(env: NodeJS.ProcessEnv = process.env): string {
   return env.TERRAFORM_BINARY_NAME || "terraform";
 }
@@ -44,6 +55,7 @@ export function terraform(args: string[], options: TerraformOptions): Promise<Te
   };
   return new Promise((resolvePromise, reject) => {
     const child = spawn(terraformBinary(env), args, { cwd: options.dir, env, stdio: ["ignore", "pipe", "pipe"] });
+    running.add(child);
     const events: TerraformEvent[] = [];
     const text: string[] = [];
     createInterface({ input: child.stdout }).on("line", (line) => {
@@ -61,14 +73,18 @@ export function terraform(args: string[], options: TerraformOptions): Promise<Te
       } else text.push(line);
     });
     child.stderr.on("data", (chunk) => text.push(String(chunk)));
-    child.on("error", (error: NodeJS.ErrnoException) =>
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      running.delete(child);
       reject(
         error.code === "ENOENT"
           ? new Error(`${terraformBinary(env)} is not on PATH; install Terraform 1.5+ or OpenTofu (set TERRAFORM_BINARY_NAME=tofu)`)
           : error,
-      ),
-    );
-    child.on("close", (code) => resolvePromise({ exitCode: code ?? -1, events, text: text.join("\n"), seconds: (Date.now() - started) / 1000 }));
+      );
+    });
+    child.on("close", (code) => {
+      running.delete(child);
+      resolvePromise({ exitCode: code ?? -1, events, text: text.join("\n"), seconds: (Date.now() - started) / 1000 });
+    });
   });
 }
 
@@ -95,12 +111,13 @@ export async function applyReviewed(
     const plan = await terraform(["plan", "-json", "-input=false", `-out=${planFile}`], options);
     if (plan.exitCode !== 0) return { refused: [], run: plan };
   }
-  const show = await terraform(["show", "-json", planFile], { dir: options.dir, env: options.env });
-  if (show.exitCode !== 0) return { refused: [], run: show };
-  const json = show.text.split("\n").find((line) => line.startsWith('{"format_version"'));
-  if (!json) return { refused: [`terraform show -json ${planFile} printed no plan:\n${show.text}`], run: show };
-  const refused = review(JSON.parse(json));
   try {
+    const show = await terraform(["show", "-json", planFile], { dir: options.dir, env: options.env });
+    if (show.exitCode !== 0) return { refused: [], run: show };
+    const json = show.text.split("\n").find((line) => line.startsWith('{"format_version"'));
+    if (!json) return { refused: [`terraform show -json ${planFile} printed no plan:\n${show.text}`], run: show };
+    // The review may also throw, to apply nothing (the rehearsal does when interrupted).
+    const refused = review(JSON.parse(json));
     if (refused.length > 0) return { refused, run: show };
     return { refused, run: await terraform(["apply", "-json", planFile], options) };
   } finally {

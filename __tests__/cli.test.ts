@@ -1,0 +1,62 @@
+/** The npm run commands as a new user meets them: --help, stray arguments, and what they need said. */
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { REPO_ROOT } from "./helpers/nix.js";
+import { baseSettings } from "./helpers/settings.js";
+import { describeWithTool } from "./helpers/tools.js";
+
+const TSX = join(REPO_ROOT, "node_modules", "tsx", "dist", "loader.mjs");
+
+describe("npm run <command> from an empty directory", () => {
+  let work: string;
+  beforeEach(() => (work = mkdtempSync(join(tmpdir(), "cli-"))));
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
+  // cwd is an empty directory, so anything a command writes there shows.
+  const run = (bin: string, ...args: string[]) =>
+    execa("node", ["--import", TSX, join(REPO_ROOT, "bin", `${bin}.ts`), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
+
+  const commands = ["pin", "rehearse", "rollback", "schema", "check-backend", "bench-synth", "plan-summary"];
+  test.each([...commands.map((c) => [c, "--help"]), ["pin", "-h"]])("%s %s prints its usage, exits 0 and does nothing else", async (bin, flag) => {
+    const r = await run(bin, flag);
+    expect({ code: r.exitCode, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
+    expect(r.stdout).toMatch(new RegExp(`^usage: npm run ${bin}\\b[^\\n]*$`));
+    // schema once wrote infra.schema.json when asked for help.
+    expect(readdirSync(work)).toEqual([]);
+  });
+
+  test.each(["schema", "check-backend"])("%s takes no arguments and says so", async (bin) => {
+    const r = await run(bin, "--check");
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^error: unexpected argument --check; usage: npm run ${bin}\\b[^\\n]*$`));
+    expect(readdirSync(work)).toEqual([]);
+  });
+});
+
+describeWithTool("terraform", "npm run rollback without the stack's outputs (real terraform)", () => {
+  let work: string;
+  beforeEach(() => (work = mkdtempSync(join(tmpdir(), "cli-rollback-"))));
+  afterEach(() => rmSync(work, { recursive: true, force: true }));
+  const rollback = (settings: unknown, ...args: string[]) => {
+    writeFileSync(join(work, "infra.json"), JSON.stringify(settings));
+    return execa("node", ["--import", TSX, join(REPO_ROOT, "bin", "rollback.ts"), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
+  };
+
+  test("an IAP host: Terraform's reason, and only --instance-id to pass", async () => {
+    const r = await rollback(baseSettings(), "vm");
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toBe(
+      "error: cannot read the outputs of stack infra (Error handling -chdir option: chdir cdktf.out/stacks/infra: no such file or directory); " +
+        "pass --instance-id ID, or run npx cdktf synth and terraform -chdir=cdktf.out/stacks/infra init where the stack was deployed",
+    );
+  });
+
+  test("a direct-SSH host that is recreated on image change: the flags it still lacks", async () => {
+    const s = baseSettings();
+    s.hosts!.vm = { ...s.hosts!.vm, sshSourceRanges: ["203.0.113.0/24"], externalIp: true, recreateOnImageChange: true };
+    const r = await rollback(s, "vm", "--instance-id", "42");
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/^error: cannot read the outputs of stack infra \([^\n]*\); pass --address IP --instance-name NAME, or run npx cdktf synth/);
+  });
+});
