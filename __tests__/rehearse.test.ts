@@ -14,7 +14,7 @@ import {
   type TerraformEvent,
 } from "../lib/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { applyReviewed, terraform } from "../lib/terraform.js";
+import { applyReviewed, terraform, terraformBinary } from "../lib/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";
 import { baseSettings, REAL_KEY as KEY } from "./helpers/settings.js";
 import { staticResolved, synthStack } from "./helpers/stack.js";
@@ -279,6 +279,23 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
       "terraform_data.null_resource__b": "replace",
       "terraform_data.null_resource__d": "replace",
     });
+  }, 60000);
+
+  test("applyReviewed: a plan that fails returns that failure; a show that prints no plan is refused, and nothing is applied", async () => {
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify({ resource: { terraform_data: { x: { input: "${terraform_data.missing.id}" } } } }));
+    expect((await terraform(["init", "-no-color"], { dir })).exitCode).toBe(0);
+    const failed = await applyReviewed({ dir }, () => []);
+    expect(failed.run.exitCode).not.toBe(0);
+    expect(failed.run.events.filter((e) => e.type === "diagnostic").map((e) => e.diagnostic!.summary)).toContain("Reference to undeclared resource");
+
+    // TEST DOUBLE of terraform for `show` only (a binary that prints something else); the rest is real Terraform.
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify({ resource: { terraform_data: { x: { input: "a" } } } }));
+    const double = join(dir, "terraform-show-double");
+    writeFileSync(double, `#!/bin/sh\nif [ "$1" = show ]; then echo "no plan here"; exit 0; fi\nexec ${terraformBinary()} "$@"\n`, { mode: 0o755 });
+    const refused = await applyReviewed({ dir, env: { TERRAFORM_BINARY_NAME: double } }, () => []);
+    expect(refused.refused).toEqual(["terraform show -json reviewed-by-rehearsal.tfplan printed no plan:\nno plan here"]);
+    expect(refused.run.events.some((e) => e.type === "apply_start")).toBe(false);
+    expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
   }, 60000);
 
   test("validates, applies, and a second plan of the same stack is empty", async () => {
