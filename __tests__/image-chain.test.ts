@@ -277,6 +277,10 @@ describeWithNix(`image chain with real Nix`, () => {
       const object = gcs.object(upload.environment.UPLOAD_OBJECT);
       expect(readFileSync(object)).toEqual(readFileSync(join(resolved.images.base.storePath, resolved.images.base.filePath)));
       expect(first.all).not.toContain("building");
+      // gzip, so GCE and anyone reading the bucket see what the object is.
+      expect(gcs.calls().filter((c) => c.startsWith("storage cp"))).toEqual([
+        `storage cp --content-type=application/gzip ${join(resolved.images.base.storePath, resolved.images.base.filePath)} gs://test-project-images/${upload.environment.UPLOAD_OBJECT}`,
+      ]);
       const again = await runLocalExec(upload, gcs.env);
       expect(again.exitCode).toBe(0);
       expect(again.all).toContain("is already in the bucket; nothing uploaded");
@@ -327,11 +331,18 @@ describeWithNix(`image chain with real Nix`, () => {
       const { json } = await synthAtRoot();
       const [upload] = localExecs(resource(json, "null_resource", "base-image"));
       const gcs = gcsDouble(fixture.dir);
-      writeFileSync(join(gcs.dir, "gcloud"), '#!/bin/sh\necho "ERROR: (gcloud.storage.objects.describe) HTTPError 403: permission denied" >&2\nexit 1\n', { mode: 0o755 });
+      writeFileSync(
+        join(gcs.dir, "gcloud"),
+        '#!/bin/sh\nprintf "%s\\n" "$*" >> "$GCS_DOUBLE_DIR/gcloud.log"\necho "ERROR: (gcloud.storage.objects.describe) HTTPError 403: permission denied" >&2\nexit 1\n',
+        { mode: 0o755 },
+      );
       const run = await runLocalExec(upload, gcs.env);
       expect(run.exitCode).toBe(1);
       expect(run.all).toContain("cannot tell whether gs://");
       expect(run.all).toContain("403: permission denied");
+      // Stopped at the question: no build of the missing file, no upload attempt.
+      expect(gcs.calls()).toEqual([expect.stringMatching(/^storage objects describe gs:\/\//)]);
+      expect(run.all).not.toContain("building");
     });
 
     test("the GcRoots step drops only roots no planned image holds", async () => {
@@ -345,12 +356,15 @@ describeWithNix(`image chain with real Nix`, () => {
       symlinkSync("/nix/store/x", join(dir, kept));
       symlinkSync("/nix/store/y", join(dir, stale));
       writeFileSync(join(dir, "notes.txt"), "not a root");
+      // Named like a root, but a plain file: not something Nix or this step made.
+      const plain = "1123456789abcdfghijklmnpqrsvwxyz";
+      writeFileSync(join(dir, plain), "not a root either");
       symlinkSync("/nix/store/z", join(dir, "other-link"));
       const run = await runLocalExec(prune);
       expect(run.exitCode).toBe(0);
       expect(run.all).toContain(`gc-roots: dropped ${join(dir, stale)}`);
       const present = (f: string) => lstatSync(join(dir, f), { throwIfNoEntry: false }) !== undefined;
-      expect([kept, "notes.txt", "other-link", stale].map(present)).toEqual([true, true, true, false]);
+      expect([kept, "notes.txt", "other-link", plain, stale].map(present)).toEqual([true, true, true, true, false]);
     });
 
     test("a hostile flake path arrives verbatim; the script quotes a GC root path the settings would refuse", async () => {
@@ -395,6 +409,26 @@ describeWithNix(`image chain with real Nix`, () => {
       const run = await runLocalExec(create, { ...NIX_ENV, PATH: `${bin}:${process.env.PATH}` });
       expect(run.exitCode).toBe(1);
       expect(run.all).toContain(`nix-image: the flake changed after synth; run synth/diff again (planned ${resolved.images.base.storePath}, built /nix/store/`);
+      expect(existsSync(create.environment.GC_ROOT)).toBe(false);
+    });
+
+    test("the realized-path check holds when the planned image is already in the store (built by an earlier apply)", async () => {
+      const { json, resolved } = await synthAtRoot();
+      const [create] = localExecs(resource(json, "null_resource", "base-build"));
+      expect((await runLocalExec(create, NIX_ENV)).exitCode).toBe(0);
+      expect(existsSync(join(resolved.images.base.storePath, resolved.images.base.filePath))).toBe(true);
+      const bin = join(fixture.dir, "racing-bin");
+      mkdirSync(bin);
+      writeFileSync(
+        join(bin, "nix"),
+        `#!/bin/sh\n${NIX_PATH} "$@"; status=$?\ncase " $* " in *" eval "*) sed -i 's/base v1/edited mid-apply, again/' "${join(fixture.dir, "inputs.json")}" ;; esac\nexit $status\n`,
+        { mode: 0o755 },
+      );
+      // The planned file is there, but this run built something else: still a refusal, and no root kept for it.
+      const run = await runLocalExec(create, { ...NIX_ENV, PATH: `${bin}:${process.env.PATH}` });
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain(`nix-image: the flake changed after synth; run synth/diff again (planned ${resolved.images.base.storePath}, built /nix/store/`);
+      expect(run.all).not.toContain("nix-image: ready");
       expect(existsSync(create.environment.GC_ROOT)).toBe(false);
     });
 

@@ -266,6 +266,29 @@ describe("plan summary of every action and kind", () => {
     const md = renderPlanSummary([{ stack: "infra", plan: { ...planOf(), errored: true } }]);
     expect(md).toContain("> **Warning:** Terraform reported errors while planning");
   });
+
+  test("a plan that says it is incomplete carries a note; one that does not say (before Terraform 1.8) does not", () => {
+    const change = '{"address": "google_compute_image.a", "type": "google_compute_image", "change": {"actions": ["create"], "after": {"name": "a"}}}';
+    const parsed = (extra: string) => parsePlan(`{"format_version": "1.2", "resource_changes": [${change}]${extra}}`, "p.json");
+    const note = "> **Note:** the plan is not complete";
+    expect(renderPlanSummary([{ stack: "infra", plan: parsed(', "complete": false') }])).toContain(note);
+    expect(renderPlanSummary([{ stack: "infra", plan: parsed("") }])).not.toContain(note);
+    expect(renderPlanSummary([{ stack: "infra", plan: parsed(', "complete": true') }])).not.toContain(note);
+  });
+
+  test("a replacement names at most five of the paths that forced it", () => {
+    const replace_paths = ["a", "b", "c", "d", "e", "f", "g"].map((p) => [p]);
+    const md = renderPlanSummary([{ stack: "infra", plan: planOf(change("google_compute_firewall.x_1", ["delete", "create"], { name: "x" }, { name: "x" }, { replace_paths })) }]);
+    expect(bullets(md)).toEqual(["- **replace** (destroy before create) `google_compute_firewall.x_1`: forced by `a`, `b`, `c`, `d`, `e`, 2 more"]);
+  });
+
+  test("long values are cut to 200 characters, so one resource cannot flood the comment", () => {
+    const name = `nixos-${"x".repeat(400)}`;
+    const md = renderPlanSummary([{ stack: "infra", plan: planOf(change("google_compute_image.a-image_Image_1", ["create"], null, { name })) }]);
+    const shown = /image `([^`]*)`$/.exec(bullets(md)[0])![1];
+    expect(shown).toBe(`${name.slice(0, 199)}…`);
+    expect(md).not.toContain(name.slice(0, 201));
+  });
 });
 
 describe("plan input checks", () => {

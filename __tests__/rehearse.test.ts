@@ -14,7 +14,7 @@ import {
   type TerraformEvent,
 } from "../lib/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { applyReviewed, terraform } from "../lib/terraform.js";
+import { applyReviewed, terraform, terraformBinary } from "../lib/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";
 import { baseSettings, REAL_KEY as KEY } from "./helpers/settings.js";
 import { staticResolved, synthStack } from "./helpers/stack.js";
@@ -153,6 +153,22 @@ describe("the rehearsal rewrite (pure)", () => {
     expect(edge.provisioner[0]["local-exec"].environment.DEPLOY_HOST).toMatch(/^\$\{\(join\("", \[substr\(terraform_data\.google_compute_instance__edge-vm_Instance_\w+\.id, 0, 0\), "192\.0\.2\.10"\]\)\)\}$/);
     expect(config.output["image-base-name"].value).toMatch(/^\$\{terraform_data\.google_compute_image__base-image_Image_\w+\.input\.name\}$/);
     expect(config.output["oci-ingest-digest-reference"].value).toContain("sha256(terraform_data.data_google_artifact_registry_docker_image__ingest-oci_Pushed_");
+    // The digest is read after the push, as the data source's depends_on says.
+    const pushed = standIn(config, "data_google_artifact_registry_docker_image__ingest-oci_Pushed_").block;
+    expect(pushed.depends_on).toEqual([`terraform_data.${standIn(config, "null_resource__ingest-oci_Push_").name}`]);
+  });
+
+  test("a reference into a block: indices on single blocks (objects in cdk.tf.json) go, indices into lists stay", () => {
+    const { config: c } = rehearsalConfig({
+      resource: {
+        google_compute_instance: { i: { name: "i", zone: "z", boot_disk: { initialize_params: { size: 20 } }, network_interface: [{ network: "n" }, { network: "m" }] } },
+        null_resource: { r: { triggers: { size: "${google_compute_instance.i.boot_disk[0].initialize_params[0].size}", net: "${google_compute_instance.i.network_interface[1].network}" } } },
+      },
+    });
+    expect(c.resource.terraform_data.null_resource__r.triggers_replace).toEqual({
+      size: "${terraform_data.google_compute_instance__i.input.boot_disk.initialize_params.size}",
+      net: "${terraform_data.google_compute_instance__i.input.network_interface[1].network}",
+    });
   });
 
   test("null_resource: triggers become triggers_replace; provisioners stay exactly as synthesized", () => {
@@ -167,6 +183,8 @@ describe("the rehearsal rewrite (pure)", () => {
   test("templates: self.triggers becomes self.triggers_replace, literal $${ stays literal", () => {
     const rewriter = (_d: string | undefined, type: string, name: string, key: string | undefined, rest: string) => `<${type}|${name}|${key ?? ""}|${rest}>`;
     expect(rewriteTemplate("a $${google_x.y.z} ${google_x.y.z} %%{b}", rewriter)).toBe("a $${google_x.y.z} ${<google_x|y||.z>} %%{b}");
+    // A brace inside a quoted string does not end the interpolation.
+    expect(rewriteTemplate('${format("}%s{", google_x.y.z)} ${google_x.y.w}', rewriter)).toBe('${format("}%s{", <google_x|y||.z>)} ${<google_x|y||.w>}');
     const { config: c } = rehearsalConfig({
       resource: {
         null_resource: {
@@ -181,6 +199,11 @@ describe("the rehearsal rewrite (pure)", () => {
     const { config: c } = rehearsalConfig(stack, { stepEnvironment: { DEPLOY_RS_INSTALLABLE: "path:/doubles/deploy-rs", NOT_READ: "x" }, ociRegistry: "127.0.0.1:5000" });
     const env = standIn(c, "null_resource__vm-deploy_Deploy_").block.provisioner[0]["local-exec"].environment;
     expect(env.DEPLOY_RS_INSTALLABLE).toBe("path:/doubles/deploy-rs");
+    // Values are literal text, never templates Terraform would evaluate.
+    const { config: literal } = rehearsalConfig(stack, { stepEnvironment: { DEPLOY_RS_INSTALLABLE: "path:/d/${path.root}/%{ if true }x%{ endif }" } });
+    expect(standIn(literal, "null_resource__vm-deploy_Deploy_").block.provisioner[0]["local-exec"].environment.DEPLOY_RS_INSTALLABLE).toBe(
+      "path:/d/$${path.root}/%%{ if true }x%%{ endif }",
+    );
     expect(env.NOT_READ).toBeUndefined();
     expect(standIn(c, "null_resource__base-build_Build_").block.provisioner[0]["local-exec"].environment.DEPLOY_RS_INSTALLABLE).toBeUndefined();
     expect(standIn(c, "null_resource__ingest-oci_Push_").block.provisioner[0]["local-exec"].environment).toMatchObject({
@@ -232,6 +255,10 @@ describe("the rehearsal rewrite (pure)", () => {
     expect(summary.steps.instance.destroyed).toBe(1);
     expect(summary.timeline).toContain("done instance delete google_compute_instance.gone-vm_Instance_0A1B2C3D");
     expect(summary.errors).toEqual(["local-exec provisioner error: exit status 1"]);
+    // Instances of a stand-in with count or for_each are counted as the stand-in's kind.
+    const keyed = summarizeApply([{ type: "provision_complete", hook: hook(`${build}[0]`) }, { type: "provision_complete", hook: hook(`${build}["b"]`) }], standIns);
+    expect(keyed.steps.build.ran).toBe(2);
+    expect(keyed.timeline).toEqual([`ran build ${standIns[build].original}`, `ran build ${standIns[build].original}`]);
   });
 });
 
@@ -262,6 +289,51 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
         .map((e) => [e.change!.resource!.addr.replace(/^terraform_data\./, "").replace(/_[0-9A-F]{8}$/, ""), e.change!.action!]),
     );
   }
+
+  test("null_resource lifecycles and references the stack does not use yet still mean what they say", async () => {
+    // a's triggers change; b is replaced only through replace_triggered_by, d through a
+    // reference to a's triggers, and c's changed triggers are ignored.
+    const stack = (v: string) => ({
+      resource: {
+        null_resource: {
+          a: { triggers: { v } },
+          b: { triggers: { fixed: "1" }, lifecycle: { replace_triggered_by: ["null_resource.a"] } },
+          c: { triggers: { t: v }, lifecycle: { ignore_changes: ["triggers"] } },
+          d: { triggers: { copy: "${null_resource.a.triggers.v}" } },
+        },
+      },
+    });
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(rehearsalConfig(stack("1")).config));
+    for (const args of [["init"], ["validate"], ["apply", "-auto-approve"]]) {
+      const run = await terraform([...args, "-no-color"], { dir });
+      if (run.exitCode !== 0) throw new Error(`terraform ${args[0]} failed:\n${run.text}`);
+    }
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(rehearsalConfig(stack("2")).config));
+    const plan = await terraform(["plan", "-json", "-detailed-exitcode"], { dir });
+    const planned = Object.fromEntries(plan.events.filter((e) => e.type === "planned_change").map((e) => [e.change!.resource!.addr, e.change!.action!]));
+    expect(planned).toEqual({
+      "terraform_data.null_resource__a": "replace",
+      "terraform_data.null_resource__b": "replace",
+      "terraform_data.null_resource__d": "replace",
+    });
+  }, 60000);
+
+  test("applyReviewed: a plan that fails returns that failure; a show that prints no plan is refused, and nothing is applied", async () => {
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify({ resource: { terraform_data: { x: { input: "${terraform_data.missing.id}" } } } }));
+    expect((await terraform(["init", "-no-color"], { dir })).exitCode).toBe(0);
+    const failed = await applyReviewed({ dir }, () => []);
+    expect(failed.run.exitCode).not.toBe(0);
+    expect(failed.run.events.filter((e) => e.type === "diagnostic").map((e) => e.diagnostic!.summary)).toContain("Reference to undeclared resource");
+
+    // TEST DOUBLE of terraform for `show` only (a binary that prints something else); the rest is real Terraform.
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify({ resource: { terraform_data: { x: { input: "a" } } } }));
+    const double = join(dir, "terraform-show-double");
+    writeFileSync(double, `#!/bin/sh\nif [ "$1" = show ]; then echo "no plan here"; exit 0; fi\nexec ${terraformBinary()} "$@"\n`, { mode: 0o755 });
+    const refused = await applyReviewed({ dir, env: { TERRAFORM_BINARY_NAME: double } }, () => []);
+    expect(refused.refused).toEqual(["terraform show -json reviewed-by-rehearsal.tfplan printed no plan:\nno plan here"]);
+    expect(refused.run.events.some((e) => e.type === "apply_start")).toBe(false);
+    expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
+  }, 60000);
 
   test("validates, applies, and a second plan of the same stack is empty", async () => {
     expect(await applyThenPlan(everything(), everything())).toEqual({});
@@ -356,6 +428,11 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     ]);
     expect(refused.run.events.some((e) => e.type === "apply_start")).toBe(false);
     expect(readdirSync(dir).filter((f) => f.endsWith(".tfplan"))).toEqual([]);
+    // A plan the caller saved is reviewed the same way, and stays the caller's.
+    expect((await terraform(["plan", "-out=saved.tfplan", "-no-color"], { dir })).exitCode).toBe(0);
+    const savedRefused = await applyReviewed({ dir }, review(collides.standIns), "saved.tfplan");
+    expect(savedRefused.refused).toHaveLength(1);
+    expect(readdirSync(dir).filter((f) => f.endsWith(".tfplan"))).toEqual(["saved.tfplan"]);
     expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
   }, 60000);
 });

@@ -7,9 +7,11 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createServer } from "node:net";
 import { execa } from "execa";
 import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
 import { type Sshd, startSshd } from "./helpers/sshd.js";
+import { freePort } from "./helpers/ports.js";
 import { describeWithTools } from "./helpers/tools.js";
 
 
@@ -123,5 +125,58 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
     const error = await sshConfig({ DEPLOY_HOST: "a b", DEPLOY_CONNECT: "direct" }).catch((e) => e);
     expect(error.exitCode).toBe(2);
     expect(error.stderr).toBe('ssh-config: DEPLOY_HOST="a b" is empty or has characters ssh_config cannot carry');
+    // Every value that lands on a line of ssh_config: a newline would add a directive of its own.
+    for (const name of ["DEPLOY_SSH_USER", "DEPLOY_SSH_PORT", "DEPLOY_PROJECT", "DEPLOY_ZONE", "DEPLOY_INSTANCE", "DEPLOY_INSTANCE_ID"]) {
+      const refused = await sshConfig({ DEPLOY_HOST: "a", DEPLOY_CONNECT: "iap", [name]: "1\n  ProxyCommand touch /tmp/pwned" }).catch((e) => e);
+      expect([name, refused.exitCode]).toEqual([name, 2]);
+      expect(refused.stderr).toMatch(new RegExp(`^ssh-config: ${name}="1`));
+    }
+    for (const path of [join(work, 'known "hosts"'), join(work, "known\nhosts")]) {
+      const refused = await sshConfig({ DEPLOY_HOST: "a", DEPLOY_CONNECT: "direct", DEPLOY_KNOWN_HOSTS: path }).catch((e) => e);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(/^ssh-config: DEPLOY_KNOWN_HOSTS=".*" must be a path without double quotes or newlines$/s);
+    }
   });
+
+  test("ssh reads the options as meant: batch mode (CI has no one to answer a prompt), new host keys accepted under the instance alias", async () => {
+    const config = await sshConfig({ DEPLOY_HOST: "127.0.0.1", DEPLOY_CONNECT: "direct" });
+    // `ssh -G` prints the options ssh would use for this host, after reading the file.
+    const options = (await execa("ssh", ["-G", "-F", config, "127.0.0.1"])).stdout.split("\n");
+    expect(options).toEqual(
+      expect.arrayContaining(["batchmode yes", "stricthostkeychecking accept-new", "hostkeyalias a-4242", `user ${sshd.user}`, `port ${sshd.port}`]),
+    );
+  });
+
+  test("the deploy's wait step waits for a host that answers SSH only later (a VM still booting)", async () => {
+    const dir = mkdtempSync(join(work, "wait-"));
+    const port = await freePort();
+    const waiting = execa("bash", ["-c", 'set -euo pipefail; work="$1"; source lib/sh/ssh-config.sh; source lib/sh/ssh-wait.sh; wait_for_ssh', "wait", dir], {
+      cwd: REPO_ROOT,
+      reject: false,
+      env: {
+        DEPLOY_NODE: "a",
+        DEPLOY_HOST: "127.0.0.1",
+        DEPLOY_CONNECT: "direct",
+        DEPLOY_SSH_USER: "deploy",
+        DEPLOY_SSH_PORT: String(port),
+        DEPLOY_PROJECT: "test-project",
+        DEPLOY_ZONE: "europe-west1-b",
+        DEPLOY_INSTANCE: "a",
+        DEPLOY_INSTANCE_ID: "7",
+        DEPLOY_KNOWN_HOSTS: knownHosts(),
+        DEPLOY_WAIT_SECONDS: "30",
+      },
+    });
+    // Nothing listens for the first seconds; then a server that greets like sshd.
+    await new Promise((ok) => setTimeout(ok, 3000));
+    const server = createServer((socket) => socket.end("SSH-2.0-OpenSSH_9.9 booted\r\n"));
+    await new Promise<void>((ok) => server.listen(port, "127.0.0.1", ok));
+    try {
+      const run = await waiting;
+      expect(run.stderr).toContain("deploy-rs[a]: SSH answers");
+      expect(run.exitCode).toBe(0);
+    } finally {
+      await new Promise((ok) => server.close(ok));
+    }
+  }, 60000);
 });
