@@ -228,6 +228,8 @@ interface ConfigurationValues {
   userKeys: Record<string, string[]>;
   wheel: string[];
   wheelNeedsPassword: boolean;
+  ssh: { enable: boolean; openFirewall: boolean; PasswordAuthentication: boolean; KbdInteractiveAuthentication: boolean; PermitRootLogin: string };
+  firewall: { enable: boolean; allowedTCPPorts: number[]; allowedUDPPorts: number[] };
   osLogin: boolean;
   efi: boolean;
   grubDevice: string;
@@ -401,7 +403,10 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
       const user = parseSettings(run.raw, run.label).deploy.user;
       const nodes = run.agreement!.nodes;
       expect(Object.keys(nodes).sort()).toEqual(Object.keys(run.raw.hosts ?? {}).sort());
-      for (const [id, node] of Object.entries(nodes)) expect({ label: run.label, id, sshUser: node.sshUser }).toEqual({ label: run.label, id, sshUser: user });
+      // The host id is the instance name, and so the SSH host name, whatever configuration the host runs.
+      for (const [id, node] of Object.entries(nodes)) {
+        expect({ label: run.label, id, sshUser: node.sshUser, hostname: node.hostname }).toEqual({ label: run.label, id, sshUser: user, hostname: id });
+      }
     }
     expect(parseSettings(VARIANT, "variant").deploy.user).toBe("ops");
   });
@@ -415,6 +420,32 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
         expect(facts[name].deployKeys.length).toBeGreaterThan(0);
       }
     });
+  });
+
+  test("SSH takes keys only and no root login; the host firewall is on and opens port 22 alone", () => {
+    each(({ label, values }) => {
+      for (const [name, v] of Object.entries(values)) {
+        expect({ label, name, ssh: v.ssh, firewall: v.firewall }).toEqual({
+          label,
+          name,
+          ssh: { enable: true, openFirewall: true, PasswordAuthentication: false, KbdInteractiveAuthentication: false, PermitRootLogin: "no" },
+          firewall: { enable: true, allowedTCPPorts: [22], allowedUDPPorts: [] },
+        });
+      }
+    });
+  });
+
+  test("a configuration that makes users immutable fails its assertion (the guest agent could no longer write metadata keys)", () => {
+    const raw: SettingsInput = { ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, nixosConfiguration: "immutable" } } };
+    const root = flakeWithSettings(raw);
+    try {
+      writeFileSync(join(root, "nixos", "hosts", "immutable.nix"), "{\n  imports = [\n    ../common.nix\n    ../base/gce.nix\n  ];\n  users.mutableUsers = false;\n}\n");
+      const values = evaluateAgreement(root).configurationValues;
+      expect(values.immutable.failedAssertions).toEqual(["google-guest-agent writes metadata SSH keys: keep users.mutableUsers"]);
+      expect(values["gce-base"].failedAssertions).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   test("OS Login is off (google-compute-config.nix turns it on)", () => {

@@ -56,6 +56,16 @@ describe("npm run rollback", () => {
     expect(run.all).not.toContain("now active");
   });
 
+  test("a host recreated on image change is reached under its current instance name (IAP)", async () => {
+    const s = baseSettings({ stateDir: join(work, "state") });
+    s.hosts!.vm.recreateOnImageChange = true;
+    writeFileSync(join(work, "infra.json"), JSON.stringify(s));
+    const run = await rollback("vm", "--instance-id", "99", "--instance-name", "vm-0a1b2c3d4e");
+    expect(run.exitCode).toBe(0);
+    expect(run.all).toContain("rollback[vm-0a1b2c3d4e]: now active:");
+    expect(readFileSync(join(work, "ssh.argv"), "utf8").split("\0")[2]).toBe("vm-0a1b2c3d4e");
+  });
+
   test("an unknown host and missing outputs are named", async () => {
     const unknown = await rollback("web");
     expect(unknown.exitCode).toBe(1);

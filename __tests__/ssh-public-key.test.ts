@@ -97,6 +97,8 @@ function damagedKeys(ed: string, rsa: string, ecdsa: string): Record<string, str
     "31-byte Ed25519 key": line("ssh-ed25519", field("ssh-ed25519"), field(Buffer.alloc(31, 1))),
     "ECDSA curve name differs from the type": line("ecdsa-sha2-nistp256", field("ecdsa-sha2-nistp256"), field("nistp384"), ecBlob.subarray(4 + 19 + 4 + 8)),
     "ECDSA point off the curve": `ecdsa-sha2-nistp256 ${Buffer.concat([ecBlob.subarray(0, ecBlob.length - 1), Buffer.from([ecBlob[ecBlob.length - 1] ^ 1])]).toString("base64")}`,
+    // The same point with the prefix of no SEC 1 form (0x04 is the uncompressed one OpenSSH writes).
+    "ECDSA point prefix other than 0x04": `ecdsa-sha2-nistp256 ${Buffer.concat([ecBlob.subarray(0, 39), Buffer.from([0x05]), ecBlob.subarray(40)]).toString("base64")}`,
     "512-bit RSA": line("ssh-rsa", field("ssh-rsa"), field(Buffer.from([1, 0, 1])), field(Buffer.concat([Buffer.from([0x00, 0xc0]), Buffer.alloc(63, 0x11)]))),
     "missing padding": `ecdsa-sha2-nistp256 ${ecBlob.toString("base64").replace(/=+$/, "")}`,
     "base64 with a space": `ssh-rsa ${rsa.split(" ")[1].slice(0, 40)} ${rsa.split(" ")[1].slice(40)}`,
@@ -164,6 +166,9 @@ describe("the parser's messages (no ssh-keygen needed)", () => {
     expect(sshPublicKeyProblem(ec("ecdsa-sha2-nistp256", "nistp256", point.subarray(0, 33)))).toBe(
       "the nistp256 point must be 65 bytes starting with 0x04 (got 33 bytes)",
     );
+    const prefixed = Buffer.from(point);
+    prefixed[0] = 0x05;
+    expect(sshPublicKeyProblem(ec("ecdsa-sha2-nistp256", "nistp256", prefixed))).toBe("the nistp256 point must be 65 bytes starting with 0x04 (got 65 bytes)");
   });
 });
 
