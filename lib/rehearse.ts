@@ -177,8 +177,6 @@ export interface StandIn {
 }
 
 export interface RehearsalOptions {
-  /** Local state file, relative to the rehearsal directory. @default "terraform.tfstate" */
-  readonly stateFile?: string;
   /**
    * Values every step's local-exec environment gets, over the synthesized
    * ones (e.g. DEPLOY_RS_INSTALLABLE of a deploy-rs double). Only keys the
@@ -343,7 +341,7 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
   const terraform: Block = { ...(stack.terraform ?? {}) };
   delete terraform.required_providers;
   delete terraform.cloud;
-  terraform.backend = { local: { path: options.stateFile ?? "terraform.tfstate" } };
+  terraform.backend = { local: { path: "terraform.tfstate" } };
   config.terraform = terraform;
   for (const key of ["variable", "locals", "output"]) if (stack[key]) config[key] = rewrite(stack[key]);
   config.resource = { terraform_data: resources };
