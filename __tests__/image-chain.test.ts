@@ -394,19 +394,25 @@ describeWithNix(`image chain with real Nix`, () => {
       expect(run.all).toContain("has no nixos-image-other.raw.tar.gz; check config.image.filePath");
     });
 
-    test("a flake edited between the evaluation and the build is caught by the realized-path check", async () => {
-      const { json, resolved } = await synthAtRoot();
-      const [create] = localExecs(resource(json, "null_resource", "base-build"));
-      // Real nix underneath; the wrapper edits the flake right after `nix eval`
-      // returns: the race the check after the build exists for.
+    /**
+     * A directory with a `nix` that runs real nix, then, right after `nix eval`
+     * returns, edits the flake: the race the check after the build exists for.
+     */
+    const racingNix = (edit: string) => {
       const bin = join(fixture.dir, "racing-bin");
       mkdirSync(bin);
       writeFileSync(
         join(bin, "nix"),
-        `#!/bin/sh\n${NIX_PATH} "$@"; status=$?\ncase " $* " in *" eval "*) sed -i 's/base v1/edited mid-apply/' "${join(fixture.dir, "inputs.json")}" ;; esac\nexit $status\n`,
+        `#!/bin/sh\n${NIX_PATH} "$@"; status=$?\ncase " $* " in *" eval "*) sed -i 's/base v1/${edit}/' "${join(fixture.dir, "inputs.json")}" ;; esac\nexit $status\n`,
         { mode: 0o755 },
       );
-      const run = await runLocalExec(create, { ...NIX_ENV, PATH: `${bin}:${process.env.PATH}` });
+      return bin;
+    };
+
+    test("a flake edited between the evaluation and the build is caught by the realized-path check", async () => {
+      const { json, resolved } = await synthAtRoot();
+      const [create] = localExecs(resource(json, "null_resource", "base-build"));
+      const run = await runLocalExec(create, { ...NIX_ENV, PATH: `${racingNix("edited mid-apply")}:${process.env.PATH}` });
       expect(run.exitCode).toBe(1);
       expect(run.all).toContain(`nix-image: the flake changed after synth; run synth/diff again (planned ${resolved.images.base.storePath}, built /nix/store/`);
       expect(existsSync(create.environment.GC_ROOT)).toBe(false);
@@ -417,15 +423,8 @@ describeWithNix(`image chain with real Nix`, () => {
       const [create] = localExecs(resource(json, "null_resource", "base-build"));
       expect((await runLocalExec(create, NIX_ENV)).exitCode).toBe(0);
       expect(existsSync(join(resolved.images.base.storePath, resolved.images.base.filePath))).toBe(true);
-      const bin = join(fixture.dir, "racing-bin");
-      mkdirSync(bin);
-      writeFileSync(
-        join(bin, "nix"),
-        `#!/bin/sh\n${NIX_PATH} "$@"; status=$?\ncase " $* " in *" eval "*) sed -i 's/base v1/edited mid-apply, again/' "${join(fixture.dir, "inputs.json")}" ;; esac\nexit $status\n`,
-        { mode: 0o755 },
-      );
       // The planned file is there, but this run built something else: still a refusal, and no root kept for it.
-      const run = await runLocalExec(create, { ...NIX_ENV, PATH: `${bin}:${process.env.PATH}` });
+      const run = await runLocalExec(create, { ...NIX_ENV, PATH: `${racingNix("edited mid-apply, again")}:${process.env.PATH}` });
       expect(run.exitCode).toBe(1);
       expect(run.all).toContain(`nix-image: the flake changed after synth; run synth/diff again (planned ${resolved.images.base.storePath}, built /nix/store/`);
       expect(run.all).not.toContain("nix-image: ready");
