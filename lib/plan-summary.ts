@@ -226,7 +226,7 @@ export function renderPlanSummary(stacks: readonly StackPlan[]): string {
     else if (plan.complete === false) out.push("> **Note:** the plan is not complete (some changes are deferred to a later plan).", "");
     // Terraform cannot see names; Google refuses a second resource under one (a renamed construct id, say).
     for (const conflict of nameConflicts(
-      plan.resource_changes.map((c) => ({ address: c.address, type: c.type, actions: c.change.actions, before: record(c.change.before), after: record(c.change.after) })),
+      plan.resource_changes.map((c) => ({ address: c.address, type: c.type, actions: c.change.actions, before: objectOrNone(c.change.before), after: objectOrNone(c.change.after) })),
     )) {
       out.push(`> **Warning:** ${code(conflict, 600)}`, "");
     }
@@ -331,6 +331,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function record(value: unknown): Record<string, unknown> | undefined {
-  return value && typeof value === "object" && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+function objectOrNone(value: unknown): Record<string, unknown> | undefined {
+  return isObject(value) ? value : undefined;
 }

@@ -58,10 +58,10 @@ const subnetwork = z
 
 /**
  * Users that NixOS, or the services in nixos/services, declare on every host
- * or on hosts that run postgres: root, nobody, sshd, nscd, messagebus,
- * the build users and systemd's own users.
+ * or on hosts that run postgres (root has a check of its own): nobody, sshd,
+ * nscd, messagebus, the build users and systemd's own users.
  */
-const SYSTEM_USERS = new Set(["root", "nobody", "sshd", "nscd", "messagebus", "polkituser", "postgres"]);
+const SYSTEM_USERS = new Set(["nobody", "sshd", "nscd", "messagebus", "polkituser", "postgres"]);
 function isSystemUser(user: string): boolean {
   return SYSTEM_USERS.has(user) || /^nixbld\d*$/.test(user) || user.startsWith("systemd-");
 }
@@ -187,7 +187,7 @@ const settingsBase = z.strictObject({
         // The modules make it a normal user with a home and refuse root logins over SSH (PermitRootLogin no).
         .refine((user) => user !== "root", { message: 'must not be "root": hosts refuse root logins over SSH; keep the default "deploy"' })
         // A name NixOS already gives a system user would make the flake's evaluation fail, after synth's checks.
-        .refine((user) => user === "root" || !isSystemUser(user), {
+        .refine((user) => !isSystemUser(user), {
           message: 'is a system user on NixOS hosts (the modules would declare it twice); keep the default "deploy"',
         })
         .default("deploy")
@@ -267,6 +267,12 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     for (const key of Object.keys(h.labels).filter((k) => INSTANCE_LABELS.includes(k))) {
       add(["hosts", id, "labels", key], "is set by the stack (the host id); choose another key");
     }
+    // A subnetwork path names its region; the VM's zone must be in it.
+    const subnetRegion = /\/regions\/([^/]+)\/subnetworks\//.exec(h.subnetwork ?? "")?.[1];
+    const region = s.zone.replace(/-[a-z]$/, "");
+    if (subnetRegion && subnetRegion !== region) {
+      add(["hosts", id, "subnetwork"], `is in region ${subnetRegion}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
+    }
   }
   const imageLabels = new Set(["managed-by", ATTRIBUTION_LABEL, ...Object.keys(s.labels), ...IMAGE_LABELS]);
   if (imageLabels.size > MAX_LABELS) {
@@ -274,12 +280,6 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
   }
   for (const key of Object.keys(s.labels).filter((k) => [...INSTANCE_LABELS, ...IMAGE_LABELS].includes(k))) {
     add(["labels", key], "is set by the stack on the resources it labels; choose another key");
-  }
-  // A subnetwork path names its region; the VM's zone must be in it.
-  const region = s.zone.replace(/-[a-z]$/, "");
-  for (const [id, h] of Object.entries(s.hosts)) {
-    const m = /\/regions\/([^/]+)\/subnetworks\//.exec(h.subnetwork ?? "");
-    if (m && m[1] !== region) add(["hosts", id, "subnetwork"], `is in region ${m[1]}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
   }
   // Two ids that give one Google name or one output id.
   const unique = (kind: string, entries: [name: string, path: PropertyKey[], id: string][]) => {
@@ -390,7 +390,6 @@ export function parseSettings(raw: unknown, file = "settings"): Settings {
   return result.data;
 }
 
-/** Reads and validates a settings file. */
 /** Why the settings file cannot be read, and what to do: INFRA_CONFIG is the usual culprit. */
 function unreadable(code: string): string {
   if (code === "ENOENT") return "does not exist; set INFRA_CONFIG to your settings file, or unset it to read infra.json at the project root";
@@ -399,6 +398,7 @@ function unreadable(code: string): string {
   return `cannot read the settings file: ${code}`;
 }
 
+/** Reads and validates a settings file. */
 export function loadSettings(file: string): Settings {
   let text: string;
   try {
