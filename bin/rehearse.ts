@@ -21,6 +21,7 @@ import {
   RehearsalError,
   nameConflicts,
   type StandIn,
+  standInAt,
   STEP_KINDS,
   summarizeApply,
   type TerraformEvent,
@@ -162,7 +163,7 @@ function seconds(since: number): number {
 
 /** What people call a stand-in: its construct path, or the original address. */
 function name(standIns: Record<string, StandIn>, address: string): string {
-  const standIn = standIns[address.replace(/\[[^\]]*\]$/, "")];
+  const standIn = standInAt(address, standIns);
   if (!standIn) return address;
   return standIn.path?.replace(/^infra\//, "") ?? standIn.original;
 }
@@ -171,7 +172,7 @@ function name(standIns: Record<string, StandIn>, address: string): string {
 function progress(event: TerraformEvent, standIns: Record<string, StandIn>, since: number, verbose: boolean, say: (line: string) => void) {
   const addr = event.hook?.resource?.addr;
   if (!addr) return;
-  const standIn = standIns[addr.replace(/\[[^\]]*\]$/, "")];
+  const standIn = standInAt(addr, standIns);
   const kind = standIn && standIn.kind !== "other" ? standIn.kind : (standIn?.original.split(".").at(-2)?.replace(/^google_/, "") ?? "resource");
   const at = `[${seconds(since).toFixed(1).padStart(5)}s] ${kind.padEnd(9)} ${name(standIns, addr)}`;
   const action = event.hook?.action ?? "";

@@ -559,6 +559,11 @@ export function removedStandIn(address: string): StandIn | undefined {
   return { original: `${m[1] ? "data." : ""}${m[2]}.${m[3]}`, kind: (!m[1] && TYPE_KINDS[m[2]]) || "other" };
 }
 
+/** The stand-in at an address of the rehearsal (an instance key dropped), known or removed. */
+export function standInAt(address: string, standIns: Record<string, StandIn>): StandIn | undefined {
+  return standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address);
+}
+
 /** What one apply did, per kind of step, in event order. */
 export interface ApplySummary {
   readonly steps: Record<StepKind, StepCount>;
@@ -580,7 +585,7 @@ export function summarizeApply(events: TerraformEvent[], standIns: Record<string
   const timeline: string[] = [];
   const errors: string[] = [];
   const describe = (addr: string) => {
-    const standIn = standIns[addr.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(addr);
+    const standIn = standInAt(addr, standIns);
     return { kind: standIn?.kind ?? "other", original: standIn?.original ?? addr };
   };
   for (const event of events) {
@@ -629,7 +634,7 @@ export interface SavedPlan {
 export function nameConflicts(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
   return findNameConflicts(
     (plan.resource_changes ?? []).map(({ address, change }) => {
-      const original = (standIns[address.replace(/\[[^\]]*\]$/, "")] ?? removedStandIn(address))?.original ?? address;
+      const original = standInAt(address, standIns)?.original ?? address;
       return { address: original, type: original.split(".")[0], actions: change.actions, before: change.before?.input, after: change.after?.input };
     }),
   );
