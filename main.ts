@@ -2,7 +2,7 @@
 import { App } from "cdktf";
 import { BootstrapStack } from "./constructs/bootstrap-stack.js";
 import { InfraStack } from "./constructs/infra-stack.js";
-import { runCli } from "./lib/cli.js";
+import { progressLine, runCli } from "./lib/cli.js";
 import { settingsFile } from "./lib/paths.js";
 import { resolveMode, resolveOutputs } from "./lib/resolve.js";
 import { loadSettings } from "./lib/settings.js";
@@ -10,7 +10,7 @@ import { printWarnings } from "./lib/warnings.js";
 
 await runCli(async () => {
   const settings = loadSettings(settingsFile());
-  const resolved = await resolveOutputs(settings, { projectRoot: process.cwd(), mode: resolveMode(process.env.INFRA_RESOLVE) });
+  const resolved = await resolveOutputs(settings, { projectRoot: process.cwd(), mode: resolveMode(process.env.INFRA_RESOLVE), log: progressLine });
   const app = new App();
   new BootstrapStack(app, "bootstrap", { settings });
   new InfraStack(app, "infra", { settings, resolved });

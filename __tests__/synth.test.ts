@@ -1,5 +1,6 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWithNix, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
@@ -119,6 +120,30 @@ describeWithNix(`npm run pin`, () => {
       expect((await pin("--bogus")).all).toContain("error: unknown argument --bogus; usage: npm run pin [-- --check]");
     } finally {
       fixture.cleanup();
+    }
+  });
+});
+
+describeWithNix(`the cdktf CLI`, () => {
+  test("cdktf synth shows the nix eval progress as plain lines, not as [ERROR] (it labels every stderr line so)", async () => {
+    const { execa } = await import("execa");
+    const outdir = mkdtempSync(join(tmpdir(), "cdktf-cli-"));
+    try {
+      const run = await execa("npx", ["cdktf", "synth", "--output", outdir], {
+        cwd: REPO_ROOT,
+        env: { ...NIX_ENV, INFRA_CONFIG: "examples/offline.json", CHECKPOINT_DISABLE: "1" },
+        reject: false,
+        all: true,
+      });
+      expect(run.exitCode).toBe(0);
+      const progress = String(run.all).split("\n").filter((line) => line.includes("nix eval: "));
+      expect(progress.map((line) => line.replace(/^(\x1b\[[0-9;]*[A-Za-z])*/, ""))).toEqual([
+        expect.stringMatching(/^nix eval: resolving 1 image\(s\), 1 host\(s\), 2 OCI image\(s\) of flake /),
+        expect.stringMatching(/^nix eval: done in \d+\.\d s$/),
+      ]);
+      expect(readFileSync(join(outdir, "stacks", "infra", "cdk.tf.json"), "utf8")).toContain("google_compute_instance");
+    } finally {
+      rmSync(outdir, { recursive: true, force: true });
     }
   });
 });

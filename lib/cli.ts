@@ -16,6 +16,14 @@ export function usageRequested(args: readonly string[], usage: string, options: 
   return false;
 }
 
+/**
+ * Writes a progress line: to stderr, except under the cdktf CLI, which labels
+ * every stderr line of the app `[ERROR]` and shows its stdout as plain lines.
+ */
+export function progressLine(line: string): void {
+  (process.env.CDKTF_CONTEXT_JSON ? process.stdout : process.stderr).write(`${line}\n`);
+}
+
 /** Runs `main`; on failure prints `error: <message>` and exits 1. INFRA_DEBUG=1 adds the stack. */
 export async function runCli(main: () => Promise<void> | void): Promise<void> {
   try {
