@@ -448,6 +448,27 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     }
   });
 
+  test("a host module that imports nothing still gets the common settings and the GCE base (nixos/configurations.nix adds them)", () => {
+    const raw: SettingsInput = { ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, nixosConfiguration: "bare" } } };
+    const root = flakeWithSettings(raw);
+    try {
+      writeFileSync(join(root, "nixos", "hosts", "bare.nix"), "{ }\n");
+      const bare = evaluateAgreement(root).configurationValues.bare;
+      const { facts } = configurationFacts(parseSettings(raw, "bare"));
+      expect({
+        deployUser: bare.deployUser,
+        keys: bare.userKeys.ops,
+        osLogin: bare.osLogin,
+        efi: bare.efi,
+        rootLogin: bare.ssh.PermitRootLogin,
+        firewall: bare.firewall.enable,
+        failed: bare.failedAssertions,
+      }).toEqual({ deployUser: "ops", keys: facts.bare.deployKeys, osLogin: false, efi: true, rootLogin: "no", firewall: true, failed: [] });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   test("OS Login is off (google-compute-config.nix turns it on)", () => {
     each(({ label, values }) => {
       for (const [name, v] of Object.entries(values)) expect({ label, name, osLogin: v.osLogin }).toEqual({ label, name, osLogin: false });
@@ -520,5 +541,56 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     each(({ label, values }) => {
       for (const [name, v] of Object.entries(values)) expect({ label, name, failed: v.failedAssertions }).toEqual({ label, name, failed: [] });
     });
+  });
+});
+
+describeWithNix(`the stand-in module system refuses what NixOS refuses (real Nix)`, () => {
+  /** The error of evaluating the flake with `raw` settings after `edit` changed the copy's files. */
+  const evaluationError = (raw: SettingsInput, edit: (root: string) => void): string => {
+    const root = flakeWithSettings(raw);
+    try {
+      edit(root);
+      evaluateAgreement(root);
+      return "no error";
+    } catch (e) {
+      return (e as Error).message;
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  };
+  const runs = (name: string): SettingsInput => ({ ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, nixosConfiguration: name } } });
+
+  test("a misspelt option of nixpkgs' GCE image module does not exist", () => {
+    const error = evaluationError(runs("typo"), (root) =>
+      writeFileSync(join(root, "nixos", "hosts", "typo.nix"), "{\n  virtualisation.googleComputeImage.efiSupport = true;\n}\n"),
+    );
+    expect(error).toContain("The option `virtualisation.googleComputeImage.efiSupport' does not exist");
+  });
+
+  test("a misspelt project option does not exist", () => {
+    const error = evaluationError(runs("typo"), (root) =>
+      writeFileSync(
+        join(root, "nixos", "hosts", "typo.nix"),
+        "{\n  imports = [\n    ../common.nix\n    ../base/gce.nix\n    ../services/postgresql.nix\n  ];\n  infra.services.postgress.enable = true;\n}\n",
+      ),
+    );
+    expect(error).toContain("The option `infra.services.postgress.enable' does not exist");
+  });
+
+  test("google-compute-config.nix's mkDefault values: the project's must not be mkDefault too (a conflict in NixOS)", () => {
+    const soften = (from: string, to: string) => (root: string) => {
+      const file = join(root, "nixos", "common.nix");
+      const text = readFileSync(file, "utf8");
+      expect(text).toContain(from);
+      writeFileSync(file, text.replace(from, to));
+    };
+    expect(evaluationError(VARIANT, soften('PermitRootLogin = "no";', 'PermitRootLogin = lib.mkDefault "no";'))).toContain(
+      "conflicting definitions of services.openssh.settings.PermitRootLogin",
+    );
+    expect(evaluationError(VARIANT, soften("enable = true;\n      allowedTCPPorts", "enable = lib.mkDefault true;\n      allowedTCPPorts"))).toContain(
+      "conflicting definitions of networking.firewall.enable",
+    );
+    // The product's modules as they are evaluate.
+    expect(evaluationError(VARIANT, () => {})).toBe("no error");
   });
 });

@@ -1,6 +1,9 @@
 # Settings every configuration shares: flakes, the deploy user deploy-rs logs
 # in as (with its keys), SSH with keys only, a firewall that opens SSH and
 # nothing else, bounded generations, and a guard against nixos-rebuild.
+# nixos/configurations.nix adds this file to every configuration. It imports
+# the GCE base: the guard sets an option of nixpkgs' GCE image module, which
+# NixOS refuses as undefined without it.
 {
   config,
   lib,
@@ -11,6 +14,7 @@ let
 in
 {
   imports = [
+    ./base/gce.nix
     ./maintenance.nix
     ./manual-rebuild-guard.nix
   ];

@@ -3,8 +3,10 @@
 # from the module nixos/hosts/<name>.nix. Attribute names come from infra.json
 # alone, so listing them needs no evaluation of NixOS.
 #
-# Each configuration also gets, from infra.json (lib/configurations.ts
-# computes the same and refuses settings that give two answers):
+# Each configuration also gets nixos/common.nix (with the GCE base), which
+# declares the options set here, so a host module need not import it; and,
+# from infra.json (lib/configurations.ts computes the same and refuses
+# settings that give two answers):
 # - the deploy keys of every host that runs it or boots an image built from
 #   it (deploy-rs first logs in to the image's system);
 # - EFI boot when the images it is, or its hosts boot from, are
@@ -84,6 +86,7 @@ let
         modules = [
           (hostModule name)
           {
+            imports = [ ./common.nix ];
             infra = {
               inherit deployUser;
               inherit (f) deployKeys nixGc;
