@@ -120,6 +120,17 @@ function jobText(text: string, job: string): string {
   if (!match) throw new Error(`no job ${job}`);
   return match[1];
 }
+/** The job ids under `jobs:`. */
+const jobsOf = (text: string) => [...(text.split(/^jobs:\n/m)[1] ?? "").matchAll(/^ {2}([\w-]+):$/gm)].map((m) => m[1]);
+/** A job's permissions in effect: its own `permissions:` block, or the workflow's. */
+function jobPermissions(text: string, job: string): string[] {
+  const own = /^ {4}permissions:\n((?: {6}.*\n)+)/m.exec(jobText(text, job));
+  if (!own) return topLevelBlock(text, "permissions");
+  return own[1]
+    .split("\n")
+    .map((l) => l.replace(/\s+#.*$/, "").trim())
+    .filter(Boolean);
+}
 const usesOf = (text: string) => [...text.matchAll(/^\s*-?\s*uses:\s*(\S+)/gm)].map((m) => m[1]);
 /** A third-party action at a release tag (v4, v31.1.0) or a full commit SHA. */
 const PINNED = /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/;
@@ -136,6 +147,13 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
     const uses = usesOf(text);
     expect(uses.length).toBeGreaterThan(0);
     expect(uses.filter((u) => !PINNED.test(u))).toEqual([]);
+  });
+
+  test("a job may mint an OIDC token only when it authenticates to Google Cloud with it", () => {
+    const jobs = jobsOf(text);
+    expect(jobs.length).toBeGreaterThan(0);
+    const mismatched = jobs.filter((job) => jobPermissions(text, job).includes("id-token: write") !== jobText(text, job).includes("uses: google-github-actions/auth@"));
+    expect(mismatched).toEqual([]);
   });
 
   test("Workload Identity Federation only: no JSON key, no secrets", () => {
@@ -161,10 +179,14 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
 describe("pull-request.yml", () => {
   const text = read("pull-request.yml");
 
-  test("runs on pull requests with minimal permissions", () => {
+  test("runs on pull requests, read-only but for the diff job, which alone mints a token and writes the comment", () => {
     expect(topLevelBlock(text, "on")).toEqual(["pull_request:"]);
-    expect(topLevelBlock(text, "permissions").sort()).toEqual(["contents: read", "id-token: write", "pull-requests: write"]);
-    expect(text).not.toMatch(/^ {4}permissions:/m);
+    expect(topLevelBlock(text, "permissions")).toEqual(["contents: read"]);
+    // Every job runs the pull request's code (npm ci's install scripts, the
+    // tests, the flake): an OIDC token there could be exchanged for any
+    // service account the identity pool lets this repository take.
+    for (const job of ["test", "pin-check", "flake-check"]) expect([job, jobPermissions(text, job)]).toEqual([job, ["contents: read"]]);
+    expect(jobPermissions(text, "diff").sort()).toEqual(["contents: read", "id-token: write", "pull-requests: write"]);
   });
 
   test("jobs test, pin-check, flake-check and diff; diff needs test and plans with the plan service account", () => {
