@@ -246,6 +246,11 @@ describe("deploy.yml", () => {
     expect(deploy).toContain("uses: google-github-actions/setup-gcloud@");
   });
 
+  test("git ignores the credential configuration google-github-actions/auth writes into the workspace", async () => {
+    // A later `git add -A` (or a path: flake) would otherwise pick it up.
+    expect((await execa("git", ["check-ignore", "-q", "gha-creds-0123456789abcdef.json"], { cwd: REPO_ROOT, reject: false })).exitCode).toBe(0);
+  });
+
   test("tests and the pin check pass before credentials are obtained and the deploy runs", () => {
     const at = (s: string) => {
       const i = deploy.indexOf(s);
