@@ -131,19 +131,28 @@ function jobPermissions(text: string, job: string): string[] {
     .map((l) => l.replace(/\s+#.*$/, "").trim())
     .filter(Boolean);
 }
-const usesOf = (text: string) => [...text.matchAll(/^\s*-?\s*uses:\s*(\S+)/gm)].map((m) => m[1]);
-/** A third-party action at a release tag (v4, v31.1.0) or a full commit SHA. */
-const PINNED = /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/;
+/** Each `uses:` with its trailing comment: "actions/checkout@<sha> # v4.4.0". */
+const usesOf = (text: string) => [...text.matchAll(/^\s*-?\s*uses:\s*(\S+(?: #.*)?)$/gm)].map((m) => m[1]);
+/**
+ * An action at a full commit SHA, its release in a comment. A tag can be
+ * moved to other code by whoever controls the action's repository; these
+ * actions run with the deploy account's credentials on disk.
+ */
+const PINNED = /^[\w.-]+\/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$/;
 
-test("the pin rule accepts tags and SHAs, and rejects branches and bare names", () => {
-  expect(["actions/checkout@v4", "cachix/install-nix-action@v31.1.0", `actions/checkout@${"a".repeat(40)}`].filter((u) => !PINNED.test(u))).toEqual([]);
-  expect(["actions/checkout@main", "actions/checkout", "actions/checkout@latest", "./local-action", "actions/checkout@v4-beta"].filter((u) => PINNED.test(u))).toEqual([]);
+test("the pin rule accepts commit SHAs with their release, and rejects tags, branches and bare names", () => {
+  expect([`actions/checkout@${"a".repeat(40)} # v4.4.0`].filter((u) => !PINNED.test(u))).toEqual([]);
+  expect(
+    ["actions/checkout@v4", "cachix/install-nix-action@v31.1.0", `actions/checkout@${"a".repeat(40)}`, "actions/checkout@main", "actions/checkout", "./local-action", "actions/checkout@v4 # v4.4.0"].filter((u) =>
+      PINNED.test(u),
+    ),
+  ).toEqual([]);
 });
 
 describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) => {
   const text = read(name);
 
-  test("every action is pinned to a release tag or a commit SHA", () => {
+  test("every action is pinned to a commit SHA, its release in a comment", () => {
     const uses = usesOf(text);
     expect(uses.length).toBeGreaterThan(0);
     expect(uses.filter((u) => !PINNED.test(u))).toEqual([]);
@@ -164,7 +173,7 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
 
   test("Nix has flakes on; Terraform's wrapper is off", () => {
     expect(text).toContain("extra_nix_config: experimental-features = nix-command flakes");
-    const setups = [...text.matchAll(/uses: hashicorp\/setup-terraform@\S+\n((?: {8}.*\n)*)/g)];
+    const setups = [...text.matchAll(/uses: hashicorp\/setup-terraform@\S+(?: #.*)?\n((?: {8}.*\n)*)/g)];
     expect(setups.length).toBeGreaterThan(0);
     for (const m of setups) expect(m[1]).toContain("terraform_wrapper: false");
   });
