@@ -1,6 +1,6 @@
 /** OCI images: Artifact Registry resources, and the push step run for real against a local registry. */
 import { ArtifactRegistryRepository } from "@cdktf/provider-google/lib/artifact-registry-repository/index.js";
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { resolveWithNix } from "../lib/nix.js";
@@ -189,7 +189,7 @@ describeWithTools(["nix", "docker-registry", "skopeo", "umoci"], "push to a real
     const skopeo = (await execa("sh", ["-c", "command -v skopeo"])).stdout;
     writeFileSync(
       join(bin, "skopeo"),
-      `#!/bin/sh\nprintf '%s\\n' "$*" >> "${bin}/skopeo.log"\nprev=""\nfor a in "$@"; do [ "$prev" = --authfile ] && cp "$a" "${bin}/auth.json"; prev="$a"; done\nexec ${skopeo} "$@"\n`,
+      `#!/bin/sh\nprintf '%s\\n' "$*" >> "${bin}/skopeo.log"\nprev=""\nfor a in "$@"; do [ "$prev" = --authfile ] && cp "$a" "${bin}/auth.json" && stat -c '%a %U' "$a" "$(dirname "$a")" >> "${bin}/auth.modes" && echo "$a" >> "${bin}/auth.paths"; prev="$a"; done\nexec ${skopeo} "$@"\n`,
       { mode: 0o755 },
     );
     const env = { ...NIX_ENV, GCS_DOUBLE_DIR: bin, PATH: `${bin}:${process.env.PATH}` };
@@ -199,6 +199,10 @@ describeWithTools(["nix", "docker-registry", "skopeo", "umoci"], "push to a real
     const auth = JSON.parse(readFileSync(join(bin, "auth.json"), "utf8"));
     expect(auth).toEqual({ auths: { [registry.address]: { auth: Buffer.from("oauth2accesstoken:ya29.test-double-token").toString("base64") } } });
     expect(readFileSync(join(bin, "skopeo.log"), "utf8")).not.toContain("ya29.test-double-token");
+    // Readable by this user alone (the file 0600, its directory 0700), and gone after the step.
+    const user = (await execa("id", ["-un"])).stdout;
+    expect([...new Set(readFileSync(join(bin, "auth.modes"), "utf8").trim().split("\n"))].sort()).toEqual([`600 ${user}`, `700 ${user}`]);
+    for (const path of new Set(readFileSync(join(bin, "auth.paths"), "utf8").trim().split("\n"))) expect(existsSync(path)).toBe(false);
   });
 
   test("a gzipped archive is pushed too", async () => {

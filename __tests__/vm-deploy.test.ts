@@ -72,10 +72,10 @@ describe("VM and deploy synthesis", () => {
     ]);
   });
 
-  test("public keys reach the deploy user through metadata; a host without keys warns", () => {
+  test("public keys reach the deploy user through metadata, the only way in (no project keys, no serial console); a host without keys warns", () => {
     const s = settings({ hosts: { vm: host() } });
     const metadata = resource(synthStack(s, staticResolved(s)).json, "google_compute_instance", "vm-vm").metadata;
-    expect(metadata).toEqual({ "ssh-keys": `deploy:${KEY}`, "enable-oslogin": "FALSE", "block-project-ssh-keys": "TRUE" });
+    expect(metadata).toEqual({ "ssh-keys": `deploy:${KEY}`, "enable-oslogin": "FALSE", "block-project-ssh-keys": "TRUE", "serial-port-enable": "FALSE" });
     expect(warningsOf(settings({ hosts: { vm: host({ sshKeys: [] }) } }))).toEqual(['host "vm" has no sshKeys: its deploy cannot log in as "deploy"']);
   });
 

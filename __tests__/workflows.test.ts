@@ -120,22 +120,49 @@ function jobText(text: string, job: string): string {
   if (!match) throw new Error(`no job ${job}`);
   return match[1];
 }
-const usesOf = (text: string) => [...text.matchAll(/^\s*-?\s*uses:\s*(\S+)/gm)].map((m) => m[1]);
-/** A third-party action at a release tag (v4, v31.1.0) or a full commit SHA. */
-const PINNED = /^[\w.-]+\/[\w./-]+@(v\d+(\.\d+){0,2}|[0-9a-f]{40})$/;
+/** The job ids under `jobs:`. */
+const jobsOf = (text: string) => [...(text.split(/^jobs:\n/m)[1] ?? "").matchAll(/^ {2}([\w-]+):$/gm)].map((m) => m[1]);
+/** A job's permissions in effect: its own `permissions:` block, or the workflow's. */
+function jobPermissions(text: string, job: string): string[] {
+  const own = /^ {4}permissions:\n((?: {6}.*\n)+)/m.exec(jobText(text, job));
+  if (!own) return topLevelBlock(text, "permissions");
+  return own[1]
+    .split("\n")
+    .map((l) => l.replace(/\s+#.*$/, "").trim())
+    .filter(Boolean);
+}
+/** Each `uses:` with its trailing comment: "actions/checkout@<sha> # v4.4.0". */
+const usesOf = (text: string) => [...text.matchAll(/^\s*-?\s*uses:\s*(\S+(?: #.*)?)$/gm)].map((m) => m[1]);
+/**
+ * An action at a full commit SHA, its release in a comment. A tag can be
+ * moved to other code by whoever controls the action's repository; these
+ * actions run with the deploy account's credentials on disk.
+ */
+const PINNED = /^[\w.-]+\/[\w./-]+@[0-9a-f]{40} # v\d+\.\d+\.\d+$/;
 
-test("the pin rule accepts tags and SHAs, and rejects branches and bare names", () => {
-  expect(["actions/checkout@v4", "cachix/install-nix-action@v31.1.0", `actions/checkout@${"a".repeat(40)}`].filter((u) => !PINNED.test(u))).toEqual([]);
-  expect(["actions/checkout@main", "actions/checkout", "actions/checkout@latest", "./local-action", "actions/checkout@v4-beta"].filter((u) => PINNED.test(u))).toEqual([]);
+test("the pin rule accepts commit SHAs with their release, and rejects tags, branches and bare names", () => {
+  expect([`actions/checkout@${"a".repeat(40)} # v4.4.0`].filter((u) => !PINNED.test(u))).toEqual([]);
+  expect(
+    ["actions/checkout@v4", "cachix/install-nix-action@v31.1.0", `actions/checkout@${"a".repeat(40)}`, "actions/checkout@main", "actions/checkout", "./local-action", "actions/checkout@v4 # v4.4.0"].filter((u) =>
+      PINNED.test(u),
+    ),
+  ).toEqual([]);
 });
 
 describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) => {
   const text = read(name);
 
-  test("every action is pinned to a release tag or a commit SHA", () => {
+  test("every action is pinned to a commit SHA, its release in a comment", () => {
     const uses = usesOf(text);
     expect(uses.length).toBeGreaterThan(0);
     expect(uses.filter((u) => !PINNED.test(u))).toEqual([]);
+  });
+
+  test("a job may mint an OIDC token only when it authenticates to Google Cloud with it", () => {
+    const jobs = jobsOf(text);
+    expect(jobs.length).toBeGreaterThan(0);
+    const mismatched = jobs.filter((job) => jobPermissions(text, job).includes("id-token: write") !== jobText(text, job).includes("uses: google-github-actions/auth@"));
+    expect(mismatched).toEqual([]);
   });
 
   test("Workload Identity Federation only: no JSON key, no secrets", () => {
@@ -146,7 +173,7 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
 
   test("Nix has flakes on; Terraform's wrapper is off", () => {
     expect(text).toContain("extra_nix_config: experimental-features = nix-command flakes");
-    const setups = [...text.matchAll(/uses: hashicorp\/setup-terraform@\S+\n((?: {8}.*\n)*)/g)];
+    const setups = [...text.matchAll(/uses: hashicorp\/setup-terraform@\S+(?: #.*)?\n((?: {8}.*\n)*)/g)];
     expect(setups.length).toBeGreaterThan(0);
     for (const m of setups) expect(m[1]).toContain("terraform_wrapper: false");
   });
@@ -161,10 +188,14 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
 describe("pull-request.yml", () => {
   const text = read("pull-request.yml");
 
-  test("runs on pull requests with minimal permissions", () => {
+  test("runs on pull requests, read-only but for the diff job, which alone mints a token and writes the comment", () => {
     expect(topLevelBlock(text, "on")).toEqual(["pull_request:"]);
-    expect(topLevelBlock(text, "permissions").sort()).toEqual(["contents: read", "id-token: write", "pull-requests: write"]);
-    expect(text).not.toMatch(/^ {4}permissions:/m);
+    expect(topLevelBlock(text, "permissions")).toEqual(["contents: read"]);
+    // Every job runs the pull request's code (npm ci's install scripts, the
+    // tests, the flake): an OIDC token there could be exchanged for any
+    // service account the identity pool lets this repository take.
+    for (const job of ["test", "pin-check", "flake-check"]) expect([job, jobPermissions(text, job)]).toEqual([job, ["contents: read"]]);
+    expect(jobPermissions(text, "diff").sort()).toEqual(["contents: read", "id-token: write", "pull-requests: write"]);
   });
 
   test("jobs test, pin-check, flake-check and diff; diff needs test and plans with the plan service account", () => {
@@ -222,6 +253,11 @@ describe("deploy.yml", () => {
     expect(deploy).toContain("path: .infra/known_hosts");
     expect(deploy).toContain("uses: cachix/install-nix-action@");
     expect(deploy).toContain("uses: google-github-actions/setup-gcloud@");
+  });
+
+  test("git ignores the credential configuration google-github-actions/auth writes into the workspace", async () => {
+    // A later `git add -A` (or a path: flake) would otherwise pick it up.
+    expect((await execa("git", ["check-ignore", "-q", "gha-creds-0123456789abcdef.json"], { cwd: REPO_ROOT, reject: false })).exitCode).toBe(0);
   });
 
   test("tests and the pin check pass before credentials are obtained and the deploy runs", () => {

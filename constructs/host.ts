@@ -145,6 +145,8 @@ export class Host extends Construct {
         // Keys come from this metadata only: no OS Login, no project-wide keys.
         "enable-oslogin": "FALSE",
         "block-project-ssh-keys": "TRUE",
+        // The interactive serial console bypasses SSH, its keys and the firewall; a project-wide TRUE would reach this VM otherwise.
+        "serial-port-enable": "FALSE",
       },
       // Default: the image is only the first boot; deploy-rs converges the
       // host. With recreateOnImageChange the new VM exists before the old one

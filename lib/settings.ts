@@ -158,6 +158,18 @@ const settingsBase = z.strictObject({
     .min(1)
     // Steps append "#<attribute>" and pass the reference as one argument: a "#" or a leading "-" would change what Nix reads.
     .regex(/^[^#-][^#]*$/, { message: "must be a flake reference without '#' (the attributes come from the settings) and not starting with '-', such as . or github:org/repo" })
+    // The reference is written to cdk.tf.json, saved plans and every step's log;
+    // input: undefined keeps the password out of the message too.
+    .superRefine((flake, ctx) => {
+      if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*:[^/?#@]*@/i.test(flake)) {
+        ctx.addIssue({
+          code: "custom",
+          message:
+            "must not carry a password in its URL (user:password@): the reference is written to cdk.tf.json, saved plans and step logs; give Nix the token through nix.conf access-tokens or a git credential helper",
+          input: undefined,
+        });
+      }
+    })
     .default(".")
     .describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
   system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
