@@ -5,7 +5,7 @@
  * for gcloud storage, ssh and deploy-rs. Each scenario asserts what ran and
  * what did not, from `terraform apply -json` events and the doubles' logs.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -431,6 +431,144 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }
+  }, TIMEOUT);
+
+  test("n. a step failing at its worst moment (an upload broken off, an image create refused, deploy-rs failing or rolling back, SSH never answering on a recreated VM): nothing after it runs, the old VM survives, and each rerun converges", async () => {
+    const { project: p } = await deployed(
+      baseSettings({ deploy: { sshWaitSeconds: 1 }, hosts: { vm: host("vm", { recreateOnImageChange: true }), worker: host("worker") } }),
+    );
+    const recorder = join(p.root, ".infra", "rehearsal", "hosts");
+    const gcs = join(p.root, ".infra", "rehearsal", "gcs");
+    const objects = () => readdirSync(join(gcs, p.settings.imageBucket!), { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+    const activations = p.activations();
+    const [oldRoot] = p.gcRoots();
+    const failed = async () => {
+      const applied = await p.apply();
+      steps.push(`${ran(applied.summary)}, failed`);
+      expect(applied.run.exitCode).not.toBe(0);
+      return applied.summary;
+    };
+    // Nothing reached a host, and the next plan names what is left to do.
+    const held = async (pending: RegExp) => {
+      expect(p.activations()).toEqual(activations);
+      const plan = await p.plan();
+      expect(plan.exitCode).toBe(2);
+      expect(plan.text).toMatch(pending);
+    };
+    const inputs = p.flake.readInputs();
+    inputs.configurations["gce-base"].image = "base v2";
+    p.flake.writeInputs(inputs);
+
+    // The upload breaks off halfway: no object (Cloud Storage shows none for an unfinished upload), no image, no VM.
+    writeFileSync(join(gcs, "cp.fail"), "");
+    await p.synth();
+    const upload = await failed();
+    expect(upload.steps.upload).toMatchObject({ ran: 0, failed: 1 });
+    expect(upload.errors.join("\n")).toContain("HTTPError 503");
+    expect(counts(upload, "image").created).toBe(0);
+    expect(counts(upload, "instance")).toMatchObject({ created: 0, destroyed: 0 });
+    expect(objects()).toHaveLength(1);
+    expect(p.gcRoots()).toContain(oldRoot);
+    await held(/null_resource__base-image_Upload_\w+ is tainted, so must be replaced/);
+
+    // The upload succeeds, and Google refuses the image (an import error): the provider records no image
+    // (it clears the id of a create that failed), which a precondition failing at apply time stands in for.
+    rmSync(join(gcs, "cp.fail"));
+    const refused = await p.synth();
+    const address = (kind: string) => Object.entries(refused.standIns).find(([, s]) => s.original.startsWith(kind))![0];
+    refused.config.resource.terraform_data[address("google_compute_image.").replace("terraform_data.", "")].lifecycle.precondition = [
+      { condition: `\${${address("google_storage_bucket.")}.input.name != "" && !fileexists("image.fail")}`, error_message: "image import refused: not a disk image" },
+    ];
+    writeFileSync(join(p.stackDir, "cdk.tf.json"), JSON.stringify(refused.config));
+    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+    writeFileSync(join(p.stackDir, "image.fail"), "");
+    const create = (await p.apply("reviewed.tfplan")).summary;
+    rmSync(join(p.stackDir, "image.fail"));
+    steps.push(`${ran(create)}, failed`);
+    expect(create.steps.upload).toMatchObject({ ran: 1, failed: 0 });
+    expect(create.errors.join("\n")).toContain("image import refused");
+    expect(counts(create, "image").created).toBe(0);
+    expect(counts(create, "instance")).toMatchObject({ created: 0, destroyed: 0 });
+    expect(objects()).toHaveLength(2);
+    expect(p.gcRoots()).toContain(oldRoot);
+    // The old image stays (deposed) until its successor exists.
+    await held(/google_compute_image__base-image_Image_\w+ will be created[\s\S]*google_compute_image__base-image_Image_\w+ \(deposed object \w+\) will be destroyed/);
+
+    // The image and the new VM are created; deploy-rs fails on it, then rolls back (exiting 0), then SSH never
+    // answers. The old VM stays (deposed): it is deleted only after its successor is deployed.
+    const deploys: Array<[string, () => void, string]> = [
+      ["fail", () => writeFileSync(join(recorder, "deploy-rs.mode"), "fail"), "failed; rolled back"],
+      ["rollback", () => writeFileSync(join(recorder, "deploy-rs.mode"), "rollback"), "the deploy was rolled back"],
+      ["ssh down", () => (rmSync(join(recorder, "deploy-rs.mode")), writeFileSync(join(recorder, "ssh.down"), "")), "(deploy.sshWaitSeconds; last answer: ssh: connect to host vm-"],
+    ];
+    for (const [what, inject, error] of deploys) {
+      inject();
+      const rehearsal = await p.synth();
+      const deploy = await failed();
+      expect([what, deploy.steps.deploy]).toEqual([what, expect.objectContaining({ ran: 0, failed: 1 })]);
+      expect(deploy.errors.join("\n")).toContain(error);
+      expect(counts(deploy, "instance").destroyed).toBe(0);
+      if (what === "fail") expect(counts(deploy, "instance").created).toBe(1);
+      expect(deploy.steps.upload.ran + deploy.steps.build.ran).toBe(0);
+      await held(/google_compute_instance__vm-vm_Instance_\w+ \(deposed object \w+\) will be destroyed[\s\S]*null_resource__vm-deploy_Deploy_\w+ is tainted, so must be replaced/);
+      expect(Object.values(plannedSystems(rehearsal))).toHaveLength(2);
+    }
+
+    // All well again: the new VM is deployed, then the old one goes. (The old GC root went with the new image.)
+    rmSync(join(recorder, "ssh.down"));
+    const { rehearsal, summary } = await applyNow(p);
+    expect(ran(summary)).toBe("deploy 1");
+    expect(counts(summary, "instance")).toMatchObject({ created: 0, destroyed: 1 });
+    expect(at(summary, /^ran deploy null_resource\.vm-deploy_/)).toBeLessThan(at(summary, /^done instance delete google_compute_instance\.vm-vm_/));
+    expect(p.activations()).toEqual([...activations, `vm ${plannedSystems(rehearsal).vm}`]);
+    expect(p.gcRoots()).toEqual([hashOf(imageStorePath(rehearsal))]);
+    expect(p.uploads()).toHaveLength(3); // the first deploy's, the broken one and its retry
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("o. an apply killed outright (SIGKILL) during a deploy: Terraform recorded the step before it finished, so the next plan is empty; apply -replace of that step deploys (README)", async () => {
+    const { project: p } = await deployed();
+    const recorder = join(p.root, ".infra", "rehearsal", "hosts");
+    const activations = p.activations();
+    const inputs = p.flake.readInputs();
+    inputs.configurations.vm.services = "postgresql v2";
+    inputs.configurations.worker.services = "pipeline v2";
+    p.flake.writeInputs(inputs);
+    const rehearsal = await p.synth();
+    // Terraform saves its state as each change completes, with every change under way in it as if done:
+    // vm's deploy completes while worker's hangs.
+    writeFileSync(join(recorder, "deploy-rs.mode.worker"), "hang");
+    writeFileSync(join(recorder, "deploy-rs.mode.vm"), "slow");
+    // Terraform alone is killed (a lost runner): its steps run on in its process group until the test ends them.
+    const child = spawn("terraform", ["apply", "-auto-approve", "-no-color"], { cwd: p.stackDir, env: { ...process.env, ...p.env, TF_CLI_CONFIG_FILE: "/dev/null" }, detached: true });
+    let output = "";
+    for (const stream of [child.stdout, child.stderr]) stream.on("data", (d) => (output += d));
+    const closed = new Promise((resolve) => child.on("close", resolve));
+    try {
+      for (const deadline = Date.now() + 60000; !(output.includes("(hangs)") && /null_resource__vm-deploy_\w+: Creation complete/.test(output)); ) {
+        if (Date.now() > deadline) throw new Error(`the deploy never started:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      process.kill(child.pid!, "SIGKILL");
+      await closed;
+    } finally {
+      try {
+        process.kill(-child.pid!, "SIGKILL");
+      } catch {
+        // the group is gone
+      }
+    }
+    rmSync(join(recorder, "deploy-rs.mode.worker"));
+    rmSync(join(recorder, "deploy-rs.mode.vm"));
+    expect(p.activations()).toEqual([...activations, `vm ${plannedSystems(rehearsal).vm}`]);
+    // worker's deploy never finished, yet the plan is empty: a silent skip, unless the step is replaced.
+    await expectNoChanges(p);
+    const step = Object.entries(rehearsal.standIns).find(([, s]) => s.original.startsWith("null_resource.worker-deploy_"))![0];
+    const replaced = await terraform(["apply", "-json", "-auto-approve", `-replace=${step}`], { dir: p.stackDir, env: p.env });
+    expect(replaced.exitCode).toBe(0);
+    steps.push("deploy 1 (replaced)");
+    expect(p.activations()).toEqual([...activations, `vm ${plannedSystems(rehearsal).vm}`, `worker ${plannedSystems(rehearsal).worker}`]);
+    await expectNoChanges(p);
   }, TIMEOUT);
 });
 

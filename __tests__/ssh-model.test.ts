@@ -91,7 +91,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
 
   test("the deploy's wait step answers through the IAP tunnel, and times out with a clear message", async () => {
     const dir = mkdtempSync(join(work, "wait-"));
-    const waitFor = (iapPort: number) =>
+    const waitFor = (iapPort: number, seconds = "3") =>
       execa("bash", ["-c", 'set -euo pipefail; work="$1"; source lib/sh/ssh-config.sh; source lib/sh/ssh-wait.sh; wait_for_ssh', "wait", dir], {
         cwd: REPO_ROOT,
         reject: false,
@@ -110,15 +110,20 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
           DEPLOY_INSTANCE: "a",
           DEPLOY_INSTANCE_ID: "7",
           DEPLOY_KNOWN_HOSTS: knownHosts(),
-          DEPLOY_WAIT_SECONDS: "3",
+          DEPLOY_WAIT_SECONDS: seconds,
+          SSH_WAIT_REPORT_SECONDS: "2",
         },
       });
     const up = await waitFor(sshd.port);
     expect(up.stderr).toContain("deploy-rs[a]: SSH answers");
+    expect(up.stderr).not.toContain("still waiting");
     expect(up.exitCode).toBe(0);
-    const down = await waitFor(1);
+    // Down: a progress line while it waits, and the error says what the tunnel answered, on one line.
+    const down = await waitFor(1, "5");
     expect(down.exitCode).toBe(1);
-    expect(down.stderr).toContain("deploy-rs[a]: SSH did not answer on a:22 within 3s (deploy.sshWaitSeconds)");
+    expect(down.stderr).toMatch(/deploy-rs\[a\]: still waiting for SSH \(\d+s of 5s; last answer: .*Connection refused.*\)\n/);
+    const error = down.stderr.split("\n").find((line) => line.includes("did not answer"));
+    expect(error).toMatch(/^deploy-rs\[a\]: SSH did not answer on a:22 within 5s \(deploy\.sshWaitSeconds; last answer: .*Connection refused.* \| Connection closed by .*\); check that the VM booted and the firewall admits this machine$/);
   });
 
   test("values ssh_config cannot carry are refused by name", async () => {
