@@ -5,7 +5,7 @@
  * for gcloud storage, ssh and deploy-rs. Each scenario asserts what ran and
  * what did not, from `terraform apply -json` events and the doubles' logs.
  */
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spawn } from "node:child_process";
@@ -593,7 +593,9 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     );
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
-  const rehearse = (...args: string[]) => execa("npm", ["run", "--silent", "rehearse", "--", ...args], { cwd: root, env: NIX_ENV, reject: false });
+  // What a SIGKILLed step or build leaves in $TMPDIR stays in the project, removed with it.
+  const env = () => (mkdirSync(join(root, "tmp"), { recursive: true }), { ...NIX_ENV, TMPDIR: join(root, "tmp") });
+  const rehearse = (...args: string[]) => execa("npm", ["run", "--silent", "rehearse", "--", ...args], { cwd: root, env: env(), reject: false });
 
   test("first deploy, then the next one: a line per step, what ran, the empty plan after, the wall time", async () => {
     const first = await rehearse("--fresh");
@@ -623,7 +625,7 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     const flakeNix = join(root, "flake", "flake.nix");
     const original = readFileSync(flakeNix, "utf8");
     writeFileSync(flakeNix, original.replace("mkdir -p $out/work", "sleep 60; mkdir -p $out/work"));
-    const run = execa("node", ["--import", "tsx", "bin/rehearse.ts", "--fresh"], { cwd: root, env: NIX_ENV, reject: false });
+    const run = execa("node", ["--import", "tsx", "bin/rehearse.ts", "--fresh"], { cwd: root, env: env(), reject: false });
     let stderr = "";
     run.stderr!.on("data", (chunk) => (stderr += String(chunk)));
     const deadline = Date.now() + 60000;

@@ -262,7 +262,7 @@ describeWithNix(`hosts with real Nix`, () => {
       expect(run.exitCode).toBe(0);
       const args = argv("deploy.argv");
       expect(args.slice(0, 6)).toEqual(["--skip-checks", "--hostname", "127.0.0.1", "--ssh-user", "deploy", "--ssh-opts"]);
-      expect(args[6]).toMatch(/^-F \/tmp\/deploy-rs\.\w+\/ssh_config$/);
+      expect(args[6]).toMatch(new RegExp(`^-F ${tmpdir()}/deploy-rs\\.\\w+/ssh_config$`));
       expect(args.slice(7)).toEqual([
         "--magic-rollback", "true", "--auto-rollback", "true", "--fast-connection", "true",
         "--confirm-timeout", "30", "--activation-timeout", "240", `${fixture.ref}#a`,
@@ -274,6 +274,21 @@ describeWithNix(`hosts with real Nix`, () => {
       expect(sshConfig).not.toContain("ProxyCommand");
       expect(sshConfig).not.toMatch(/StrictHostKeyChecking no/i);
       expect(argv("ssh.argv")).toEqual(["-F", args[6].slice(3), "127.0.0.1", "readlink", "-f", "/run/current-system"]);
+    });
+
+    test("its temporary directory is made in $TMPDIR, or in /tmp when $TMPDIR has a space (deploy-rs splits --ssh-opts on spaces)", async () => {
+      const { exec } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      for (const [tmp, expected] of [
+        [join(fixture.dir, "tmp"), join(fixture.dir, "tmp")],
+        [join(fixture.dir, "my tmp"), "/tmp"],
+      ]) {
+        mkdirSync(tmp, { recursive: true });
+        const run = await runLocalExec(exec, env({ TMPDIR: tmp }));
+        expect(run.exitCode).toBe(0);
+        const sshOpts = argv("deploy.argv")[6];
+        expect(sshOpts.startsWith(`-F ${expected}/deploy-rs.`)).toBe(true);
+        expect(existsSync(sshOpts.slice(3))).toBe(false);
+      }
     });
 
     test("a flake changed after synth is refused before SSH and before deploy-rs runs", async () => {

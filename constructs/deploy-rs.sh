@@ -10,8 +10,11 @@ log() { echo "deploy-rs[$DEPLOY_NODE]: $*" >&2; }
 # attribute "unexpectedly missing" (Nix 2.8, found by the rehearsal).
 nix_cmd() { nix --extra-experimental-features 'nix-command flakes' --option eval-cache false "$@"; }
 
-# deploy-rs splits --ssh-opts on spaces, so the ssh_config path must have none.
-work=$(mktemp -d /tmp/deploy-rs.XXXXXX)
+# deploy-rs splits --ssh-opts on spaces, so the ssh_config path must have
+# none: $TMPDIR when it has none, else /tmp.
+tmp=${TMPDIR:-/tmp}
+[[ $tmp == *[[:space:]]* ]] && tmp=/tmp
+work=$(mktemp -d "$tmp/deploy-rs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-config.sh"
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-wait.sh"

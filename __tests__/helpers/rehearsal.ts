@@ -80,9 +80,13 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
   const stackDir = join(root, ".infra", "rehearsal", "infra");
   const gcsDir = join(root, ".infra", "rehearsal", "gcs");
   const recorderDir = join(root, ".infra", "rehearsal", "hosts");
-  for (const dir of [stackDir, gcsDir, recorderDir]) mkdirSync(dir, { recursive: true });
+  // Steps an interrupt SIGKILLs never run their cleanup: their temporary
+  // directories stay inside the project, which cleanup() removes.
+  const stepTmpDir = join(root, "tmp");
+  for (const dir of [stackDir, gcsDir, recorderDir, stepTmpDir]) mkdirSync(dir, { recursive: true });
   const env = {
     ...NIX_ENV,
+    TMPDIR: stepTmpDir,
     PATH: [...(options.path ?? []), ...DOUBLES.path, process.env.PATH].join(":"),
     GCS_DOUBLE_DIR: gcsDir,
     RECORDER_DIR: recorderDir,

@@ -2,7 +2,7 @@
 # Values arrive through the environment (see ssh-config.sh); the remote commands are constant.
 set -euo pipefail
 log() { echo "rollback[$DEPLOY_HOST]: $*" >&2; }
-work=$(mktemp -d /tmp/rollback.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/rollback.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/ssh-config.sh"
 remote() { ssh -F "$work/ssh_config" "$DEPLOY_HOST" "$1"; }
