@@ -629,7 +629,9 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     let stderr = "";
     run.stderr!.on("data", (chunk) => (stderr += String(chunk)));
     const deadline = Date.now() + 60000;
-    while (!/build +base-build\/Build: creating…/.test(stderr) && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 100));
+    // Terraform reports a running change every 10 s, and so does the rehearsal.
+    while (!/build +base-build\/Build: still creating \(10 s\)/.test(stderr) && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 100));
+    expect(stderr).toMatch(/rehearse: \[ *1\d\.\ds\] build +base-build\/Build: still creating \(10 s\)\n/);
     const signalled = Date.now();
     run.kill("SIGTERM");
     const result = await run;
@@ -640,13 +642,16 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     // Neither Terraform nor the registry runs on in this project. (A step's own children can: Terraform
     // SIGKILLs a cancelled step's bash, not what it started; a terminal's Ctrl-C reaches those too.)
     const inRoot = async () =>
-      (await execa("sh", ["-c", `for p in /proc/[0-9]*; do case "$(readlink $p/cwd)" in ${root}*) echo "\${p#/proc/} $(tr '\\0' ' ' < $p/cmdline)";; esac; done`])).stdout
+      (await execa("sh", ["-c", `for p in /proc/[0-9]*; do case "$(readlink $p/cwd)" in ${root}*) printf '%s %s\\n' "\${p#/proc/}" "$(tr '\\0\\n' '  ' < $p/cmdline)";; esac; done`])).stdout
         .split("\n")
         .filter(Boolean);
     const left = await inRoot();
     for (const line of left) {
+      // Only a pid: process.kill(0) would signal this test's own process group.
+      const pid = Number(/^(\d+) /.exec(line)?.[1]);
+      if (!(pid > 0)) throw new Error(`not a process line: ${line}`);
       try {
-        process.kill(Number(line.split(" ")[0]), "SIGKILL");
+        process.kill(pid, "SIGKILL");
       } catch {
         // already gone
       }

@@ -330,7 +330,7 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     const double = join(dir, "terraform-show-double");
     writeFileSync(double, `#!/bin/sh\nif [ "$1" = show ]; then echo "no plan here"; exit 0; fi\nexec ${terraformBinary()} "$@"\n`, { mode: 0o755 });
     const refused = await applyReviewed({ dir, env: { TERRAFORM_BINARY_NAME: double } }, () => []);
-    expect(refused.refused).toEqual(["terraform show -json reviewed-by-rehearsal.tfplan printed no plan:\nno plan here"]);
+    expect(refused.refused).toEqual([`terraform show -json reviewed-by-rehearsal-${process.pid}.tfplan printed no plan:\nno plan here`]);
     expect(refused.run.events.some((e) => e.type === "apply_start")).toBe(false);
     expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
   }, 60000);

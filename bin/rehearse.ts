@@ -168,7 +168,7 @@ function name(standIns: Record<string, StandIn>, address: string): string {
   return standIn.path?.replace(/^infra\//, "") ?? standIn.original;
 }
 
-/** One line as each change starts and ends; step output with --verbose. */
+/** One line as each change starts and ends, and every 10 s while it runs; step output with --verbose. */
 function progress(event: TerraformEvent, standIns: Record<string, StandIn>, since: number, verbose: boolean, say: (line: string) => void) {
   const addr = event.hook?.resource?.addr;
   if (!addr) return;
@@ -177,6 +177,7 @@ function progress(event: TerraformEvent, standIns: Record<string, StandIn>, sinc
   const at = `[${seconds(since).toFixed(1).padStart(5)}s] ${kind.padEnd(9)} ${name(standIns, addr)}`;
   const action = event.hook?.action ?? "";
   if (event.type === "apply_start") say(`${at}: ${ACTIONS[action] ?? action}…`);
+  else if (event.type === "apply_progress") say(`${at}: still ${ACTIONS[action] ?? action} (${event.hook?.elapsed_seconds ?? 0} s)`);
   else if (event.type === "apply_complete") say(`${at}: ${action} done (${event.hook?.elapsed_seconds ?? 0} s)`);
   else if (event.type === "apply_errored") say(`${at}: ${action} FAILED`);
   else if (event.type === "provision_errored") say(`${at}: its step failed`);

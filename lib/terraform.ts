@@ -107,7 +107,8 @@ export async function applyReviewed(
 ): Promise<ReviewedApply> {
   let planFile = savedPlan;
   if (!planFile) {
-    planFile = "reviewed-by-rehearsal.tfplan";
+    // Its own name: two runs in one directory must not apply each other's plan.
+    planFile = `reviewed-by-rehearsal-${process.pid}.tfplan`;
     const plan = await terraform(["plan", "-json", "-input=false", `-out=${planFile}`], options);
     if (plan.exitCode !== 0) return { refused: [], run: plan };
   }
