@@ -27,6 +27,7 @@ import {
   type TerraformEvent,
 } from "../lib/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
+import { STEP_SCRIPTS } from "../lib/steps.js";
 import { applyReviewed, interruptTerraform, terraform } from "../lib/terraform.js";
 
 /** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
@@ -84,7 +85,7 @@ await runCli(async () => {
   say(`synthesized in ${synthSeconds.toFixed(1)} s`);
 
   const stack = JSON.parse(readFileSync(join(base, "cdktf.out", "stacks", "infra", "cdk.tf.json"), "utf8"));
-  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === "constructs/oci-image.sh"));
+  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === STEP_SCRIPTS.pushOci));
   const registry = pushes ? await startRegistry(dirs.registry) : undefined;
   try {
     const { config, standIns: current } = rehearsalConfig(stack, {

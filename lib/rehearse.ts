@@ -15,6 +15,7 @@
  * Pure functions only: bin/rehearse.ts and the tests run Terraform.
  */
 import { nameConflicts as findNameConflicts } from "./name-conflicts.js";
+import { literal } from "./scripts.js";
 import { STEP_SCRIPTS } from "./steps.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -455,19 +456,15 @@ function withStepEnvironment(provisioner: Block, options: RehearsalOptions): Blo
   if (!exec?.environment) return provisioner;
   const environment: Record<string, string> = { ...exec.environment };
   for (const [key, value] of Object.entries(options.stepEnvironment ?? {})) {
-    if (key in environment) environment[key] = escapeTemplate(value);
+    if (key in environment) environment[key] = literal(value);
   }
   if (options.ociRegistry && exec.command === STEP_SCRIPTS.pushOci) {
     const repository = String(environment.OCI_REPOSITORY);
-    environment.OCI_REPOSITORY = escapeTemplate(`${options.ociRegistry}/${repository.split("/").pop()}`);
+    environment.OCI_REPOSITORY = literal(`${options.ociRegistry}/${repository.split("/").pop()}`);
     environment.OCI_AUTH = "none";
     environment.OCI_TLS_VERIFY = "false";
   }
   return { ...provisioner, "local-exec": { ...exec, environment } };
-}
-
-function escapeTemplate(value: string): string {
-  return value.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
 }
 
 type Rewriter = (data: string | undefined, type: string, name: string, key: string | undefined, rest: string) => string;
