@@ -32,7 +32,7 @@ const labels = z
   )
   .describe("Labels added to every labelled resource.");
 /** An IPv4 range: four octets of 0-255 and a prefix length of 0-32. */
-export function isIpv4Cidr(text: string): boolean {
+function isIpv4Cidr(text: string): boolean {
   const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
   if (!match) return false;
   const octets = match.slice(1, 5).map(Number);
@@ -230,12 +230,12 @@ const settingsBase = z.strictObject({
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
 });
 
-export const settingsSchema = settingsBase.superRefine((s, ctx) => {
+const settingsSchema = settingsBase.superRefine((s, ctx) => {
   for (const problem of crossChecks(s)) ctx.addIssue({ code: "custom", ...problem });
 });
 
 /** Labels Google allows on one resource. */
-export const MAX_LABELS = 64;
+const MAX_LABELS = 64;
 /** Labels the provider gives every labelled resource (lib/stack-setup.ts); settings.labels may override them. */
 export const DEFAULT_LABELS: Readonly<Record<string, string>> = { "managed-by": "cdktf" };
 /** Google provider 6's add_terraform_attribution_label (default true) adds it to every labelled resource it creates. */
@@ -332,7 +332,6 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
 
 export type Settings = z.output<typeof settingsSchema>;
 export type SettingsInput = z.input<typeof settingsSchema>;
-export type ImageSettings = Settings["images"][string];
 export type HostSettings = Settings["hosts"][string];
 
 /** Thrown for bad settings; `problems` holds one line per problem. */
@@ -376,7 +375,7 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
 }
 
 /** Longest string any setting may hold (a 16384-bit RSA key line is about 2,800 characters). */
-export const MAX_STRING = 8192;
+const MAX_STRING = 8192;
 
 /**
  * Checks every string and key of the raw JSON before the schema: no control
