@@ -3,7 +3,7 @@ import { App } from "cdktf";
 import { BootstrapStack } from "./constructs/bootstrap-stack.js";
 import { InfraStack } from "./constructs/infra-stack.js";
 import { progressLine, runCli } from "./lib/cli.js";
-import { settingsFile } from "./lib/paths.js";
+import { INFRA_STACK, settingsFile } from "./lib/paths.js";
 import { resolveMode, resolveOutputs } from "./lib/resolve.js";
 import { loadSettings } from "./lib/settings.js";
 import { printWarnings } from "./lib/warnings.js";
@@ -13,7 +13,7 @@ await runCli(async () => {
   const resolved = await resolveOutputs(settings, { projectRoot: process.cwd(), mode: resolveMode(process.env.INFRA_RESOLVE), log: progressLine });
   const app = new App();
   new BootstrapStack(app, "bootstrap", { settings });
-  new InfraStack(app, "infra", { settings, resolved });
+  new InfraStack(app, INFRA_STACK, { settings, resolved });
   app.synth();
   printWarnings(app);
 });

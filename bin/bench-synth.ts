@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { runCli, usageRequested } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
+import { INFRA_STACK } from "../lib/paths.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
 /** Written by the synth process as it exits: its own peak RSS (KiB). */
@@ -59,7 +60,7 @@ await runCli(() => {
       if (run.status !== 0) throw new NixError(`synth of ${n} host(s) failed:\n${run.stderr.slice(-2000)}`);
       const rss = Number(/bench-rss-kib (\d+)/.exec(run.stderr)?.[1] ?? NaN) / 1024;
       const nixEval = /nix eval: done in ([\d.]+) s/.exec(run.stderr)?.[1] ?? "?";
-      const size = readFileSync(join(outdir, "stacks", "infra", "cdk.tf.json")).length / 1024;
+      const size = readFileSync(join(outdir, "stacks", INFRA_STACK, "cdk.tf.json")).length / 1024;
       console.log(`${String(n).padStart(5)}  ${wall.toFixed(2).padStart(8)}  ${nixEval.padStart(12)}  ${rss.toFixed(0).padStart(14)}  ${size.toFixed(0).padStart(17)}`);
     }
   } finally {

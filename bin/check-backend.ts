@@ -8,7 +8,7 @@
  */
 import { runCli, usageRequested } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
-import { settingsFile } from "../lib/paths.js";
+import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 
 await runCli(() => {
@@ -22,5 +22,5 @@ await runCli(() => {
         'Apply the bootstrap stack once by hand, then set "backend": {"type": "gcs", "bucket": "<state bucket>"}.',
     );
   }
-  process.stdout.write(`backend: gs://${settings.backend.bucket}/${settings.backend.prefix}/infra\n`);
+  process.stdout.write(`backend: gs://${settings.backend.bucket}/${settings.backend.prefix}/${INFRA_STACK}\n`);
 });

@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { runCli, usageRequested } from "../lib/cli.js";
-import { settingsFile } from "../lib/paths.js";
+import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
   RehearsalError,
@@ -27,6 +27,7 @@ import {
   type TerraformEvent,
 } from "../lib/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
+import { STEP_SCRIPTS } from "../lib/steps.js";
 import { applyReviewed, interruptTerraform, terraform } from "../lib/terraform.js";
 
 /** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
@@ -44,7 +45,7 @@ await runCli(async () => {
   const started = Date.now();
   const root = process.cwd();
   const base = resolve(root, BASE);
-  const stackDir = join(base, "infra");
+  const stackDir = join(base, INFRA_STACK);
   const file = settingsFile();
   loadSettings(file); // bad settings stop here, with the settings' own messages
 
@@ -83,8 +84,8 @@ await runCli(async () => {
   const synthSeconds = seconds(mark);
   say(`synthesized in ${synthSeconds.toFixed(1)} s`);
 
-  const stack = JSON.parse(readFileSync(join(base, "cdktf.out", "stacks", "infra", "cdk.tf.json"), "utf8"));
-  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === "constructs/oci-image.sh"));
+  const stack = JSON.parse(readFileSync(join(base, "cdktf.out", "stacks", INFRA_STACK, "cdk.tf.json"), "utf8"));
+  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === STEP_SCRIPTS.pushOci));
   const registry = pushes ? await startRegistry(dirs.registry) : undefined;
   try {
     const { config, standIns: current } = rehearsalConfig(stack, {
@@ -165,7 +166,7 @@ function seconds(since: number): number {
 function name(standIns: Record<string, StandIn>, address: string): string {
   const standIn = standInAt(address, standIns);
   if (!standIn) return address;
-  return standIn.path?.replace(/^infra\//, "") ?? standIn.original;
+  return standIn.path?.replace(new RegExp(`^${INFRA_STACK}/`), "") ?? standIn.original;
 }
 
 /** One line as each change starts and ends, and every 10 s while it runs; step output with --verbose. */

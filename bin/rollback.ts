@@ -9,7 +9,7 @@ import { stripVTControlCharacters } from "node:util";
 import { runCli, usageRequested } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { hostOutputId, type HostOutputKey } from "../lib/names.js";
-import { knownHostsFile, settingsFile } from "../lib/paths.js";
+import { INFRA_STACK, knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 import { oneLine } from "../lib/text.js";
 import { type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
@@ -62,11 +62,11 @@ await runCli(() => {
   // Under recreateOnImageChange the instance name carries an image suffix.
   const renamed = hostSettings.recreateOnImageChange;
   const missing = [direct && !address ? "--address IP" : "", !instanceId ? "--instance-id ID" : "", renamed && !instanceName ? "--instance-name NAME" : ""].filter(Boolean);
-  const outputs = missing.length ? terraformOutputs("infra", missing) : {};
+  const outputs = missing.length ? terraformOutputs(INFRA_STACK, missing) : {};
   const output = (name: HostOutputKey) => {
     const id = hostOutputId(host, name);
     const value = Object.hasOwn(outputs, id) ? outputs[id]?.value : undefined;
-    if (typeof value !== "string") throw new NixError(`stack infra has no output ${id}; deploy first, or pass --${name}`);
+    if (typeof value !== "string") throw new NixError(`stack ${INFRA_STACK} has no output ${id}; deploy first, or pass --${name}`);
     return value;
   };
   const instance = renamed ? (instanceName ?? output("instance-name")) : host;
@@ -80,7 +80,7 @@ await runCli(() => {
     DEPLOY_ZONE: settings.zone,
     DEPLOY_INSTANCE: instance,
     DEPLOY_INSTANCE_ID: instanceId ?? output("instance-id"),
-    DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, "infra"),
+    DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, INFRA_STACK),
   };
   const run = spawnSync("bash", [STEP_SCRIPTS.rollback], { env: { ...process.env, ...ssh }, stdio: "inherit" });
   if (run.status !== 0) process.exitCode = run.status ?? 1;

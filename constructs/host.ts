@@ -193,5 +193,3 @@ export class Host extends Construct {
     output("service-account", this.serviceAccount.email);
   }
 }
-
-export { RECREATE_SUFFIX, serviceAccountId } from "../lib/names.js";

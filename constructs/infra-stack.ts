@@ -4,7 +4,7 @@ import { TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
 import type { Resolved } from "../lib/nix.js";
 import { imageOutputId, ociOutputIds } from "../lib/names.js";
-import { knownHostsFile } from "../lib/paths.js";
+import { gcRootDir as gcRootDirOf, knownHostsFile } from "../lib/paths.js";
 import type { Settings } from "../lib/settings.js";
 import { useBackend, useGoogleProvider } from "../lib/stack-setup.js";
 import { GceImage } from "./gce-image.js";
@@ -41,7 +41,7 @@ export class InfraStack extends TerraformStack {
       location: settings.imageBucketLocation ?? settings.region,
       create: settings.createImageBucket,
     });
-    const gcRootDir = `${settings.stateDir.replace(/\/+$/, "")}/gcroots`;
+    const gcRootDir = gcRootDirOf(settings.stateDir);
     const builds: NixImage[] = [];
     for (const [imageId, image] of Object.entries(settings.images)) {
       const build = new NixImage(this, `${imageId}-build`, {

@@ -23,7 +23,7 @@ const keepGenerations = z
   .max(1000)
   .describe("System generations kept (the current one included); older ones are deleted before the store GC.");
 
-export const NIX_GC_DEFAULT = { keepGenerations: 5, schedule: "weekly" } as const;
+const NIX_GC_DEFAULT = { keepGenerations: 5, schedule: "weekly" } as const;
 
 /** Top-level `nixGc`. */
 export const nixGcSchema = z
@@ -72,7 +72,7 @@ export interface ConfigurationFacts {
   readonly nixGc: NixGc;
 }
 
-export function hostNixGc(s: ConfigurationSettings, hostId: string): NixGc {
+function hostNixGc(s: ConfigurationSettings, hostId: string): NixGc {
   return { ...s.nixGc, ...s.hosts[hostId].nixGc };
 }
 

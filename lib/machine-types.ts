@@ -18,7 +18,7 @@
  */
 
 /** Series (the machine type's prefix) that attach disks over NVMe and require gVNIC. */
-export const NVME_GVNIC_SERIES: readonly string[] = [
+const NVME_GVNIC_SERIES: readonly string[] = [
   // general purpose
   "c3",
   "c3d",
@@ -43,7 +43,7 @@ export const NVME_GVNIC_SERIES: readonly string[] = [
  * x86_64-linux image does not boot there, and an aarch64-linux image boots
  * nowhere else. Same source, and same caveat, as NVME_GVNIC_SERIES.
  */
-export const ARM_SERIES: readonly string[] = ["t2a", "c4a"];
+const ARM_SERIES: readonly string[] = ["t2a", "c4a"];
 
 /** The series of a machine type: "c3" for "c3-standard-4", "e2" for "e2-small". */
 export function machineSeries(machineType: string): string {
@@ -56,7 +56,7 @@ export function bootsFromNvme(machineType: string): boolean {
 }
 
 /** The guest OS features such a machine type needs from its image, with the reason for each. */
-export const NVME_IMAGE_FEATURES: ReadonlyArray<{ feature: string; why: string }> = [
+const NVME_IMAGE_FEATURES: ReadonlyArray<{ feature: string; why: string }> = [
   { feature: "GVNIC", why: "gVNIC is its only network interface" },
   { feature: "UEFI_COMPATIBLE", why: "GRUB cannot be installed on /dev/sda there; the image must boot with EFI" },
 ];

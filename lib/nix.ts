@@ -43,7 +43,7 @@ export interface Resolved {
 export class NixError extends Error {}
 
 /** Features turned on for our calls only, so Nix 2.8 and newer work without nix.conf changes. */
-export const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
+const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
 
 /**
  * Evaluated with --impure so that the request can come in through a file
@@ -123,7 +123,7 @@ export function trimNixStderr(stderr: string, maxLines = 25): string {
 }
 
 /** An evaluation that failed for want of network: what to run instead. */
-export function offlineHint(stderr: string): string {
+function offlineHint(stderr: string): string {
   if (!/unable to download|Couldn't resolve host|Could not resolve host|unable to connect/.test(stderr)) return "";
   return (
     "; fetching the flake's inputs needs network access. Offline, synthesize from a committed lock " +

@@ -5,12 +5,28 @@
  */
 export const PROJECT_ROOT_FROM_STACK = "../../..";
 
+/**
+ * Id of the main stack (main.ts). The CLI tools find its outputs, its
+ * synthesized directory and its state under it.
+ */
+export const INFRA_STACK = "infra";
+
 /** The settings file: INFRA_CONFIG, or infra.json at the project root. */
 export function settingsFile(env: NodeJS.ProcessEnv = process.env): string {
   return env.INFRA_CONFIG || "infra.json";
 }
 
-/** The known_hosts file deploys and rollbacks of one stack share, relative to the project root. */
+/** A path inside stateDir: relative to the project root, or absolute as stateDir is. */
+function inStateDir(stateDir: string, path: string): string {
+  return `${stateDir.replace(/\/+$/, "")}/${path}`;
+}
+
+/** The known_hosts file deploys and rollbacks of one stack share. */
 export function knownHostsFile(stateDir: string, stack: string): string {
-  return `${stateDir.replace(/\/+$/, "")}/known_hosts/${stack}`;
+  return inStateDir(stateDir, `known_hosts/${stack}`);
+}
+
+/** The directory of the images' GC roots (constructs/nix-image.ts, constructs/gc-roots.ts). */
+export function gcRootDir(stateDir: string): string {
+  return inStateDir(stateDir, "gcroots");
 }

@@ -15,6 +15,7 @@
  * Pure functions only: bin/rehearse.ts and the tests run Terraform.
  */
 import { nameConflicts as findNameConflicts } from "./name-conflicts.js";
+import { literal } from "./scripts.js";
 import { STEP_SCRIPTS } from "./steps.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -79,7 +80,7 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
  * SetLabelsDiff): the provider's default_labels are merged into each, so a
  * change to them updates these resources in place.
  */
-export const LABELLED: ReadonlySet<string> = new Set([
+const LABELLED: ReadonlySet<string> = new Set([
   "google_compute_image", "google_compute_instance", "google_storage_bucket", "google_artifact_registry_repository",
 ]);
 
@@ -206,7 +207,7 @@ export class RehearsalError extends Error {
 }
 
 /** The stand-in's name: the original type and logical id, recognizable in plans and events. */
-export function standInName(type: string, name: string, data = false): string {
+function standInName(type: string, name: string, data = false): string {
   return `${data ? "data_" : ""}${type}__${name}`;
 }
 
@@ -455,19 +456,15 @@ function withStepEnvironment(provisioner: Block, options: RehearsalOptions): Blo
   if (!exec?.environment) return provisioner;
   const environment: Record<string, string> = { ...exec.environment };
   for (const [key, value] of Object.entries(options.stepEnvironment ?? {})) {
-    if (key in environment) environment[key] = escapeTemplate(value);
+    if (key in environment) environment[key] = literal(value);
   }
   if (options.ociRegistry && exec.command === STEP_SCRIPTS.pushOci) {
     const repository = String(environment.OCI_REPOSITORY);
-    environment.OCI_REPOSITORY = escapeTemplate(`${options.ociRegistry}/${repository.split("/").pop()}`);
+    environment.OCI_REPOSITORY = literal(`${options.ociRegistry}/${repository.split("/").pop()}`);
     environment.OCI_AUTH = "none";
     environment.OCI_TLS_VERIFY = "false";
   }
   return { ...provisioner, "local-exec": { ...exec, environment } };
-}
-
-function escapeTemplate(value: string): string {
-  return value.replace(/\$\{/g, () => "$${").replace(/%\{/g, () => "%%{");
 }
 
 type Rewriter = (data: string | undefined, type: string, name: string, key: string | undefined, rest: string) => string;
@@ -553,7 +550,7 @@ export interface StepCount {
  * name says. Its kind is known for Google resources only; keep the stand-ins
  * of earlier rehearsals to know the rest.
  */
-export function removedStandIn(address: string): StandIn | undefined {
+function removedStandIn(address: string): StandIn | undefined {
   const m = /^terraform_data\.(data_)?(google_[a-z0-9_]+|null_resource)__([\w-]+)/.exec(address);
   if (!m) return undefined;
   return { original: `${m[1] ? "data." : ""}${m[2]}.${m[3]}`, kind: (!m[1] && TYPE_KINDS[m[2]]) || "other" };
@@ -574,7 +571,7 @@ export interface ApplySummary {
   readonly errors: string[];
 }
 
-export function emptyCounts(): Record<StepKind, StepCount> {
+function emptyCounts(): Record<StepKind, StepCount> {
   return Object.fromEntries(STEP_KINDS.map((k) => [k, { ran: 0, failed: 0, created: 0, updated: 0, destroyed: 0 }])) as Record<StepKind, StepCount>;
 }
 

@@ -32,7 +32,7 @@ const labels = z
   )
   .describe("Labels added to every labelled resource.");
 /** An IPv4 range: four octets of 0-255 and a prefix length of 0-32. */
-export function isIpv4Cidr(text: string): boolean {
+function isIpv4Cidr(text: string): boolean {
   const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
   if (!match) return false;
   const octets = match.slice(1, 5).map(Number);
@@ -148,6 +148,14 @@ const backend = z.discriminatedUnion("type", [
   }),
 ]);
 
+/**
+ * Defaults of the deploy and registry objects. Zod returns an object's own
+ * default as it is, without its keys' defaults, so each key and the whole
+ * object take their values from here.
+ */
+const DEPLOY_DEFAULT = { user: "deploy", package: "deploy-rs", sshWaitSeconds: 300, confirmTimeoutSeconds: 30, activationTimeoutSeconds: 240 };
+const REGISTRY_DEFAULT = { repository: "pipeline", keepVersions: 10 };
+
 const settingsBase = z.strictObject({
   $schema: z.string().optional(),
   project: z.string().regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" }),
@@ -202,32 +210,34 @@ const settingsBase = z.strictObject({
         .refine((user) => !isSystemUser(user), {
           message: 'is a system user on NixOS hosts (the modules would declare it twice); keep the default "deploy"',
         })
-        .default("deploy")
+        .default(DEPLOY_DEFAULT.user)
         .describe("SSH user deploy-rs connects as."),
-      package: flakeAttr.default("deploy-rs").describe("packages.<system> attribute of the flake that provides deploy-rs."),
-      sshWaitSeconds: z.number().int().min(1).max(3600).default(300).describe("How long to wait for SSH on a new VM."),
-      confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(30),
-      activationTimeoutSeconds: z.number().int().min(1).max(7200).default(240),
+      package: flakeAttr.default(DEPLOY_DEFAULT.package).describe("packages.<system> attribute of the flake that provides deploy-rs."),
+      sshWaitSeconds: z.number().int().min(1).max(3600).default(DEPLOY_DEFAULT.sshWaitSeconds).describe("How long to wait for SSH on a new VM."),
+      confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(DEPLOY_DEFAULT.confirmTimeoutSeconds),
+      activationTimeoutSeconds: z.number().int().min(1).max(7200).default(DEPLOY_DEFAULT.activationTimeoutSeconds),
     })
-    .default({ user: "deploy", package: "deploy-rs", sshWaitSeconds: 300, confirmTimeoutSeconds: 30, activationTimeoutSeconds: 240 }),
+    .default(DEPLOY_DEFAULT),
   registry: z
     .strictObject({
-      repository: gceName.default("pipeline").describe("Artifact Registry repository id."),
-      keepVersions: z.number().int().min(1).max(1000).default(10).describe("Cleanup policy: keep the newest N versions."),
+      repository: gceName.default(REGISTRY_DEFAULT.repository).describe("Artifact Registry repository id."),
+      keepVersions: z.number().int().min(1).max(1000).default(REGISTRY_DEFAULT.keepVersions).describe("Cleanup policy: keep the newest N versions."),
     })
-    .default({ repository: "pipeline", keepVersions: 10 }),
+    .default(REGISTRY_DEFAULT),
   nixGc: nixGcSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
   hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
 });
 
-export const settingsSchema = settingsBase.superRefine((s, ctx) => {
+const settingsSchema = settingsBase.superRefine((s, ctx) => {
   for (const problem of crossChecks(s)) ctx.addIssue({ code: "custom", ...problem });
 });
 
 /** Labels Google allows on one resource. */
-export const MAX_LABELS = 64;
+const MAX_LABELS = 64;
+/** Labels the provider gives every labelled resource (lib/stack-setup.ts); settings.labels may override them. */
+export const DEFAULT_LABELS: Readonly<Record<string, string>> = { "managed-by": "cdktf" };
 /** Google provider 6's add_terraform_attribution_label (default true) adds it to every labelled resource it creates. */
 const ATTRIBUTION_LABEL = "goog-terraform-provisioned";
 /** Labels the constructs set over the user's: on instances (constructs/host.ts), on images (constructs/gce-image.ts, infra-stack). */
@@ -248,6 +258,7 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
   const add = (path: PropertyKey[], message: string) => problems.push({ path, message });
   const imageIds = Object.keys(s.images);
   const ociIds = Object.keys(s.ociImages);
+  const providerLabels = [...Object.keys(DEFAULT_LABELS), ATTRIBUTION_LABEL, ...Object.keys(s.labels)];
   // Object.hasOwn, not `in`: "toString" or "__proto__" are not images.
   for (const [id, h] of Object.entries(s.hosts)) {
     if (!Object.hasOwn(s.images, h.image)) {
@@ -268,12 +279,11 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     if (h.recreateOnImageChange && id.length > MAX_RECREATE_HOST_ID) {
       add(["hosts", id, "recreateOnImageChange"], `needs a host id of at most ${MAX_RECREATE_HOST_ID} characters (the instance name gets an image suffix); "${id}" has ${id.length}`);
     }
-    const defaults = new Set(["managed-by", ATTRIBUTION_LABEL, ...Object.keys(s.labels)]);
-    const instanceLabels = new Set([...defaults, ...Object.keys(h.labels), ...INSTANCE_LABELS]);
+    const instanceLabels = new Set([...providerLabels, ...Object.keys(h.labels), ...INSTANCE_LABELS]);
     if (instanceLabels.size > MAX_LABELS) {
       add(
         ["hosts", id, "labels"],
-        `the instance would carry ${instanceLabels.size} labels (labels, hosts.${id}.labels, 2 of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`,
+        `the instance would carry ${instanceLabels.size} labels (labels, hosts.${id}.labels, ${Object.keys(DEFAULT_LABELS).length + INSTANCE_LABELS.length} of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`,
       );
     }
     for (const key of Object.keys(h.labels).filter((k) => INSTANCE_LABELS.includes(k))) {
@@ -286,9 +296,9 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
       add(["hosts", id, "subnetwork"], `is in region ${subnetRegion}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
     }
   }
-  const imageLabels = new Set(["managed-by", ATTRIBUTION_LABEL, ...Object.keys(s.labels), ...IMAGE_LABELS]);
+  const imageLabels = new Set([...providerLabels, ...IMAGE_LABELS]);
   if (imageLabels.size > MAX_LABELS) {
-    add(["labels"], `images would carry ${imageLabels.size} labels (these, 4 of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`);
+    add(["labels"], `images would carry ${imageLabels.size} labels (these, ${Object.keys(DEFAULT_LABELS).length + IMAGE_LABELS.length} of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`);
   }
   for (const key of Object.keys(s.labels).filter((k) => [...INSTANCE_LABELS, ...IMAGE_LABELS].includes(k))) {
     add(["labels", key], "is set by the stack on the resources it labels; choose another key");
@@ -322,7 +332,6 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
 
 export type Settings = z.output<typeof settingsSchema>;
 export type SettingsInput = z.input<typeof settingsSchema>;
-export type ImageSettings = Settings["images"][string];
 export type HostSettings = Settings["hosts"][string];
 
 /** Thrown for bad settings; `problems` holds one line per problem. */
@@ -366,7 +375,7 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
 }
 
 /** Longest string any setting may hold (a 16384-bit RSA key line is about 2,800 characters). */
-export const MAX_STRING = 8192;
+const MAX_STRING = 8192;
 
 /**
  * Checks every string and key of the raw JSON before the schema: no control

@@ -2,7 +2,7 @@
 import { GoogleProvider } from "@cdktf/provider-google/lib/provider/index.js";
 import { GcsBackend, LocalBackend, type TerraformStack } from "cdktf";
 import { PROJECT_ROOT_FROM_STACK } from "./paths.js";
-import type { Settings } from "./settings.js";
+import { DEFAULT_LABELS, type Settings } from "./settings.js";
 
 /**
  * Local state beside the project (not in cdktf.out, which synth rewrites), or
@@ -20,6 +20,6 @@ export function useBackend(stack: TerraformStack, stackId: string, settings: Set
 export function useGoogleProvider(stack: TerraformStack, settings: Settings): GoogleProvider {
   const provider = new GoogleProvider(stack, "google", { project: settings.project, region: settings.region, zone: settings.zone });
   // Providers snake-case map keys ("managed-by" would become "managed_by"); an override is written as is.
-  provider.addOverride("default_labels", { "managed-by": "cdktf", ...settings.labels });
+  provider.addOverride("default_labels", { ...DEFAULT_LABELS, ...settings.labels });
   return provider;
 }

@@ -5,9 +5,9 @@
  */
 
 /** Longest part of a value quoted in an error. */
-export const SHOWN_CHARS = 60;
+const SHOWN_CHARS = 60;
 /** Longest error line. */
-export const MAX_LINE = 400;
+const MAX_LINE = 400;
 
 /** C0/C1 controls, DEL, the Unicode line and paragraph separators, and bidirectional overrides (they reorder what a terminal shows). */
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;

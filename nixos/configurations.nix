@@ -26,11 +26,8 @@ let
     builtins.attrValues images ++ builtins.attrValues hosts
   );
 
-  nixGc = {
-    keepGenerations = 5;
-    schedule = "weekly";
-  }
-  // (settings.nixGc or { });
+  # Keys infra.json leaves out keep nixos/maintenance.nix's option defaults.
+  nixGc = settings.nixGc or { };
   hostNixGc = id: nixGc // (hosts.${id}.nixGc or { });
   uefi = id: builtins.elem "UEFI_COMPATIBLE" (images.${id}.guestOsFeatures or [ ]);
   imageConfiguration = id: images.${id}.nixosConfiguration or null;

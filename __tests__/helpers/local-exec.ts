@@ -16,14 +16,14 @@ export interface LocalExec {
 }
 
 /** Where cdktf runs Terraform for the stack. */
-export const STACK_DIR = resolve(REPO_ROOT, "cdktf.out", "stacks", "infra");
+const STACK_DIR = resolve(REPO_ROOT, "cdktf.out", "stacks", "infra");
 
 export function localExecs(resource: Record<string, any>): LocalExec[] {
   return (resource.provisioner ?? []).map((p: Record<string, LocalExec>) => p["local-exec"]).filter(Boolean);
 }
 
 /** What Terraform's template rendering does to a literal string: "$${" → "${", "%%{" → "%{". */
-export function terraformString(value: string): string {
+function terraformString(value: string): string {
   if (/(^|[^$])\$\{/.test(value.replace(/\$\$\{/g, ""))) throw new Error(`unexpected interpolation in ${JSON.stringify(value)}`);
   return value.replace(/\$\$\{/g, () => "${").replace(/%%\{/g, () => "%{");
 }

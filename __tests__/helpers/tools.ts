@@ -6,7 +6,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
-export const IN_CI = ["true", "1"].includes(process.env.CI ?? "");
+const IN_CI = ["true", "1"].includes(process.env.CI ?? "");
 
 /** Tools found at a fixed path rather than on PATH. */
 const FIXED_PATHS: Record<string, string> = { sshd: "/usr/sbin/sshd" };
@@ -33,7 +33,7 @@ export function findTool(tool: string): string | undefined {
 }
 
 const cache = new Map<string, boolean>();
-export function missingTools(tools: readonly string[]): string[] {
+function missingTools(tools: readonly string[]): string[] {
   return tools.filter((t) => {
     if (!cache.has(t)) cache.set(t, findTool(t) !== undefined);
     return !cache.get(t);

@@ -1,9 +1,8 @@
-# A data VM: the bare image plus a local PostgreSQL and the pipeline jobs on
-# timers. The host firewall stays open for SSH only.
+# A data VM: the bare image (nixos/configurations.nix adds common.nix and the
+# GCE base) plus a local PostgreSQL and the pipeline jobs on timers. The host
+# firewall stays open for SSH only.
 {
   imports = [
-    ../common.nix
-    ../base/gce.nix
     ../services/postgresql.nix
     ../services/pipeline.nix
   ];
