@@ -16,6 +16,8 @@ import {
 import type { SettingsInput } from "../lib/settings.js";
 import { applyReviewed, terraform, terraformBinary } from "../lib/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";
+import { App, Testing } from "cdktf";
+import { BootstrapStack } from "../constructs/bootstrap-stack.js";
 import { baseSettings, REAL_KEY as KEY } from "./helpers/settings.js";
 import { staticResolved, synthStack } from "./helpers/stack.js";
 import { parseSettings } from "../lib/settings.js";
@@ -289,6 +291,20 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
         .map((e) => [e.change!.resource!.addr.replace(/^terraform_data\./, "").replace(/_[0-9A-F]{8}$/, ""), e.change!.action!]),
     );
   }
+
+  test("the bootstrap stack through Terraform: the state bucket waits for the storage API (a new project refuses it before)", async () => {
+    const s = parseSettings({ ...baseSettings(), backend: { type: "gcs", bucket: "test-project-tfstate", prefix: "nixos-gce" } }, "test");
+    const stack = new BootstrapStack(Testing.app() as App, "bootstrap", { settings: s });
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(rehearsalConfig(JSON.parse(Testing.synth(stack))).config));
+    expect((await terraform(["init", "-no-color"], { dir })).exitCode).toBe(0);
+    const graph = await terraform(["graph"], { dir });
+    expect(graph.text).toContain('"terraform_data.google_storage_bucket__StateBucket" -> "terraform_data.google_project_service__storage"');
+    const order: string[] = [];
+    const apply = await terraform(["apply", "-json", "-auto-approve"], { dir, onEvent: (e) => order.push(`${e.type} ${e.hook?.resource?.addr}`) });
+    expect(apply.exitCode).toBe(0);
+    expect(order.indexOf("apply_complete terraform_data.google_project_service__storage")).toBeGreaterThanOrEqual(0);
+    expect(order.indexOf("apply_complete terraform_data.google_project_service__storage")).toBeLessThan(order.indexOf("apply_start terraform_data.google_storage_bucket__StateBucket"));
+  }, 60000);
 
   test("null_resource lifecycles and references the stack does not use yet still mean what they say", async () => {
     // a's triggers change; b is replaced only through replace_triggered_by, d through a

@@ -35,9 +35,10 @@ export class BootstrapStack extends TerraformStack {
     useBackend(this, id, settings, true);
     useGoogleProvider(this, settings);
 
+    const services: Record<string, ProjectService> = {};
     for (const api of REQUIRED_APIS) {
       // Turning an API off on destroy would break whatever else uses it.
-      new ProjectService(this, api.split(".")[0], { service: api, disableOnDestroy: false });
+      services[api] = new ProjectService(this, api.split(".")[0], { service: api, disableOnDestroy: false });
     }
 
     if (settings.backend.type === "gcs") {
@@ -50,6 +51,8 @@ export class BootstrapStack extends TerraformStack {
         // Old state versions are kept for recovery, but not forever.
         lifecycleRule: [{ action: { type: "Delete" }, condition: { numNewerVersions: 20, withState: "ARCHIVED" } }],
         lifecycle: { preventDestroy: true },
+        // In a new project, a bucket created before its API is on fails.
+        dependsOn: [services["storage.googleapis.com"]],
       });
       new TerraformOutput(this, "state-bucket", { value: state.name });
     }
