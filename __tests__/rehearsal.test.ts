@@ -350,7 +350,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     await expectNoChanges(p);
   }, TIMEOUT);
 
-  test("l. settings Google updates in place (SSH path, machine type, labels) and deploy timeouts: no step runs, nothing is replaced; new keys reach the metadata before the deploy", async () => {
+  test("l. settings Google updates in place (SSH path, machine type, labels) and deploy timeouts: no step runs, nothing is replaced; deploys over direct SSH; new keys reach the metadata before the deploy", async () => {
     const { project: p } = await deployed();
     const setVm = (extra: Record<string, unknown>) => (p.settings = { ...p.settings, hosts: { ...p.settings.hosts, vm: { ...p.settings.hosts!.vm, ...extra } } });
     const inPlace = async (expected: string[]) => {
@@ -362,8 +362,33 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     // Direct SSH and back: the VM's access config and the firewall's ranges change; the deploy does not run again.
     setVm({ sshSourceRanges: ["203.0.113.0/24"] });
     await inPlace(["instance update google_compute_instance.vm-vm_Instance", "other update google_compute_firewall.vm-vm_SshFirewall"]);
+    // Deploys over direct SSH: the wait reads the banner at the external IP (the rehearsal's loopback double,
+    // which every direct host shares); two such hosts deployed at once each get their own system.
+    const direct = { ...p.settings.hosts!.worker, sshSourceRanges: ["203.0.113.0/24"] };
+    p.settings = { ...p.settings, deploy: { sshWaitSeconds: 10 }, hosts: { ...p.settings.hosts, worker: direct } };
+    const services = p.flake.readInputs();
+    services.configurations.vm.services = "postgresql, direct";
+    services.configurations.worker.services = "pipeline, direct";
+    p.flake.writeInputs(services);
+    const overDirect = await applyNow(p);
+    expect(ran(overDirect.summary)).toBe("deploy 2");
+    const systems = plannedSystems(overDirect.rehearsal);
+    expect(p.activations().slice(-2).sort()).toEqual([`vm ${systems.vm}`, `worker ${systems.worker}`]);
+    // The doubles keep each VM's system under its instance (HostKeyAlias), not the address both share.
+    const hostState = join(p.root, ".infra", "rehearsal", "hosts", "hosts");
+    const reported = readdirSync(hostState)
+      .filter((h) => /^(vm|worker)-[0-9a-f-]{36}$/.test(h))
+      .map((h) => readFileSync(join(hostState, h, "current-system"), "utf8").trim());
+    expect(reported.sort()).toEqual([systems.vm, systems.worker].sort());
+    await expectNoChanges(p);
+    p.settings = { ...p.settings, hosts: { ...p.settings.hosts, worker: { ...direct, sshSourceRanges: undefined } } };
     setVm({ sshSourceRanges: undefined });
-    await inPlace(["instance update google_compute_instance.vm-vm_Instance", "other update google_compute_firewall.vm-vm_SshFirewall"]);
+    await inPlace([
+      "instance update google_compute_instance.vm-vm_Instance",
+      "other update google_compute_firewall.vm-vm_SshFirewall",
+      "instance update google_compute_instance.worker-vm_Instance",
+      "other update google_compute_firewall.worker-vm_SshFirewall",
+    ]);
     // Deploy timeouts change how the next deploy runs, not what a host runs: no deploy.
     setVm({ machineType: "e2-medium", labels: { role: "db" } });
     p.settings = { ...p.settings, labels: { team: "data" }, deploy: { confirmTimeoutSeconds: 60, activationTimeoutSeconds: 600, sshWaitSeconds: 120 } };

@@ -29,6 +29,7 @@ import {
 import { loadSettings } from "../lib/settings.js";
 import { STEP_SCRIPTS } from "../lib/steps.js";
 import { applyReviewed, interruptTerraform, terraform } from "../lib/terraform.js";
+import { startSshBanner } from "../__tests__/fixtures/doubles/ssh-banner.js";
 
 /** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
 const BASE = ".infra/rehearsal";
@@ -87,10 +88,12 @@ await runCli(async () => {
   const stack = JSON.parse(readFileSync(join(base, "cdktf.out", "stacks", INFRA_STACK, "cdk.tf.json"), "utf8"));
   const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === STEP_SCRIPTS.pushOci));
   const registry = pushes ? await startRegistry(dirs.registry) : undefined;
+  // Direct-SSH hosts' deploys wait for an SSH banner on their external IP, which the rehearsal puts on loopback.
+  const banner = await startSshBanner();
   try {
     const { config, standIns: current } = rehearsalConfig(stack, {
       // Never the real deploy-rs: it would connect to real hosts.
-      stepEnvironment: { DEPLOY_RS_INSTALLABLE: `path:${join(DOUBLES, "deploy-rs")}` },
+      stepEnvironment: { DEPLOY_RS_INSTALLABLE: `path:${join(DOUBLES, "deploy-rs")}`, DEPLOY_SSH_PORT: String(banner.port) },
       ociRegistry: registry?.address,
     });
     writeFileSync(join(stackDir, "cdk.tf.json"), JSON.stringify(config, null, 2));
@@ -155,6 +158,7 @@ await runCli(async () => {
     if (plan.exitCode !== 0) throw new RehearsalError("the apply left changes behind: a real deploy would not converge");
   } finally {
     registry?.stop();
+    banner.stop();
   }
 });
 

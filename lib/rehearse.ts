@@ -130,8 +130,8 @@ const COMPUTED: Readonly<Record<string, Readonly<Record<string, (r: StandInRef) 
     self_link: (r) =>
       afterCreate(r, [lit("https://www.googleapis.com/compute/v1/projects/"), attr(r, "project"), lit("/zones/"), attr(r, "zone"), lit("/instances/"), attr(r, "name")]),
     "network_interface.network_ip": (r) => afterCreate(r, [lit("10.132.0.2")]),
-    // TEST-NET-1: never routable, so nothing can reach a real address by mistake.
-    "network_interface.access_config.nat_ip": (r) => afterCreate(r, [lit("192.0.2.10")]),
+    // Loopback: a direct-SSH deploy's wait reaches the rehearsal's banner double there (DEPLOY_SSH_PORT), never a real host.
+    "network_interface.access_config.nat_ip": (r) => afterCreate(r, [lit("127.0.0.1")]),
   },
   google_service_account: {
     email: (r) => concat([attr(r, "account_id"), lit("@"), attr(r, "project"), lit(".iam.gserviceaccount.com")]),

@@ -16,6 +16,7 @@ import { parseSettings, type SettingsInput } from "../../lib/settings.js";
 import { applyReviewed, terraform, type TerraformRun } from "../../lib/terraform.js";
 import { App, Testing } from "cdktf";
 import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./nix.js";
+import { startSshBanner } from "../fixtures/doubles/ssh-banner.js";
 
 /** The doubles the rehearsal puts in place of gcloud, ssh and deploy-rs. */
 export const DOUBLES = {
@@ -91,6 +92,8 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
     GCS_DOUBLE_DIR: gcsDir,
     RECORDER_DIR: recorderDir,
   };
+  // Direct-SSH hosts' deploys wait for a banner on their external IP: loopback, this port.
+  const banner = await startSshBanner();
   let rehearsal: Rehearsal | undefined;
   const known: Rehearsal["standIns"] = {};
   let applies = 0;
@@ -106,7 +109,7 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       const resolved = await resolveWithNix(parsed, { projectRoot: root, log: () => undefined });
       const stack = new InfraStack(Testing.app() as App, "infra", { settings: parsed, resolved });
       rehearsal = rehearsalConfig(JSON.parse(Testing.synth(stack)), {
-        stepEnvironment: { DEPLOY_RS_INSTALLABLE: DOUBLES.deployRs },
+        stepEnvironment: { DEPLOY_RS_INSTALLABLE: DOUBLES.deployRs, DEPLOY_SSH_PORT: String(banner.port) },
         ociRegistry: options.ociRegistry,
       });
       // Stand-ins of earlier synths name what an apply destroys after its resource left the stack.
@@ -140,7 +143,10 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
     },
     stackDir,
     env,
-    cleanup: () => rmSync(root, { recursive: true, force: true }),
+    cleanup: () => {
+      banner.stop();
+      rmSync(root, { recursive: true, force: true });
+    },
   };
   return project;
 }
