@@ -152,7 +152,7 @@ describe("the rehearsal rewrite (pure)", () => {
     ]);
     // Direct SSH reads the external IP Google assigns at create.
     const edge = standIn(config, "null_resource__edge-deploy_Deploy_").block;
-    expect(edge.provisioner[0]["local-exec"].environment.DEPLOY_HOST).toMatch(/^\$\{\(join\("", \[substr\(terraform_data\.google_compute_instance__edge-vm_Instance_\w+\.id, 0, 0\), "192\.0\.2\.10"\]\)\)\}$/);
+    expect(edge.provisioner[0]["local-exec"].environment.DEPLOY_HOST).toMatch(/^\$\{\(join\("", \[substr\(terraform_data\.google_compute_instance__edge-vm_Instance_\w+\.id, 0, 0\), "127\.0\.0\.1"\]\)\)\}$/);
     expect(config.output["image-base-name"].value).toMatch(/^\$\{terraform_data\.google_compute_image__base-image_Image_\w+\.input\.name\}$/);
     expect(config.output["oci-ingest-digest-reference"].value).toContain("sha256(terraform_data.data_google_artifact_registry_docker_image__ingest-oci_Pushed_");
     // The digest is read after the push, as the data source's depends_on says.
