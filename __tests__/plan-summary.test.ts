@@ -210,6 +210,24 @@ describe("plan summary of every action and kind", () => {
     expect(summary("image-change")).not.toContain("Warning");
   });
 
+  test("a VM with deletion protection removed or replaced is called out: the provider refuses the delete", () => {
+    const plan = planOf(
+      change("google_compute_instance.db-vm_Instance_0000AAAA", ["delete", "create"], { name: "db", deletion_protection: true }, { name: "db", deletion_protection: false }),
+      change("google_compute_instance.old-vm_Instance_0000BBBB", ["delete"], { name: "old", deletion_protection: true }, null),
+      // Unprotected, or protected and updated in place: nothing to say.
+      change("google_compute_instance.vm-vm_Instance_0000CCCC", ["delete"], { name: "vm", deletion_protection: false }, null),
+      change("google_compute_instance.pg-vm_Instance_0000DDDD", ["update"], { name: "pg", deletion_protection: true }, { name: "pg", deletion_protection: false }),
+    );
+    const warnings = renderPlanSummary([{ stack: "infra", plan }])
+      .split("\n")
+      .filter((l) => l.startsWith("> **Warning:**"));
+    const fix = "the google provider refuses; set the host's deletionProtection to false and apply that alone first";
+    expect(warnings).toEqual([
+      `> **Warning:** google_compute_instance.db-vm_Instance_0000AAAA would be deleted (replaced), but its deletion protection is on: ${fix}`,
+      `> **Warning:** google_compute_instance.old-vm_Instance_0000BBBB would be deleted (removed), but its deletion protection is on: ${fix}`,
+    ]);
+  });
+
   test("sensitive and unknown values are placeholders; values cannot break out of code spans", () => {
     const md = renderPlanSummary([
       {

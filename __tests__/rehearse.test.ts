@@ -411,6 +411,37 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     });
   }, 60000);
 
+  test("a protected VM removed or replaced is refused before anything is applied (the provider refuses its delete); turned off alone first, it goes", async () => {
+    const withDb = (db: Record<string, unknown> | undefined) => {
+      const base = everything();
+      const hosts: Record<string, any> = { ...base.hosts };
+      if (db) hosts.db = host(db);
+      return { ...base, hosts };
+    };
+    const write = (input: SettingsInput) => {
+      const { config, standIns } = rehearsalConfig(synthesized(input));
+      for (const block of Object.values<any>(config.resource.terraform_data)) delete block.provisioner;
+      writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(config));
+      return (plan: SavedPlan) => nameConflicts(plan, standIns);
+    };
+    write(withDb({ deletionProtection: true }));
+    for (const args of [["init"], ["apply", "-auto-approve"]]) expect((await terraform([...args, "-no-color"], { dir })).exitCode).toBe(0);
+    const protectedLine = (how: string) =>
+      expect.stringMatching(new RegExp(`^google_compute_instance\\.db-vm_Instance_\\w+ would be deleted \\(${how}\\), but its deletion protection is on: the google provider refuses; set the host's deletionProtection to false and apply that alone first$`));
+    // Removed, replaced (a disk size change), or replaced with the protection turned off in the same apply: the delete reads the old state.
+    for (const [db, how] of [[undefined, "removed"], [{ deletionProtection: true, diskSizeGb: 40 }, "replaced"], [{ diskSizeGb: 40 }, "replaced"]] as const) {
+      const refused = await applyReviewed({ dir }, write(withDb(db)));
+      expect(refused.refused).toEqual([protectedLine(how)]);
+      expect(refused.run.events.some((e) => e.type === "apply_start")).toBe(false);
+    }
+    // Turned off alone (an update in place), then removed: both applied.
+    for (const db of [{}, undefined]) {
+      const applied = await applyReviewed({ dir }, write(withDb(db)));
+      expect(applied.refused).toEqual([]);
+      expect(applied.run.exitCode).toBe(0);
+    }
+  }, 60000);
+
   test("a VM created before the old one is deleted under the same name is refused before anything is applied", async () => {
     const pet = (diskSizeGb: number) => ({ ...everything(), hosts: { ...everything().hosts, pet: host({ recreateOnImageChange: true, diskSizeGb }) } });
     const write = (input: SettingsInput, keepName?: string) => {

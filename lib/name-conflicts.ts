@@ -10,6 +10,23 @@
  */
 
 /**
+ * Deletes the google provider refuses before it asks Google: an instance
+ * whose state has deletion_protection on (resource_compute_instance.go,
+ * 6.50.0). A removed or renamed host, or a replaced VM (disk size or type),
+ * fails there, even when the same change turns the setting off: the delete
+ * reads the old state. One line per such delete, with the fix.
+ */
+export function protectedDeletes(changes: readonly NamedChange[]): string[] {
+  return changes
+    .filter((c) => c.type === "google_compute_instance" && c.actions.includes("delete") && c.before?.deletion_protection === true)
+    .map(
+      (c) =>
+        `${c.address} would be deleted (${c.actions.includes("create") ? "replaced" : "removed"}), but its deletion protection is on: ` +
+        `the google provider refuses; set the host's deletionProtection to false and apply that alone first`,
+    );
+}
+
+/**
  * The attribute that names each Google resource the stack creates, unique in
  * its project (an instance's in its zone).
  */

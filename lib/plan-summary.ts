@@ -6,7 +6,7 @@
  * marks sensitive or unknown is replaced by a placeholder.
  */
 import { readFileSync } from "node:fs";
-import { nameConflicts } from "./name-conflicts.js";
+import { nameConflicts, protectedDeletes } from "./name-conflicts.js";
 import { NixError } from "./nix.js";
 
 /** First line of the comment; the workflow finds its own comment by it. */
@@ -224,10 +224,16 @@ export function renderPlanSummary(stacks: readonly StackPlan[]): string {
     out.push(`### Stack \`${code(stack)}\``, "");
     if (plan.errored) out.push("> **Warning:** Terraform reported errors while planning; this plan is incomplete.", "");
     else if (plan.complete === false) out.push("> **Note:** the plan is not complete (some changes are deferred to a later plan).", "");
-    // Terraform cannot see names; Google refuses a second resource under one (a renamed construct id, say).
-    for (const conflict of nameConflicts(
-      plan.resource_changes.map((c) => ({ address: c.address, type: c.type, actions: c.change.actions, before: objectOrNone(c.change.before), after: objectOrNone(c.change.after) })),
-    )) {
+    // Terraform cannot see names; Google refuses a second resource under one (a renamed construct id, say),
+    // and the provider refuses to delete a protected VM.
+    const changes = plan.resource_changes.map((c) => ({
+      address: c.address,
+      type: c.type,
+      actions: c.change.actions,
+      before: objectOrNone(c.change.before),
+      after: objectOrNone(c.change.after),
+    }));
+    for (const conflict of [...nameConflicts(changes), ...protectedDeletes(changes)]) {
       out.push(`> **Warning:** ${code(conflict, 600)}`, "");
     }
     const groups = new Map<string, Line[]>(KINDS.map((k) => [k.title, []]));

@@ -14,7 +14,7 @@
  *
  * Pure functions only: bin/rehearse.ts and the tests run Terraform.
  */
-import { nameConflicts as findNameConflicts } from "./name-conflicts.js";
+import { nameConflicts as findNameConflicts, protectedDeletes } from "./name-conflicts.js";
 import { literal } from "./scripts.js";
 import { STEP_SCRIPTS } from "./steps.js";
 
@@ -627,12 +627,15 @@ export interface SavedPlan {
   }>;
 }
 
-/** Creates Google would refuse (lib/name-conflicts.ts), read from a plan of stand-ins and named by the original addresses. */
+/**
+ * Creates Google would refuse and deletes the provider refuses
+ * (lib/name-conflicts.ts), read from a plan of stand-ins and named by the
+ * original addresses.
+ */
 export function nameConflicts(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
-  return findNameConflicts(
-    (plan.resource_changes ?? []).map(({ address, change }) => {
-      const original = standInAt(address, standIns)?.original ?? address;
-      return { address: original, type: original.split(".")[0], actions: change.actions, before: change.before?.input, after: change.after?.input };
-    }),
-  );
+  const changes = (plan.resource_changes ?? []).map(({ address, change }) => {
+    const original = standInAt(address, standIns)?.original ?? address;
+    return { address: original, type: original.split(".")[0], actions: change.actions, before: change.before?.input, after: change.after?.input };
+  });
+  return [...findNameConflicts(changes), ...protectedDeletes(changes)];
 }
