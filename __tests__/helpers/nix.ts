@@ -77,7 +77,8 @@ export function nixSpy(): NixSpy {
   writeFileSync(log, "");
   writeFileSync(
     join(binDir, "nix"),
-    `#!/bin/sh\nfor a in "$@"; do printf '%s\\037' "$a"; done >> '${log}'\nprintf '\\036' >> '${log}'\nexec '${NIX}' "$@"\n`,
+    // One append per call (a file's content in one write): steps run nix in parallel, and per-argument writes interleaved.
+    `#!/bin/sh\ncall=$(mktemp '${log}.XXXXXX')\nfor a in "$@"; do printf '%s\\037' "$a"; done > "$call"\nprintf '\\036' >> "$call"\ncat "$call" >> '${log}'\nrm -f "$call"\nexec '${NIX}' "$@"\n`,
   );
   chmodSync(join(binDir, "nix"), 0o755);
   return {
