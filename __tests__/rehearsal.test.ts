@@ -8,7 +8,6 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { spawn } from "node:child_process";
 import { execa } from "execa";
 import { type ApplySummary, type Rehearsal, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
 import { terraform } from "../lib/terraform.js";
@@ -429,7 +428,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
       await p.synth();
       writeFileSync(slow, "");
       // Ctrl-C reaches the whole foreground process group: Terraform, the step's bash and nix.
-      const child = spawn("terraform", ["apply", "-auto-approve", "-no-color"], { cwd: p.stackDir, env: { ...process.env, ...p.env, TF_CLI_CONFIG_FILE: "/dev/null" }, detached: true });
+      const child = p.spawnApply();
       let output = "";
       for (const stream of [child.stdout, child.stderr]) stream.on("data", (d) => (output += d));
       const closed = new Promise<number | null>((resolve) => child.on("close", resolve));
@@ -441,6 +440,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
       expect(await closed).not.toBe(0);
       rmSync(slow);
       expect(output).toContain("Interrupt received");
+      steps.push("interrupted during the build");
       expect(existsSync(join(p.stackDir, ".terraform.tfstate.lock.info"))).toBe(false);
       expect(p.activations()).toHaveLength(2);
 
@@ -565,7 +565,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     writeFileSync(join(recorder, "deploy-rs.mode.worker"), "hang");
     writeFileSync(join(recorder, "deploy-rs.mode.vm"), "slow");
     // Terraform alone is killed (a lost runner): its steps run on in its process group until the test ends them.
-    const child = spawn("terraform", ["apply", "-auto-approve", "-no-color"], { cwd: p.stackDir, env: { ...process.env, ...p.env, TF_CLI_CONFIG_FILE: "/dev/null" }, detached: true });
+    const child = p.spawnApply();
     let output = "";
     for (const stream of [child.stdout, child.stderr]) stream.on("data", (d) => (output += d));
     const closed = new Promise((resolve) => child.on("close", resolve));
@@ -583,14 +583,17 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
         // the group is gone
       }
     }
+    steps.push("deploy 1 of 2, killed");
     rmSync(join(recorder, "deploy-rs.mode.worker"));
     rmSync(join(recorder, "deploy-rs.mode.vm"));
     expect(p.activations()).toEqual([...activations, `vm ${plannedSystems(rehearsal).vm}`]);
     // worker's deploy never finished, yet the plan is empty: a silent skip, unless the step is replaced.
     await expectNoChanges(p);
     const step = Object.entries(rehearsal.standIns).find(([, s]) => s.original.startsWith("null_resource.worker-deploy_"))![0];
-    const replaced = await terraform(["apply", "-json", "-auto-approve", `-replace=${step}`], { dir: p.stackDir, env: p.env });
-    expect(replaced.exitCode).toBe(0);
+    const replaced = p.spawnApply([`-replace=${step}`]);
+    let replacedOutput = "";
+    for (const stream of [replaced.stdout, replaced.stderr]) stream.on("data", (d) => (replacedOutput += d));
+    expect([await new Promise((resolve) => replaced.on("close", resolve)), replacedOutput]).toEqual([0, expect.stringContaining("Apply complete!")]);
     steps.push("deploy 1 (replaced)");
     expect(p.activations()).toEqual([...activations, `vm ${plannedSystems(rehearsal).vm}`, `worker ${plannedSystems(rehearsal).worker}`]);
     await expectNoChanges(p);

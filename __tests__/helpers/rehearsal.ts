@@ -6,6 +6,8 @@
  * synthesized relative paths hold) and applied by real Terraform, with the
  * gcloud, ssh and deploy-rs test doubles.
  */
+import { type ChildProcessByStdio, spawn } from "node:child_process";
+import type { Readable } from "node:stream";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -13,7 +15,7 @@ import { InfraStack } from "../../constructs/infra-stack.js";
 import { resolveWithNix } from "../../lib/nix.js";
 import { type ApplySummary, type Rehearsal, rehearsalConfig, nameConflicts, summarizeApply } from "../../lib/rehearse.js";
 import { parseSettings, type SettingsInput } from "../../lib/settings.js";
-import { applyReviewed, terraform, type TerraformRun } from "../../lib/terraform.js";
+import { applyReviewed, terraform, terraformBinary, type TerraformRun } from "../../lib/terraform.js";
 import { App, Testing } from "cdktf";
 import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./nix.js";
 import { startSshBanner } from "../fixtures/doubles/ssh-banner.js";
@@ -38,6 +40,8 @@ export interface RehearsalProject {
   synth(): Promise<Rehearsal>;
   apply(planFile?: string): Promise<Applied>;
   plan(args?: string[]): Promise<TerraformRun>;
+  /** `terraform apply -auto-approve <args>` in a process group of its own, for a test to signal; counted as an apply. */
+  spawnApply(args?: string[]): ChildProcessByStdio<null, Readable, Readable>;
   /** Every `gcloud storage cp` the upload steps made. */
   uploads(): string[];
   /** "<node> <system>" for every activation the deploy-rs double made. */
@@ -131,6 +135,15 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       return { run, summary: summarizeApply(run.events, standIns) };
     },
     plan: (args = []) => terraform(["plan", "-no-color", "-detailed-exitcode", ...args], { dir: stackDir, env }),
+    spawnApply(args = []) {
+      applies += 1;
+      return spawn(terraformBinary(), ["apply", "-auto-approve", "-no-color", ...args], {
+        cwd: stackDir,
+        env: { ...process.env, ...env, TF_CLI_CONFIG_FILE: "/dev/null" },
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+      });
+    },
     uploads: () => lines(join(gcsDir, "gcloud.log")).filter((l) => l.startsWith("storage cp")),
     activations: () => lines(join(recorderDir, "activations.log")),
     objectFile: (object) => join(gcsDir, parseSettings(project.settings, "test").imageBucket, object),
