@@ -40,6 +40,8 @@ interface Case {
   readonly inverse?: boolean;
   /** A stack other than infra. @default "infra" */
   readonly stack?: "bootstrap";
+  /** Other places that use the key, each with the fragment it must bring: a key used twice can be dropped from one. @default [] */
+  readonly also?: ReadonlyArray<readonly [Where, string]>;
 }
 
 const host = (raw: Raw) => raw.hosts.vm;
@@ -48,11 +50,29 @@ const deploy: Where = ["null_resource", "vm-deploy_Deploy"];
 const build: Where = ["null_resource", "base-build_Build"];
 const image: Where = ["google_compute_image", "base-image_Image"];
 const push: Where = ["null_resource", "ingest-oci_Push"];
+const firewall: Where = ["google_compute_firewall", "vm-vm_SshFirewall"];
 
 const CASES: Record<string, Case> = {
-  project: { set: (r) => (r.project = "other-project"), where: "provider", shows: '"project":"other-project"' },
-  region: { set: (r) => ((r.region = "europe-west4"), (r.zone = "europe-west4-a")), where: "provider", shows: '"region":"europe-west4"' },
-  zone: { set: (r) => (r.zone = "europe-west1-c"), where: instance, shows: '"zone":"europe-west1-c"' },
+  project: {
+    set: (r) => (r.project = "other-project"),
+    where: "provider",
+    shows: '"project":"other-project"',
+    also: [
+      [["google_project_iam_member", "vm-vm_"], '"project":"other-project"'],
+      [deploy, '"DEPLOY_PROJECT":"other-project"'],
+      [["google_artifact_registry_repository", "Registry"], '"project":"other-project"'],
+    ],
+  },
+  region: {
+    set: (r) => ((r.region = "europe-west4"), (r.zone = "europe-west4-a")),
+    where: "provider",
+    shows: '"region":"europe-west4"',
+    also: [
+      [["google_storage_bucket", "ImageBucket"], '"location":"EUROPE-WEST4"'],
+      [["google_artifact_registry_repository", "Registry"], '"location":"europe-west4"'],
+    ],
+  },
+  zone: { set: (r) => (r.zone = "europe-west1-c"), where: instance, shows: '"zone":"europe-west1-c"', also: [[deploy, '"DEPLOY_ZONE":"europe-west1-c"']] },
   flake: { set: (r) => (r.flake = "./other"), where: build, shows: '"NIX_FLAKE":"./other"' },
   imageBucket: { set: (r) => (r.imageBucket = "other-images"), where: ["google_storage_bucket", "ImageBucket"], shows: '"name":"other-images"' },
   createImageBucket: { set: (r) => (r.createImageBucket = false), where: ["google_storage_bucket", "ImageBucket"], shows: "[]", inverse: true },
@@ -62,7 +82,7 @@ const CASES: Record<string, Case> = {
   "backend.type": { set: (r) => (r.backend = { type: "local" }), where: "backend", shows: '"local":{"path":' },
   "backend.bucket": { set: (r) => (r.backend.bucket = "other-state"), where: "backend", shows: '"bucket":"other-state"' },
   "backend.prefix": { set: (r) => (r.backend.prefix = "teams/data"), where: "backend", shows: '"prefix":"teams/data/infra"' },
-  "deploy.user": { set: (r) => (r.deploy = { user: "ops" }), where: deploy, shows: '"DEPLOY_SSH_USER":"ops"' },
+  "deploy.user": { set: (r) => (r.deploy = { user: "ops" }), where: deploy, shows: '"DEPLOY_SSH_USER":"ops"', also: [[instance, '"ssh-keys":"ops:ssh-ed25519 ']] },
   "deploy.package": { set: (r) => (r.deploy = { package: "my-deploy" }), where: deploy, shows: '"DEPLOY_RS_INSTALLABLE":".#my-deploy"' },
   "deploy.sshWaitSeconds": { set: (r) => (r.deploy = { sshWaitSeconds: 77 }), where: deploy, shows: '"DEPLOY_WAIT_SECONDS":"77"' },
   "deploy.confirmTimeoutSeconds": { set: (r) => (r.deploy = { confirmTimeoutSeconds: 31 }), where: deploy, shows: '"DEPLOY_CONFIRM_TIMEOUT":"31"' },
@@ -90,14 +110,14 @@ const CASES: Record<string, Case> = {
   "hosts.*.machineType": { set: (r) => (host(r).machineType = "e2-medium"), where: instance, shows: '"machine_type":"e2-medium"' },
   "hosts.*.diskSizeGb": { set: (r) => (host(r).diskSizeGb = 33), where: instance, shows: '"size":33' },
   "hosts.*.diskType": { set: (r) => (host(r).diskType = "pd-ssd"), where: instance, shows: '"type":"pd-ssd"' },
-  "hosts.*.network": { set: (r) => (host(r).network = "data-net"), where: instance, shows: '"network":"data-net"' },
+  "hosts.*.network": { set: (r) => (host(r).network = "data-net"), where: instance, shows: '"network":"data-net"', also: [[firewall, '"network":"data-net"']] },
   "hosts.*.subnetwork": { set: (r) => (host(r).subnetwork = "data-sub"), where: instance, shows: '"subnetwork":"data-sub"' },
   "hosts.*.tags": { set: (r) => (host(r).tags = ["etl"]), where: instance, shows: '"tags":["etl"]' },
   "hosts.*.labels": { set: (r) => (host(r).labels = { tier: "batch" }), where: instance, shows: '"tier":"batch"' },
   "hosts.*.externalIp": { set: (r) => (host(r).externalIp = true), where: instance, shows: '"access_config":[{}]' },
   "hosts.*.sshSourceRanges": {
     set: (r) => (host(r).sshSourceRanges = ["203.0.113.0/24"]),
-    where: ["google_compute_firewall", "vm-vm_SshFirewall"],
+    where: firewall,
     shows: '"source_ranges":["203.0.113.0/24"]',
   },
   "hosts.*.sshKeys": { set: (r) => (host(r).sshKeys = [`${REAL_KEY} other@example`]), where: instance, shows: "other@example" },
@@ -156,6 +176,10 @@ describe("every settings key reaches the synthesized output", () => {
     } else {
       expect(old).not.toContain(c.shows);
       expect(block(after, c.where)).toContain(c.shows);
+    }
+    for (const [where, shows] of c.also ?? []) {
+      expect(block(before, where)).not.toContain(shows);
+      expect(block(after, where)).toContain(shows);
     }
   });
 });
