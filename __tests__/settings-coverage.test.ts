@@ -100,7 +100,13 @@ const CASES: Record<string, Case> = {
   },
   "images.*.family": { set: (r) => (r.images.base.family = "nixos-other"), where: image, shows: '"family":"nixos-other"' },
   "images.*.public": { set: (r) => (r.images.base.public = true), where: ["google_compute_image_iam_member", "base-image"], shows: '"role":"roles/compute.imageUser"' },
-  "images.*.guestOsFeatures": { set: (r) => (r.images.base.guestOsFeatures = ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"]), where: image, shows: '{"type":"GVNIC"}' },
+  "images.*.guestOsFeatures": {
+    set: (r) => (r.images.base.guestOsFeatures = ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC", "UEFI_COMPATIBLE"]),
+    where: image,
+    shows: '{"type":"GVNIC"}',
+    // UEFI_COMPATIBLE sets the boot mode the deploy step checks the host against.
+    also: [[deploy, '"DEPLOY_EXPECTED_BOOT":"efi"']],
+  },
   "hosts.*.nixosConfiguration": { set: (r) => (host(r).nixosConfiguration = "worker"), where: deploy, shows: '"DEPLOY_CONFIGURATION":"worker"' },
   "hosts.*.image": {
     set: (r) => ((r.images.other = { nixosConfiguration: "other", family: "nixos-other" }), (host(r).image = "other")),

@@ -1,6 +1,6 @@
 /** Hosts: the VM construct, the DeployRs step, and its local-exec run for real. */
 import { testWithTools } from "./helpers/tools.js";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { tmpdir } from "node:os";
 import { execa } from "execa";
@@ -124,7 +124,11 @@ describe("VM and deploy synthesis", () => {
       DEPLOY_EXPECTED_SYSTEM: resolved.hosts.vm.toplevel,
       DEPLOY_KNOWN_HOSTS: ".infra/known_hosts/infra",
       DEPLOY_WAIT_SECONDS: "300",
+      DEPLOY_EXPECTED_BOOT: "bios",
+      DEPLOY_INSTANCE_ADDRESS: expect.stringMatching(/^google_compute_instance\.vm-vm_Instance_\w+$/),
     });
+    // The address named in the boot-mode refusal is the instance's, as Terraform knows it.
+    expect(deploy.environment.DEPLOY_INSTANCE_ADDRESS).toBe(`google_compute_instance.${Object.keys(resources(synthStack(s, resolved).json, "google_compute_instance"))[0]}`);
   });
 
   test("bad host input gives clear errors: from the settings, and from the construct for library users", () => {
@@ -235,11 +239,12 @@ describeWithNix(`hosts with real Nix`, () => {
         ]),
       ),
     });
-    const deployExec = async (flake: string, stateDir: string) => {
+    const deployExec = async (flake: string, stateDir: string, guestOsFeatures?: Array<"UEFI_COMPATIBLE" | "VIRTIO_SCSI_MULTIQUEUE">) => {
       const s = settings({
         flake,
         stateDir,
         deploy: { sshWaitSeconds: 3 } as never,
+        ...(guestOsFeatures ? { images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures } } } : {}),
         hosts: { a: host({ sshSourceRanges: ["127.0.0.1/32"] }) },
       });
       const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: () => undefined });
@@ -303,6 +308,49 @@ describeWithNix(`hosts with real Nix`, () => {
       expect(run.all).not.toContain("waiting up to");
       expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
       expect(existsSync(join(recorder, "ssh.argv"))).toBe(false);
+    });
+
+    test("a host that booted the other way than its configuration is built for (a kept VM whose image's UEFI_COMPATIBLE changed) is refused before deploy-rs runs", async () => {
+      // The ssh double's host "a-4242" (HostKeyAlias: instance and id) booted as hosts/a-4242/firmware says.
+      const booted = (firmware: string) => {
+        mkdirSync(join(recorder, "hosts", "a-4242"), { recursive: true });
+        writeFileSync(join(recorder, "hosts", "a-4242", "firmware"), `${firmware}\n`);
+      };
+      for (const [features, expected, firmware, names] of [
+        [undefined, "bios", "efi", ["UEFI", "BIOS"]],
+        [["VIRTIO_SCSI_MULTIQUEUE", "UEFI_COMPATIBLE"], "efi", "bios", ["BIOS", "UEFI"]],
+      ] as const) {
+        const { exec } = await deployExec(fixture.ref, join(fixture.dir, "state"), features ? [...features] : undefined);
+        expect(exec.environment.DEPLOY_EXPECTED_BOOT).toBe(expected);
+        booted(firmware);
+        const run = await runLocalExec(exec, env());
+        expect(run.exitCode).toBe(1);
+        const refusal = run.all.split("\n").filter((line) => line.includes("booted with"));
+        expect(refusal).toEqual([
+          `deploy-rs[a]: host a booted with ${names[0]}, but its configuration vm is built for ${names[1]} (its image's UEFI_COMPATIBLE differs from the one the VM was created from); replace the VM: terraform apply -replace='${exec.environment.DEPLOY_INSTANCE_ADDRESS}', or set hosts.a.recreateOnImageChange; nothing was deployed`,
+        ]);
+        expect(exec.environment.DEPLOY_INSTANCE_ADDRESS).toMatch(/^google_compute_instance\.a-vm_Instance_\w+$/);
+        expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
+        expect(argv("ssh.argv").slice(2)).toEqual(["127.0.0.1", "test", "-d", "/sys/firmware/efi"]);
+
+        // The same host booted the way its configuration is built for: deployed.
+        booted(expected);
+        const matching = await runLocalExec(exec, env());
+        expect(matching.exitCode).toBe(0);
+        expect(matching.all).not.toContain("booted with");
+        expect(existsSync(join(recorder, "deploy.argv"))).toBe(true);
+        rmSync(join(recorder, "deploy.argv"));
+      }
+    });
+
+    test("a host that cannot say how it booted is not deployed to", async () => {
+      const { exec } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      // The ssh double answers the wait (over the banner) but then the host goes: ssh exits 255.
+      writeFileSync(join(recorder, "ssh.down"), "");
+      const run = await runLocalExec(exec, env());
+      expect(run.exitCode).toBe(1);
+      expect(run.all).toContain("deploy-rs[a]: could not ask 127.0.0.1 how it booted (ssh failed, see above); nothing was deployed");
+      expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
     });
 
     test("a port that answers with something other than an SSH banner is not SSH: the wait times out", async () => {

@@ -1,7 +1,7 @@
 # DeployRs step: `bash constructs/deploy-rs.sh` from the project root (local-exec).
 # Every value arrives through the environment (lib/steps.ts DeployEnv):
 #   DEPLOY_FLAKE DEPLOY_NODE DEPLOY_CONFIGURATION DEPLOY_RS_INSTALLABLE
-#   DEPLOY_EXPECTED_SYSTEM DEPLOY_WAIT_SECONDS DEPLOY_CONFIRM_TIMEOUT
+#   DEPLOY_EXPECTED_SYSTEM DEPLOY_EXPECTED_BOOT DEPLOY_INSTANCE_ADDRESS DEPLOY_WAIT_SECONDS DEPLOY_CONFIRM_TIMEOUT
 #   DEPLOY_ACTIVATION_TIMEOUT, and the ssh-config.sh inputs.
 set -euo pipefail
 log() { echo "deploy-rs[$DEPLOY_NODE]: $*" >&2; }
@@ -31,6 +31,21 @@ if [ "$current" != "$DEPLOY_EXPECTED_SYSTEM" ]; then
 fi
 
 wait_for_ssh
+
+# A kept VM boots the way the image it was created from did, whatever image
+# the host names now; a system whose boot loader is for the other firmware
+# would fail to activate or, worse, install half and leave a stale boot.
+# `test -d` exits 0 or 1; anything else is ssh failing.
+booted=efi
+ssh -F "$work/ssh_config" "$DEPLOY_HOST" test -d /sys/firmware/efi || case $? in
+  1) booted=bios ;;
+  *) log "could not ask $DEPLOY_HOST how it booted (ssh failed, see above); nothing was deployed"; exit 1 ;;
+esac
+if [ "$booted" != "$DEPLOY_EXPECTED_BOOT" ]; then
+  name() { if [ "$1" = efi ]; then echo UEFI; else echo BIOS; fi; }
+  log "host $DEPLOY_NODE booted with $(name "$booted"), but its configuration $DEPLOY_CONFIGURATION is built for $(name "$DEPLOY_EXPECTED_BOOT") (its image's UEFI_COMPATIBLE differs from the one the VM was created from); replace the VM: terraform apply -replace='$DEPLOY_INSTANCE_ADDRESS', or set hosts.$DEPLOY_NODE.recreateOnImageChange; nothing was deployed"
+  exit 1
+fi
 
 log "building deploy-rs from $DEPLOY_RS_INSTALLABLE (the flake's pin, not PATH)"
 nix_cmd build --out-link "$work/deploy-rs" "$DEPLOY_RS_INSTALLABLE"

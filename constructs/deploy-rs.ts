@@ -13,6 +13,14 @@ export interface DeployRsProps {
   readonly configuration: string;
   /** Planned system.build.toplevel of the host; the deploy must end with it active. */
   readonly toplevel: string;
+  /**
+   * How the configuration boots: "efi" when the flake builds it for
+   * UEFI_COMPATIBLE images (lib/configurations.ts). A kept VM boots the way
+   * its first image did, so the step refuses a host that booted the other way.
+   */
+  readonly boot: "efi" | "bios";
+  /** Terraform address of the host's instance, named in that refusal. */
+  readonly instanceAddress: string;
   /** How the step reaches the host (the same values `npm run rollback` uses). */
   readonly ssh: SshEnv;
   /** What must exist before the first deploy: the instance and its firewall rule. */
@@ -37,6 +45,7 @@ export class DeployRs extends Construct {
   constructor(scope: Construct, id: string, props: DeployRsProps) {
     super(scope, id);
     if (!STORE_PATH.test(props.toplevel)) throw new Error(`DeployRs: toplevel "${props.toplevel}" is not a Nix store path`);
+    if (props.boot !== "efi" && props.boot !== "bios") throw new Error(`DeployRs: boot must be "efi" or "bios" (got ${JSON.stringify(props.boot)})`);
     for (const [key, value] of Object.entries({
       sshWaitSeconds: props.sshWaitSeconds,
       confirmTimeoutSeconds: props.confirmTimeoutSeconds,
@@ -55,6 +64,8 @@ export class DeployRs extends Construct {
           DEPLOY_CONFIGURATION: props.configuration,
           DEPLOY_RS_INSTALLABLE: `${props.flake}#${props.package ?? "deploy-rs"}`,
           DEPLOY_EXPECTED_SYSTEM: props.toplevel,
+          DEPLOY_EXPECTED_BOOT: props.boot,
+          DEPLOY_INSTANCE_ADDRESS: props.instanceAddress,
           DEPLOY_WAIT_SECONDS: String(props.sshWaitSeconds ?? 300),
           DEPLOY_CONFIRM_TIMEOUT: String(props.confirmTimeoutSeconds ?? 30),
           DEPLOY_ACTIVATION_TIMEOUT: String(props.activationTimeoutSeconds ?? 240),

@@ -37,6 +37,8 @@ export interface HostProps {
   readonly image: GceImage;
   /** The host's planned system. */
   readonly planned: ResolvedHost;
+  /** How its configuration boots: "efi" for UEFI_COMPATIBLE images (lib/configurations.ts computes it as the flake does). */
+  readonly boot: "efi" | "bios";
   /** known_hosts file of the stack, relative to the project root. */
   readonly knownHostsFile: string;
   /** The repository of host.runsOciImages; required when that list is not empty. @default undefined */
@@ -175,6 +177,8 @@ export class Host extends Construct {
       node: name,
       configuration: props.planned.nixosConfiguration,
       toplevel: props.planned.toplevel,
+      boot: props.boot,
+      instanceAddress: `${this.instance.terraformResourceType}.${this.instance.friendlyUniqueId}`,
       ssh: this.ssh,
       dependsOn: [this.instance, this.firewall],
       package: props.deploy.package,

@@ -2,6 +2,7 @@
 import { NullProvider } from "@cdktf/provider-null/lib/provider/index.js";
 import { TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
+import { configurationFacts } from "../lib/configurations.js";
 import type { Resolved } from "../lib/nix.js";
 import { imageOutputId, ociOutputIds } from "../lib/names.js";
 import { gcRootDir as gcRootDirOf, knownHostsFile } from "../lib/paths.js";
@@ -90,6 +91,8 @@ export class InfraStack extends TerraformStack {
       new TerraformOutput(this, outputs.digestReference, { value: image.digestReference });
     }
 
+    // The boot mode the flake builds each configuration for (nixos/configurations.nix).
+    const configurations = configurationFacts(settings).facts;
     for (const [hostId, host] of Object.entries(settings.hosts)) {
       this.hosts[hostId] = new Host(this, `${hostId}-vm`, {
         name: hostId,
@@ -100,6 +103,7 @@ export class InfraStack extends TerraformStack {
         flake: settings.flake,
         image: this.images[host.image],
         planned: resolved.hosts[hostId],
+        boot: configurations[host.nixosConfiguration].efi ? "efi" : "bios",
         knownHostsFile: knownHostsFile(settings.stateDir, id),
         registry,
       });

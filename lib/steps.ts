@@ -72,6 +72,10 @@ export interface DeployEnv extends SshEnv {
   /** Installable that provides bin/deploy: `<flake>#<deploy.package>`. */
   readonly DEPLOY_RS_INSTALLABLE: string;
   readonly DEPLOY_EXPECTED_SYSTEM: string;
+  /** How the configuration boots (lib/configurations.ts); the step refuses a host that booted the other way. */
+  readonly DEPLOY_EXPECTED_BOOT: "efi" | "bios";
+  /** Terraform address of the host's instance, for the refusal's `terraform apply -replace=`. */
+  readonly DEPLOY_INSTANCE_ADDRESS: string;
   readonly DEPLOY_WAIT_SECONDS: string;
   readonly DEPLOY_CONFIRM_TIMEOUT: string;
   readonly DEPLOY_ACTIVATION_TIMEOUT: string;
