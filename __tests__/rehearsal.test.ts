@@ -190,6 +190,24 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(startedAt(resized.summary, /^instance delete /)).toBeGreaterThan(startedAt(resized.summary, /^instance create /));
     expect(ran(resized.summary)).toBe("deploy 1");
     await expectNoChanges(p);
+
+    // The image gains UEFI_COMPATIBLE, so the flake builds its hosts' systems for UEFI (a services change
+    // stands for that here: the fixture flake does not derive a boot mode). The new VM boots the new image
+    // and is deployed; the kept one still boots BIOS, and its deploy refuses before deploy-rs runs.
+    const before = p.activations();
+    p.settings = { ...p.settings, images: { base: { ...p.settings.images!.base, guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "UEFI_COMPATIBLE"] } } };
+    const uefiInputs = p.flake.readInputs();
+    for (const c of ["vm", "worker"]) uefiInputs.configurations[c].services += ", built for UEFI";
+    p.flake.writeInputs(uefiInputs);
+    const uefi = await p.synth();
+    const refused = await p.apply();
+    steps.push(ran(refused.summary));
+    expect(refused.run.exitCode).not.toBe(0);
+    expect(counts(refused.summary, "deploy")).toMatchObject({ failed: 1 });
+    expect(refused.summary.errors.join("\n")).toMatch(
+      /deploy-rs\[worker\]: host worker booted with BIOS, but its configuration worker is built for UEFI .*replace the VM: terraform apply -replace='google_compute_instance\.worker-vm_Instance_\w+', or set hosts\.worker\.recreateOnImageChange; nothing was deployed/,
+    );
+    expect(p.activations()).toEqual([...before, `vm ${plannedSystems(uefi).vm}`]);
   }, TIMEOUT);
 
   test("f. a fresh runner (no GC roots, image absent from the store): the plan is empty", async () => {
