@@ -592,6 +592,20 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
         if (Date.now() > deadline) throw new Error(`the deploy never started:\n${output}`);
         await new Promise((resolve) => setTimeout(resolve, 50));
       }
+      // Killed between two writes of its state: Terraform rewrites terraform.tfstate in place (truncate, then
+      // write), and a kill during a write leaves it empty or cut short (README: A failed or interrupted apply).
+      const saved = () => {
+        try {
+          const state = JSON.parse(readFileSync(join(p.stackDir, "terraform.tfstate"), "utf8"));
+          return state.resources.some((r: { name: string }) => r.name.startsWith("null_resource__worker-deploy_"));
+        } catch {
+          return false;
+        }
+      };
+      for (const deadline = Date.now() + 30000; !saved(); ) {
+        if (Date.now() > deadline) throw new Error(`the state never recorded worker's deploy:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       process.kill(child.pid!, "SIGKILL");
       await closed;
     } finally {
