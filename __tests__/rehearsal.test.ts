@@ -491,6 +491,13 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
       expect(applied.run.exitCode).not.toBe(0);
       return applied.summary;
     };
+    // A failed upload or image import: no new image, no VM touched, the old image's GC root kept.
+    const stoppedBeforeImage = (summary: ApplySummary, objectCount: number) => {
+      expect(counts(summary, "image").created).toBe(0);
+      expect(counts(summary, "instance")).toMatchObject({ created: 0, destroyed: 0 });
+      expect(objects()).toHaveLength(objectCount);
+      expect(p.gcRoots()).toContain(oldRoot);
+    };
     // Nothing reached a host, and the next plan names what is left to do.
     const held = async (pending: RegExp) => {
       expect(p.activations()).toEqual(activations);
@@ -508,10 +515,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     const upload = await failed();
     expect(upload.steps.upload).toMatchObject({ ran: 0, failed: 1 });
     expect(upload.errors.join("\n")).toContain("HTTPError 503");
-    expect(counts(upload, "image").created).toBe(0);
-    expect(counts(upload, "instance")).toMatchObject({ created: 0, destroyed: 0 });
-    expect(objects()).toHaveLength(1);
-    expect(p.gcRoots()).toContain(oldRoot);
+    stoppedBeforeImage(upload, 1);
     await held(/null_resource__base-image_Upload_\w+ is tainted, so must be replaced/);
 
     // The upload succeeds, and Google refuses the image (an import error): the provider records no image
@@ -530,10 +534,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     steps.push(`${ran(create)}, failed`);
     expect(create.steps.upload).toMatchObject({ ran: 1, failed: 0 });
     expect(create.errors.join("\n")).toContain("image import refused");
-    expect(counts(create, "image").created).toBe(0);
-    expect(counts(create, "instance")).toMatchObject({ created: 0, destroyed: 0 });
-    expect(objects()).toHaveLength(2);
-    expect(p.gcRoots()).toContain(oldRoot);
+    stoppedBeforeImage(create, 2);
     // The old image stays (deposed) until its successor exists.
     await held(/google_compute_image__base-image_Image_\w+ will be created[\s\S]*google_compute_image__base-image_Image_\w+ \(deposed object \w+\) will be destroyed/);
 
