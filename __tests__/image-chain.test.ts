@@ -1,8 +1,9 @@
 /** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
 import { testWithTools } from "./helpers/tools.js";
 import { literal } from "../lib/scripts.js";
-import { copyFileSync, existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { execa } from "execa";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
 import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
 import { App, Testing } from "cdktf";
@@ -365,6 +366,98 @@ describeWithNix(`image chain with real Nix`, () => {
       expect(run.all).toContain(`gc-roots: dropped ${join(dir, stale)}`);
       const present = (f: string) => lstatSync(join(dir, f), { throwIfNoEntry: false }) !== undefined;
       expect([kept, "notes.txt", "other-link", plain, stale].map(present)).toEqual([true, true, true, true, false]);
+    });
+
+    describe("upload locks (<stateDir>/locks, real flock)", () => {
+      const until = async (what: string, ok: () => boolean) => {
+        for (const started = Date.now(); !ok(); await new Promise((r) => setTimeout(r, 50))) {
+          if (Date.now() - started > 20_000) throw new Error(`timed out waiting for ${what}`);
+        }
+      };
+      /** Another process holding a lock file (flock(1)); on release it unlinks it first, as the GcRoots step does, when told to. */
+      const holder = (lock: string, signals: string) => {
+        const held = execa("flock", [lock, "bash", "-c", 'touch "$1/held"; until [ -e "$1/go" ]; do sleep 0.05; done; [ ! -e "$1/unlink" ] || rm -f "$2"', "holder", signals, lock]);
+        return { held, release: async (unlink = false) => {
+          if (unlink) writeFileSync(join(signals, "unlink"), "");
+          writeFileSync(join(signals, "go"), "");
+          await held;
+        } };
+      };
+      const lockOf = (env: Record<string, string>) => join(fixture.dir, "state", "locks", `upload-${env.GC_ROOT.split("/").pop()}`);
+
+      test("the upload step refuses a symlink in place of its lock and writes nothing through it", async () => {
+        const { json } = await synthAtRoot();
+        const [upload] = localExecs(resource(json, "null_resource", "base-image"));
+        const lock = lockOf(upload.environment);
+        mkdirSync(dirname(lock), { recursive: true });
+        const precious = join(fixture.dir, "precious");
+        writeFileSync(precious, "not yours to truncate\n");
+        for (const target of [precious, join(fixture.dir, "created-through-the-link")]) {
+          rmSync(lock, { force: true });
+          symlinkSync(target, lock);
+          const gcs = gcsDouble(fixture.dir);
+          const run = await runLocalExec(upload, gcs.env);
+          expect([run.exitCode, run.all]).toEqual([1, `gce-image: ${lock} is not a regular file (a symlink?); remove it and run the step again`]);
+          expect(gcs.calls()).toEqual([]);
+        }
+        // `exec 9>` through the link emptied the file it pointed to (and created a missing one).
+        expect(readFileSync(precious, "utf8")).toBe("not yours to truncate\n");
+        expect(existsSync(join(fixture.dir, "created-through-the-link"))).toBe(false);
+      });
+
+      test("the GcRoots step drops the locks of images no longer planned, never one another process holds", async () => {
+        const { json, resolved } = await synthAtRoot();
+        const [prune] = localExecs(resource(json, "null_resource", "GcRoots"));
+        const locks = join(fixture.dir, "state", "locks");
+        mkdirSync(locks, { recursive: true });
+        const kept = `upload-${resolved.images.base.storePath.slice(11, 43)}`;
+        const [stale, held] = ["0123456789abcdfghijklmnpqrsvwxyz", "1123456789abcdfghijklmnpqrsvwxyz"].map((h) => `upload-${h}`);
+        for (const f of [kept, stale, held, "notes.txt"]) writeFileSync(join(locks, f), "");
+        symlinkSync(join(fixture.dir, "elsewhere"), join(locks, "upload-2123456789abcdfghijklmnpqrsvwxyz"));
+        const signals = mkdtempSync(join(fixture.dir, "holder-"));
+        const other = holder(join(locks, held), signals);
+        await until("the holder", () => existsSync(join(signals, "held")));
+        const run = await runLocalExec(prune);
+        await other.release();
+        expect(run.exitCode).toBe(0);
+        expect(run.all.split("\n").filter((l) => l.includes("/locks/")).sort()).toEqual([
+          `gc-roots: dropped ${join(locks, stale)} (no planned image uses it)`,
+          `gc-roots: kept ${join(locks, held)} (a step holds it)`,
+        ]);
+        expect(readdirSync(locks).sort()).toEqual([held, kept, "notes.txt", "upload-2123456789abcdfghijklmnpqrsvwxyz"].sort());
+      });
+
+      test("an upload that waited for a lock dropped meanwhile takes the new file: a later upload still waits for it", async () => {
+        const { json } = await synthAtRoot();
+        const [upload] = localExecs(resource(json, "null_resource", "base-image"));
+        const lock = lockOf(upload.environment);
+        mkdirSync(dirname(lock), { recursive: true });
+        writeFileSync(lock, "");
+        // TEST DOUBLE of gcloud whose describe answers "found" only once released, so the step holds its lock meanwhile.
+        const gcs = gcsDouble(fixture.dir);
+        writeFileSync(
+          join(gcs.dir, "gcloud"),
+          '#!/bin/sh\ntouch "$GCS_DOUBLE_DIR/describing"\nuntil [ -e "$GCS_DOUBLE_DIR/release" ]; do sleep 0.05; done\necho object\n',
+          { mode: 0o755 },
+        );
+        const signals = mkdtempSync(join(fixture.dir, "holder-"));
+        const other = holder(lock, signals);
+        await until("the holder", () => existsSync(join(signals, "held")));
+        const step = runLocalExec(upload, gcs.env);
+        let output = "";
+        step.all!.on("data", (chunk: Buffer) => (output += chunk.toString()));
+        await until("the step to wait", () => output.includes("waiting for another step uploading"));
+        // The holder unlinks the file while holding it, then lets go: what the GcRoots step does.
+        await other.release(true);
+        await until("the step to go on", () => existsSync(join(gcs.dir, "describing")));
+        // The step holds the file now at the lock's path: another flock on it must fail.
+        const probe = await execa("flock", ["-n", lock, "true"], { reject: false });
+        writeFileSync(join(gcs.dir, "release"), "");
+        const run = await step;
+        expect(probe.exitCode).toBe(1);
+        expect(run.exitCode).toBe(0);
+        expect(run.all).toContain("is already in the bucket; nothing uploaded");
+      });
     });
 
     test("a hostile flake path arrives verbatim; the script quotes a GC root path the settings would refuse", async () => {

@@ -14,14 +14,9 @@ uri="gs://${UPLOAD_BUCKET}/${UPLOAD_OBJECT}"
 # upload steps in parallel: one uploads while the others wait, then find it.
 # flock releases the lock when this process ends, however it ends. Without
 # flock (macOS), both may upload the same bytes: wasteful, not wrong.
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/upload-lock.sh"
 if command -v flock >/dev/null; then
-  lock="$(dirname "$(dirname "$GC_ROOT")")/locks/upload-$(basename "$GC_ROOT")"
-  mkdir -p "$(dirname "$lock")"
-  exec 9>"$lock"
-  if ! flock -n 9; then
-    log "waiting for another step uploading $uri"
-    flock 9
-  fi
+  take_upload_lock "$(upload_lock_dir "$(dirname "$GC_ROOT")")/upload-$(basename "$GC_ROOT")" "$uri"
 fi
 
 if answer=$(gcloud storage objects describe "$uri" --format='value(name)' 2>&1); then

@@ -28,7 +28,7 @@ function terraformString(value: string): string {
   return value.replace(/\$\$\{/g, () => "${").replace(/%%\{/g, () => "%{");
 }
 
-export async function runLocalExec(exec: LocalExec, env: Record<string, string> = {}, stackDir = STACK_DIR) {
+export function runLocalExec(exec: LocalExec, env: Record<string, string> = {}, stackDir = STACK_DIR) {
   const environment = Object.fromEntries(Object.entries(exec.environment).map(([k, v]) => [k, terraformString(v)]));
   return execa(exec.interpreter[0], [...exec.interpreter.slice(1), exec.command], {
     cwd: resolve(stackDir, exec.working_dir ?? "."),
