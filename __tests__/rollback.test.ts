@@ -1,5 +1,5 @@
 /** npm run rollback: the real script and bash, with the ssh double standing in for the host. */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -54,6 +54,20 @@ describe("npm run rollback", () => {
     expect(run.exitCode).toBe(1);
     expect(run.all).toContain("rollback[203.0.113.7]: the host still runs /nix/store/11111111111111111111111111111111-nixos-system-vm; nothing was rolled back");
     expect(run.all).not.toContain("now active");
+  });
+
+  test("a host that booted the other way than its configuration now says still rolls back: the firmware is not the rollback's question", async () => {
+    // The state the deploy step leaves when it refuses a kept VM moved to a UEFI_COMPATIBLE image:
+    // the settings give UEFI, the VM booted BIOS, and every generation on it was admitted under BIOS.
+    const s = baseSettings({ stateDir: join(work, "state") });
+    s.hosts!.vm.sshSourceRanges = ["203.0.113.0/24"];
+    s.images!.base.guestOsFeatures = ["VIRTIO_SCSI_MULTIQUEUE", "UEFI_COMPATIBLE"];
+    writeFileSync(join(work, "infra.json"), JSON.stringify(s));
+    mkdirSync(join(work, "hosts", "vm-99"), { recursive: true });
+    writeFileSync(join(work, "hosts", "vm-99", "firmware"), "bios");
+    const run = await rollback("vm", "--address", "203.0.113.7", "--instance-id", "99");
+    expect(run.exitCode).toBe(0);
+    expect(run.all).toContain("rollback[203.0.113.7]: now active: /nix/store/00000000000000000000000000000000-previous-system");
   });
 
   test("a host recreated on image change is reached under its current instance name (IAP)", async () => {
