@@ -78,6 +78,18 @@ function hostNixGc(s: ConfigurationSettings, hostId: string): NixGc {
 
 const uefi = (features: readonly string[]) => features.includes("UEFI_COMPATIBLE");
 
+/** Ids by key, in the order given; pairs without a key are left out. */
+function groupBy(pairs: Array<[key: string | undefined, id: string]>): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const [key, id] of pairs) {
+    if (key === undefined) continue;
+    const group = groups.get(key);
+    if (group) group.push(id);
+    else groups.set(key, [id]);
+  }
+  return groups;
+}
+
 /** Facts per configuration name, and one problem per setting that gives a configuration two answers. */
 export function configurationFacts(s: ConfigurationSettings): {
   facts: Record<string, ConfigurationFacts>;
@@ -85,18 +97,21 @@ export function configurationFacts(s: ConfigurationSettings): {
 } {
   const problems: Array<{ path: string[]; message: string }> = [];
   const names = [...new Set([...Object.values(s.images), ...Object.values(s.hosts)].map((e) => e.nixosConfiguration))].sort();
+  // Indexed once: a fleet where every host has its own configuration made a
+  // filter over all hosts per configuration quadratic (0.7 s at 2,000 hosts).
+  const hostIds = Object.keys(s.hosts);
+  const runsOf = groupBy(hostIds.map((id) => [s.hosts[id].nixosConfiguration, id]));
+  const bootsOf = groupBy(hostIds.map((id) => [s.images[s.hosts[id].image]?.nixosConfiguration, id]));
+  const imagesOf = groupBy(Object.keys(s.images).map((id) => [s.images[id].nixosConfiguration, id]));
   const facts: Record<string, ConfigurationFacts> = {};
   for (const name of names) {
-    const runs = Object.keys(s.hosts).filter((id) => s.hosts[id].nixosConfiguration === name);
-    const boots = Object.keys(s.hosts).filter((id) => s.images[s.hosts[id].image]?.nixosConfiguration === name);
+    const runs = runsOf.get(name) ?? [];
+    const boots = bootsOf.get(name) ?? [];
     const deployKeys = [...new Set([...runs, ...boots].flatMap((id) => s.hosts[id].sshKeys))].sort();
 
     // The images that are this configuration, and those its hosts boot from:
     // a host's system must install its boot loader the way its image does.
-    const imageIds = [
-      ...Object.keys(s.images).filter((id) => s.images[id].nixosConfiguration === name),
-      ...runs.map((id) => s.hosts[id].image).filter((id) => id in s.images),
-    ];
+    const imageIds = [...(imagesOf.get(name) ?? []), ...runs.map((id) => s.hosts[id].image).filter((id) => id in s.images)];
     const efiImages = [...new Set(imageIds)].sort();
     const efi = efiImages.some((id) => uefi(s.images[id].guestOsFeatures));
     const bios = efiImages.filter((id) => !uefi(s.images[id].guestOsFeatures));
