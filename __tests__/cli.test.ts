@@ -1,5 +1,5 @@
 /** The npm run commands as a new user meets them: --help, stray arguments, and what they need said. */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -14,19 +14,27 @@ describe("npm run <command> from an empty directory", () => {
   beforeEach(() => (work = mkdtempSync(join(tmpdir(), "cli-"))));
   afterEach(() => rmSync(work, { recursive: true, force: true }));
   // cwd is an empty directory, so anything a command writes there shows.
+  // synth is the cdktf app, main.ts (npm run synth runs its bundle).
+  const entry = (bin: string) => (bin === "synth" ? join(REPO_ROOT, "main.ts") : join(REPO_ROOT, "bin", `${bin}.ts`));
   const run = (bin: string, ...args: string[]) =>
-    execa("node", ["--import", TSX, join(REPO_ROOT, "bin", `${bin}.ts`), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
+    execa("node", ["--import", TSX, entry(bin), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
 
-  const commands = ["pin", "rehearse", "rollback", "schema", "check-backend", "bench-synth", "plan-summary"];
+  const commands = ["synth", "pin", "rehearse", "rollback", "schema", "check-backend", "bench-synth", "plan-summary"];
+  test("every npm script that is not a tool's own (esbuild, tsc, jest) has its usage here", () => {
+    const scripts = Object.keys(JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts);
+    expect(scripts.filter((s) => !["build", "typecheck", "test"].includes(s)).sort()).toEqual([...commands].sort());
+  });
   test.each([...commands.map((c) => [c, "--help"]), ["pin", "-h"]])("%s %s prints its usage, exits 0 and does nothing else", async (bin, flag) => {
     const r = await run(bin, flag);
     expect({ code: r.exitCode, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
     expect(r.stdout).toMatch(new RegExp(`^usage: npm run ${bin}\\b[^\\n]*$`));
+    // Read literally, the usage is a command that works: npm passes a second "--" on as an argument.
+    expect(r.stdout.match(/(?<![\w-])--(?![\w-])/g)?.length ?? 0).toBeLessThanOrEqual(1);
     // schema once wrote infra.schema.json when asked for help.
     expect(readdirSync(work)).toEqual([]);
   });
 
-  test.each(["schema", "check-backend"])("%s takes no arguments and says so", async (bin) => {
+  test.each(["synth", "schema", "check-backend"])("%s takes no arguments and says so", async (bin) => {
     const r = await run(bin, "--check");
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^error: unexpected argument --check; usage: npm run ${bin}\\b[^\\n]*$`));

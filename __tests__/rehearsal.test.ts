@@ -730,7 +730,7 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
   test("a bad argument and a failed synth are named, and exit 1", async () => {
     const bad = await rehearse("--frsh");
     expect(bad.exitCode).toBe(1);
-    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- --fresh] [-- --verbose]");
+    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- [--fresh] [--verbose]]");
     const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
     inputs.configurations.vm.evalError = "broken on purpose";
     writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));

@@ -1,5 +1,5 @@
 /**
- * npm run rehearse [-- --fresh] [-- --verbose]
+ * npm run rehearse [-- [--fresh] [--verbose]]
  *
  * Rehearses `cdktf deploy infra` offline: synthesizes, rewrites the infra
  * stack so that real Terraform core applies it (lib/rehearse.ts), and runs
@@ -38,7 +38,7 @@ const ACTIONS: Record<string, string> = { create: "creating", update: "updating"
 
 await runCli(async () => {
   const args = process.argv.slice(2);
-  const usage = "usage: npm run rehearse [-- --fresh] [-- --verbose]";
+  const usage = "usage: npm run rehearse [-- [--fresh] [--verbose]]";
   if (usageRequested(args, usage)) return;
   const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose");
   if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; ${usage}`);

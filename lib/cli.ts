@@ -2,6 +2,10 @@
 import { NixError } from "./nix.js";
 import { SettingsError } from "./settings.js";
 
+/** main.ts, run by `npm run synth` and by the cdktf CLI (which passes no arguments). */
+export const SYNTH_USAGE =
+  "usage: npm run synth (writes cdktf.out/stacks/<stack>/cdk.tf.json; settings from INFRA_CONFIG, by default infra.json; INFRA_RESOLVE=pinned reads the lock instead of running nix eval)";
+
 /**
  * `--help` or `-h` anywhere: prints `usage` to stdout and returns true, so the
  * command does nothing else (exit 0). A command that takes no arguments
