@@ -750,6 +750,17 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
     expect(next.stderr).toMatch(/rehearse: {3}deploy +ran 1 +1 created, 1 destroyed/);
     expect(next.stderr).not.toMatch(/rehearse: {3}(build|upload|image|push) /);
+
+    // Then the teardown: what cdktf destroy infra runs, reviewed first; the build's destroy step drops the GC root.
+    const destroyed = await rehearse("--destroy");
+    if (destroyed.exitCode !== 0) throw new Error(destroyed.stderr);
+    expect(destroyed.stderr).toContain("rehearse: destroy (cdktf destroy infra) of what the rehearsals deployed");
+    expect(destroyed.stderr).toMatch(/rehearse: {3}instance +1 destroyed/);
+    expect(destroyed.stderr).toMatch(/rehearse: {3}build +ran 1 +1 destroyed/);
+    expect(destroyed.stderr).not.toMatch(/rehearse: {3}(upload|deploy|push) +ran/);
+    expect(destroyed.stderr).toContain("rehearse: plan after the apply: no changes (terraform plan -destroy -detailed-exitcode exited 0)");
+    expect(destroyed.stderr).toContain("rehearse: GC roots left: 0 (.infra/rehearsal/state/gcroots); known_hosts and upload locks stay");
+    expect(readdirSync(join(root, ".infra", "rehearsal", "state", "gcroots"))).toEqual([]);
   }, TIMEOUT);
 
   test("SIGTERM mid-apply: Terraform is stopped and saves its state, the registry ends, and the next run converges", async () => {
@@ -801,7 +812,10 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
   test("a bad argument and a failed synth are named, and exit 1", async () => {
     const bad = await rehearse("--frsh");
     expect(bad.exitCode).toBe(1);
-    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- --fresh] [-- --verbose]");
+    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- --fresh] [-- --verbose] [-- --destroy]");
+    const nothing = await rehearse("--destroy");
+    expect(nothing.exitCode).toBe(1);
+    expect(nothing.stderr).toContain("error: rehearse: nothing to destroy: no rehearsal state in .infra/rehearsal (run npm run rehearse first)");
     const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
     inputs.configurations.vm.evalError = "broken on purpose";
     writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
