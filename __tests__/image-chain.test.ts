@@ -100,14 +100,14 @@ describe("image chain synthesis", () => {
     expect(base).toMatch(/^nixos-base-[0-9a-df-np-sv-z]{32}$/);
   });
 
-  test("the build step is triggered by the planned store path, gets every value through environment, and has no destroy step", () => {
+  test("the build step is triggered by the planned store path, gets every value through environment, and its destroy step reads only its own triggers", () => {
     const s = imagesOnly();
     const resolved = staticResolved(s);
     const { json } = synthStack(s, resolved);
     const build = resource(json, "null_resource", "base-build");
     expect(build.triggers.planned_store_path).toBe(resolved.images.base.storePath);
     const execs = localExecs(build);
-    expect(execs).toHaveLength(1);
+    expect(execs).toHaveLength(2);
     expect(execs[0].environment).toEqual({
       NIX_FLAKE: ".",
       NIX_ATTRIBUTE: "nixosConfigurations.gce-base.config.system.build.googleComputeImage",
@@ -118,6 +118,14 @@ describe("image chain synthesis", () => {
     expect(execs[0].command).toBe("constructs/nix-image.sh");
     expect(execs[0].interpreter).toEqual(["bash"]);
     expect(execs[0].working_dir).toBe("../../..");
+    // `terraform destroy` drops the root (a destroy step may refer to nothing but self).
+    expect(execs[1]).toEqual({
+      command: "constructs/nix-image-destroy.sh",
+      interpreter: ["bash"],
+      working_dir: "../../..",
+      environment: { GC_ROOT: "${self.triggers.gc_root}" },
+      when: "destroy",
+    });
   });
 
   test("one GcRoots step keeps exactly the planned images' roots and runs after the builds and images", () => {
@@ -131,7 +139,9 @@ describe("image chain synthesis", () => {
     expect(prune.triggers).toEqual({ dir: ".infra/gcroots", keep: hashes.join(" ") });
     expect(localExecs(prune)[0].environment).toEqual({ GC_ROOT_DIR: ".infra/gcroots", GC_ROOTS_KEEP: hashes.join(" ") });
     expect(prune.depends_on).toHaveLength(4);
-    expect(JSON.stringify(JSON.parse(json).resource.null_resource)).not.toContain('"when":"destroy"');
+    // Terraform skips destroy steps of replaced and removed resources; only the builds have one, for `terraform destroy`.
+    const withDestroyStep = Object.entries<any>(JSON.parse(json).resource.null_resource).filter(([, r]) => JSON.stringify(r).includes('"when":"destroy"'));
+    expect(withDestroyStep.map(([name]) => name.replace(/_[0-9A-F]{8}$/, "")).sort()).toEqual(["base-build_Build", "worker-build_Build"]);
   });
 
   test("images are private unless public: true, which adds the binding and warns", () => {

@@ -9,9 +9,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
-import { type ApplySummary, type Rehearsal, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
+import { App, Testing } from "cdktf";
+import { BootstrapStack } from "../constructs/bootstrap-stack.js";
+import { type ApplySummary, type Rehearsal, rehearsalConfig, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
 import { terraform } from "../lib/terraform.js";
-import type { SettingsInput } from "../lib/settings.js";
+import { parseSettings, type SettingsInput } from "../lib/settings.js";
 import { fixtureFlake, NIX, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { describeWithTools } from "./helpers/tools.js";
 import { type Applied, rehearsalProject, type RehearsalProject } from "./helpers/rehearsal.js";
@@ -631,6 +633,75 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(p.activations()).toEqual([...activations, `vm ${plannedSystems(rehearsal).vm}`, `worker ${plannedSystems(rehearsal).worker}`]);
     await expectNoChanges(p);
   }, TIMEOUT);
+
+  test("p. teardown (cdktf destroy infra): a protected VM stops it before anything goes; then everything goes in reverse order, the GC root is dropped and the bucket goes with its uploads; known_hosts and locks stay; bootstrap's state bucket refuses", async () => {
+    const { project: p, rehearsal } = await deployed(baseSettings({ hosts: { vm: host("vm", { deletionProtection: true }), worker: host("worker") } }));
+    const image = imageStorePath(rehearsal);
+    const bucket = p.objectFile("");
+    expect(readdirSync(bucket, { recursive: true }).length).toBeGreaterThan(0);
+    const state = async () => (await terraform(["state", "list"], { dir: p.stackDir, env: p.env })).text.split("\n").filter(Boolean);
+    const deployedState = await state();
+
+    // The destroy plan is reviewed as an apply's is: the provider would refuse the protected VM's delete.
+    await expect(p.destroy()).rejects.toThrow(
+      /google_compute_instance\.vm-vm_Instance_\w+ would be deleted \(removed\), but its deletion protection is on: the google provider refuses; set the host's deletionProtection to false and apply that alone first/,
+    );
+    expect(await state()).toEqual(deployedState);
+    p.settings = { ...p.settings, hosts: { ...p.settings.hosts, vm: host("vm") } };
+    const unprotected = await applyNow(p);
+    expect(unprotected.summary.order).toEqual([expect.stringMatching(/^instance update google_compute_instance\.vm-vm_/)]);
+
+    const destroyed = expectApplied(await p.destroy());
+    steps.push(`destroy: ${ran(destroyed)}`);
+    expect(await state()).toEqual([]);
+    expect(destroyed.order).toHaveLength(deployedState.length);
+    expect(destroyed.order.every((l) => / delete /.test(l))).toBe(true);
+    // Reverse order: what depends on a resource is gone before it goes.
+    const done = (pattern: RegExp) => at(destroyed, new RegExp(`^done \\w+ delete ${pattern.source}`));
+    const begun = (pattern: RegExp) => startedAt(destroyed, new RegExp(`^\\w+ delete ${pattern.source}`));
+    const [build, upload, img, gcRoots, bucketAt] = [/null_resource\.base-build_/, /null_resource\.base-image_Upload_/, /google_compute_image\./, /null_resource\.GcRoots_/, /google_storage_bucket\./];
+    for (const node of ["vm", "worker"]) {
+      const vm = new RegExp(`google_compute_instance\\.${node}-vm_`);
+      expect(done(new RegExp(`null_resource\\.${node}-deploy_`))).toBeLessThan(begun(vm));
+      expect(done(new RegExp(`google_compute_firewall\\.${node}-vm_`))).toBeGreaterThan(done(new RegExp(`null_resource\\.${node}-deploy_`)));
+      expect(done(vm)).toBeLessThan(begun(new RegExp(`google_service_account\\.${node}-vm_`)));
+      expect(done(vm)).toBeLessThan(begun(img));
+    }
+    expect(done(gcRoots)).toBeLessThan(begun(img));
+    expect(done(img)).toBeLessThan(begun(upload));
+    expect(done(upload)).toBeLessThan(begun(build));
+    expect(done(upload)).toBeLessThan(begun(bucketAt));
+    // Only destroy steps ran: the build's, which drops its GC root, and the provider's bucket delete (acted out on the
+    // double); nothing deployed, uploaded or built.
+    expect(ran(destroyed)).toBe("build 1, other 1");
+    expect(destroyed.timeline.filter((l) => l.startsWith("ran ")).sort()).toEqual([
+      expect.stringMatching(/^ran build null_resource\.base-build_/),
+      expect.stringMatching(/^ran other google_storage_bucket\./),
+    ]);
+    expect(p.gcRoots()).toEqual([]);
+    expect((await execa("nix-store", ["--query", "--roots", image], { env: NIX_ENV })).stdout).toBe("");
+    // The bucket went with the uploads in it (force_destroy: they are not in the state).
+    expect(existsSync(bucket)).toBe(false);
+    // Left on purpose (README, Tearing down): the known_hosts file (its entries are keyed by instance id, which Google
+    // never reuses; the ssh double records none) and the empty upload locks.
+    const stateDir = join(p.root, ".infra");
+    expect(existsSync(join(stateDir, "known_hosts", "infra"))).toBe(true);
+    expect(readdirSync(join(stateDir, "locks"))).toEqual([`upload-${hashOf(image)}`]);
+    expect(p.activations()).toHaveLength(2);
+    // A second destroy finds nothing to do.
+    expect((await p.plan(["-destroy"])).exitCode).toBe(0);
+
+    // bootstrap (local state): the state bucket has prevent_destroy, so Terraform refuses the whole destroy plan.
+    const gcs = parseSettings({ ...p.settings, backend: { type: "gcs", bucket: "test-project-tfstate" } }, "test");
+    const bootstrap = rehearsalConfig(JSON.parse(Testing.synth(new BootstrapStack(Testing.app() as App, "bootstrap", { settings: gcs }))));
+    const dir = join(p.root, ".infra", "rehearsal", "bootstrap");
+    mkdirSync(dir);
+    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(bootstrap.config));
+    for (const args of [["init"], ["apply", "-auto-approve"]]) expect((await terraform([...args, "-no-color"], { dir, env: p.env })).exitCode).toBe(0);
+    const kept = await terraform(["plan", "-destroy", "-no-color"], { dir, env: p.env });
+    expect(kept.exitCode).toBe(1);
+    expect(kept.text).toMatch(/Instance cannot be destroyed[\s\S]*google_storage_bucket__StateBucket has\s+lifecycle.prevent_destroy set/);
+  }, TIMEOUT);
 });
 
 describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "npm run rehearse", () => {
@@ -679,6 +750,17 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
     expect(next.stderr).toMatch(/rehearse: {3}deploy +ran 1 +1 created, 1 destroyed/);
     expect(next.stderr).not.toMatch(/rehearse: {3}(build|upload|image|push) /);
+
+    // Then the teardown: what cdktf destroy infra runs, reviewed first; the build's destroy step drops the GC root.
+    const destroyed = await rehearse("--destroy");
+    if (destroyed.exitCode !== 0) throw new Error(destroyed.stderr);
+    expect(destroyed.stderr).toContain("rehearse: destroy (cdktf destroy infra) of what the rehearsals deployed");
+    expect(destroyed.stderr).toMatch(/rehearse: {3}instance +1 destroyed/);
+    expect(destroyed.stderr).toMatch(/rehearse: {3}build +ran 1 +1 destroyed/);
+    expect(destroyed.stderr).not.toMatch(/rehearse: {3}(upload|deploy|push) +ran/);
+    expect(destroyed.stderr).toContain("rehearse: plan after the apply: no changes (terraform plan -destroy -detailed-exitcode exited 0)");
+    expect(destroyed.stderr).toContain("rehearse: GC roots left: 0 (.infra/rehearsal/state/gcroots); known_hosts and upload locks stay");
+    expect(readdirSync(join(root, ".infra", "rehearsal", "state", "gcroots"))).toEqual([]);
   }, TIMEOUT);
 
   test("SIGTERM mid-apply: Terraform is stopped and saves its state, the registry ends, and the next run converges", async () => {
@@ -730,7 +812,10 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
   test("a bad argument and a failed synth are named, and exit 1", async () => {
     const bad = await rehearse("--frsh");
     expect(bad.exitCode).toBe(1);
-    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- [--fresh] [--verbose]]");
+    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- [--fresh] [--verbose] [--destroy]]");
+    const nothing = await rehearse("--destroy");
+    expect(nothing.exitCode).toBe(1);
+    expect(nothing.stderr).toContain("error: rehearse: nothing to destroy: no rehearsal state in .infra/rehearsal (run npm run rehearse first)");
     const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
     inputs.configurations.vm.evalError = "broken on purpose";
     writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));

@@ -173,11 +173,14 @@ describe("the rehearsal rewrite (pure)", () => {
     });
   });
 
-  test("null_resource: triggers become triggers_replace; provisioners stay exactly as synthesized", () => {
+  test("null_resource: triggers become triggers_replace; provisioners stay exactly as synthesized, a destroy step's self.triggers read as self.triggers_replace", () => {
     const original = Object.entries<any>(stack.resource.null_resource).find(([n]) => n.startsWith("base-build_Build_"))![1];
     const build = standIn(config, "null_resource__base-build_Build_").block;
     expect(build.triggers_replace).toEqual(original.triggers);
-    expect(build.provisioner).toEqual(original.provisioner);
+    expect(original.provisioner[1]["local-exec"].environment).toEqual({ GC_ROOT: "${self.triggers.gc_root}" });
+    const asRehearsed = structuredClone(original.provisioner);
+    asRehearsed[1]["local-exec"].environment.GC_ROOT = "${self.triggers_replace.gc_root}";
+    expect(build.provisioner).toEqual(asRehearsed);
     expect(build.lifecycle).toEqual({ create_before_destroy: true });
     expect(build.triggers).toBeUndefined();
   });

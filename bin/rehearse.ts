@@ -1,5 +1,5 @@
 /**
- * npm run rehearse [-- [--fresh] [--verbose]]
+ * npm run rehearse [-- [--fresh] [--verbose] [--destroy]]
  *
  * Rehearses `cdktf deploy infra` offline: synthesizes, rewrites the infra
  * stack so that real Terraform core applies it (lib/rehearse.ts), and runs
@@ -7,9 +7,10 @@
  * .infra/rehearsal/infra, with real Nix builds and test doubles for Google
  * Cloud Storage (gcloud), the hosts (ssh) and deploy-rs. Its state persists,
  * so the next run rehearses the next deploy; --fresh starts from nothing.
+ * --destroy rehearses `cdktf destroy infra` of what the rehearsals deployed.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -38,11 +39,14 @@ const ACTIONS: Record<string, string> = { create: "creating", update: "updating"
 
 await runCli(async () => {
   const args = process.argv.slice(2);
-  const usage = "usage: npm run rehearse [-- [--fresh] [--verbose]]";
+  const usage = "usage: npm run rehearse [-- [--fresh] [--verbose] [--destroy]]";
   if (usageRequested(args, usage)) return;
-  const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose");
+  const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose" && a !== "--destroy");
   if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; ${usage}`);
   const verbose = args.includes("--verbose");
+  // What `cdktf destroy infra` runs: terraform destroy, i.e. a plan -destroy and its apply.
+  const destroy = args.includes("--destroy");
+  if (destroy && args.includes("--fresh")) throw new RehearsalError("--destroy destroys what the last rehearsals deployed; it cannot start --fresh");
   const started = Date.now();
   const root = process.cwd();
   const base = resolve(root, BASE);
@@ -69,7 +73,11 @@ await runCli(async () => {
       if (signal !== "SIGINT") interruptTerraform();
     });
   }
-  say(`${existsSync(join(stackDir, "terraform.tfstate")) ? "next deploy after the last rehearsal" : "first deploy, from empty state"} (${BASE}; --fresh starts over)`);
+  const deployed = existsSync(join(stackDir, "terraform.tfstate"));
+  if (destroy && !deployed) throw new RehearsalError(`nothing to destroy: no rehearsal state in ${BASE} (run npm run rehearse first)`);
+  say(
+    `${destroy ? "destroy (cdktf destroy infra) of what the rehearsals deployed" : deployed ? "next deploy after the last rehearsal" : "first deploy, from empty state"} (${BASE}; --fresh starts over)`,
+  );
 
   // Synthesize through the usual path, with the rehearsal's own state dir: its GC roots and known_hosts are not the real ones.
   const raw = JSON.parse(readFileSync(file, "utf8"));
@@ -122,6 +130,8 @@ await runCli(async () => {
         stopIfInterrupted();
         return nameConflicts(plan, standIns);
       },
+      undefined,
+      destroy ? ["-destroy"] : [],
     );
     stopIfInterrupted();
     if (refused.length > 0) throw new RehearsalError(`the plan would fail at Google; nothing was applied:\n  ${refused.join("\n  ")}`);
@@ -130,7 +140,7 @@ await runCli(async () => {
     for (const error of summary.errors) say(`error: ${error}`);
 
     mark = Date.now();
-    const plan = await terraform(["plan", "-json", "-detailed-exitcode"], { dir: stackDir, env });
+    const plan = await terraform(["plan", "-json", "-detailed-exitcode", ...(destroy ? ["-destroy"] : [])], { dir: stackDir, env });
     const planSeconds = seconds(mark);
     const remaining = plan.events
       .filter((e) => e.type === "planned_change")
@@ -148,14 +158,19 @@ await runCli(async () => {
     if (summary.order.length === 0) say("  nothing (the plan was empty)");
     say(
       plan.exitCode === 0
-        ? "plan after the apply: no changes (terraform plan -detailed-exitcode exited 0)"
+        ? `plan after the apply: no changes (terraform plan${destroy ? " -destroy" : ""} -detailed-exitcode exited 0)`
         : `plan after the apply: ${remaining.length} change(s) left (exit ${plan.exitCode})${remaining.map((r) => `\n    ${r}`).join("")}`,
     );
     say(
       `wall time ${seconds(started).toFixed(1)} s (synth ${synthSeconds.toFixed(1)} s, init ${initSeconds.toFixed(1)} s, apply ${applySeconds.toFixed(1)} s, plan ${planSeconds.toFixed(1)} s)`,
     );
     if (apply.exitCode !== 0) throw new RehearsalError("the apply failed (see the errors above); fix the cause and run npm run rehearse again");
-    if (plan.exitCode !== 0) throw new RehearsalError("the apply left changes behind: a real deploy would not converge");
+    if (destroy) {
+      // What a destroy leaves on the deploying machine on purpose (README: Tearing down).
+      const gcRoots = join(base, "state", "gcroots");
+      say(`GC roots left: ${existsSync(gcRoots) ? readdirSync(gcRoots).length : 0} (${BASE}/state/gcroots); known_hosts and upload locks stay`);
+    }
+    if (plan.exitCode !== 0) throw new RehearsalError(`the apply left changes behind: a real ${destroy ? "destroy" : "deploy"} would not converge`);
   } finally {
     registry?.stop();
     banner.stop();

@@ -24,7 +24,10 @@ export interface ImageBucketProps {
   readonly objectRetentionDays?: number;
 }
 
-/** The private bucket the raw image tarballs are uploaded to. */
+/**
+ * The private bucket the raw image tarballs are uploaded to. A created bucket
+ * is deleted with everything in it: keep nothing else there.
+ */
 export class ImageBucket extends Construct {
   /** The bucket's name, as written in the settings. */
   public readonly bucketName: string;
@@ -51,8 +54,12 @@ export class ImageBucket extends Construct {
       uniformBucketLevelAccess: true,
       publicAccessPrevention: "enforced",
       labels: props.labels,
-      // Keeping images while objects remain is what Terraform's plan shows; never empty a bucket implicitly.
-      forceDestroy: false,
+      // The uploads are not in the state (the upload step writes them), so
+      // Terraform could never empty the bucket itself: without this, Google
+      // refuses to delete it while any upload of the last 30 days remains,
+      // and `cdktf destroy` (or a new imageBucket name) fails at the bucket.
+      // Everything in it is a copy the upload steps make again on demand.
+      forceDestroy: true,
       lifecycleRule: [{ action: { type: "Delete" }, condition: { age: retention, matchesPrefix: ["nixos/"] } }],
     });
     this.dependables = [bucket];

@@ -1,9 +1,10 @@
 import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
+import { TerraformSelf } from "cdktf";
 import { Construct } from "constructs";
 import { storeHash } from "../lib/gce.js";
 import type { ResolvedImage } from "../lib/nix.js";
 import { literal } from "../lib/scripts.js";
-import { type BuildImageEnv, localExec, STEP_SCRIPTS } from "../lib/steps.js";
+import { type BuildImageEnv, type DropImageRootEnv, localExec, STEP_SCRIPTS } from "../lib/steps.js";
 
 export interface NixImageProps {
   /** Flake reference as the user wrote it ("." is the project root). */
@@ -55,12 +56,20 @@ export class NixImage extends Construct {
       GC_ROOT: this.gcRoot,
     };
 
-    // No destroy provisioner: Terraform skips them for replaced and removed
-    // resources. The stack's GcRoots step drops roots no image plans any more.
+    // Terraform skips destroy provisioners of replaced (create_before_destroy,
+    // deposed) and removed resources: the stack's GcRoots step drops the roots
+    // no image plans any more. The destroy step here runs on `terraform
+    // destroy` only, which leaves no GcRoots step to do it.
     this.build = new Resource(this, "Build", {
       triggers: { planned_store_path: planned.storePath, gc_root: literal(this.gcRoot) },
       lifecycle: { createBeforeDestroy: true },
-      provisioners: [localExec(STEP_SCRIPTS.buildImage, this.environment)],
+      provisioners: [
+        localExec(STEP_SCRIPTS.buildImage, this.environment),
+        {
+          ...localExec<DropImageRootEnv>(STEP_SCRIPTS.dropImageRoot, { GC_ROOT: TerraformSelf.getString("triggers.gc_root") }),
+          when: "destroy",
+        },
+      ],
     });
   }
 }

@@ -84,6 +84,34 @@ const LABELLED: ReadonlySet<string> = new Set([
   "google_compute_image", "google_compute_instance", "google_storage_bucket", "google_artifact_registry_repository",
 ]);
 
+/**
+ * What the provider does to what a resource holds when it deletes it,
+ * acted out on the doubles as the stand-in is destroyed (a destroy-time
+ * provisioner: run by `terraform destroy` and by a replacement that destroys
+ * first, not for a deposed or removed stand-in). A bucket
+ * (resource_storage_bucket.go, 6.50.0): while it holds objects, the provider
+ * refuses unless force_destroy, which deletes them with it. The rehearsal's
+ * buckets are directories of the gcloud double, `$GCS_DOUBLE_DIR/<name>`.
+ */
+const DELETED_BY_PROVIDER: Readonly<Record<string, Block>> = {
+  google_storage_bucket: {
+    "local-exec": {
+      when: "destroy",
+      interpreter: ["bash", "-c"],
+      command: [
+        "set -euo pipefail",
+        'dir="$GCS_DOUBLE_DIR/$BUCKET"',
+        'if [ "$FORCE_DESTROY" != true ] && [ -n "$(find "$dir" -type f -print -quit 2>/dev/null)" ]; then',
+        `  echo "Error trying to delete bucket $BUCKET containing objects without" '\`force_destroy\`' "set to true" >&2`,
+        "  exit 1",
+        "fi",
+        'rm -rf "$dir"',
+      ].join("\n"),
+      environment: { BUCKET: "${self.input.name}", FORCE_DESTROY: "${try(self.input.force_destroy, false)}" },
+    },
+  },
+};
+
 /** What a stand-in's attribute resolves to: an HCL expression. */
 interface StandInRef {
   /** `terraform_data.<name>`, with the instance key if any. */
@@ -320,6 +348,7 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
       const after = new Set([...(block.depends_on ?? []).map(mapAddress), ...referencedAddresses(dropped.get(original) ?? [])]);
       if (after.size) out.depends_on = [...after].sort();
       if (block.provisioner) out.provisioner = block.provisioner.map((p: Block) => rewrite(withStepEnvironment(p, options)));
+      if (DELETED_BY_PROVIDER[type]) out.provisioner = [...(out.provisioner ?? []), DELETED_BY_PROVIDER[type]];
       if (block.lifecycle) {
         const lifecycle = lifecycleOf(block.lifecycle, () => undefined);
         if (Object.keys(lifecycle).length) out.lifecycle = lifecycle;

@@ -14,6 +14,7 @@ import { BASH, literal } from "./scripts.js";
 /** Scripts, relative to the project root (every step's working_dir). */
 export const STEP_SCRIPTS = {
   buildImage: "constructs/nix-image.sh",
+  dropImageRoot: "constructs/nix-image-destroy.sh",
   uploadImage: "constructs/gce-image.sh",
   pruneGcRoots: "constructs/gc-roots.sh",
   deploy: "constructs/deploy-rs.sh",
@@ -31,6 +32,12 @@ export interface BuildImageEnv {
   /** The image file, relative to the store path. */
   readonly IMAGE_FILE: string;
   /** GC root symlink, relative to the project root. */
+  readonly GC_ROOT: string;
+}
+
+/** NixImage destroy step (constructs/nix-image-destroy.sh), run by `terraform destroy` only. */
+export interface DropImageRootEnv {
+  /** The build's GC root, read from its own triggers (`self`): a destroy step may refer to nothing else. */
   readonly GC_ROOT: string;
 }
 

@@ -99,17 +99,20 @@ export interface ReviewedApply {
 /**
  * Plans to a file (or takes a saved plan), hands `terraform show -json` of it
  * to `review`, and applies exactly that plan when the review finds nothing.
+ * `planArgs` go to the plan: `-destroy` makes the apply what `terraform
+ * destroy` (and `cdktf destroy`) runs.
  */
 export async function applyReviewed(
   options: TerraformOptions,
   review: (plan: any) => string[],
   savedPlan?: string,
+  planArgs: readonly string[] = [],
 ): Promise<ReviewedApply> {
   let planFile = savedPlan;
   if (!planFile) {
     // Its own name: two runs in one directory must not apply each other's plan.
     planFile = `reviewed-by-rehearsal-${process.pid}.tfplan`;
-    const plan = await terraform(["plan", "-json", "-input=false", `-out=${planFile}`], options);
+    const plan = await terraform(["plan", "-json", "-input=false", ...planArgs, `-out=${planFile}`], options);
     if (plan.exitCode !== 0) return { refused: [], run: plan };
   }
   try {

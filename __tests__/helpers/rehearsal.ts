@@ -39,6 +39,8 @@ export interface RehearsalProject {
   /** Synthesizes with real Nix and writes the rehearsal; returns it. */
   synth(): Promise<Rehearsal>;
   apply(planFile?: string): Promise<Applied>;
+  /** What `cdktf destroy infra` runs (`terraform destroy`): a reviewed `plan -destroy`, then its apply; counted as an apply. */
+  destroy(): Promise<Applied>;
   plan(args?: string[]): Promise<TerraformRun>;
   /** `terraform apply -auto-approve <args>` in a process group of its own, for a test to signal; counted as an apply. */
   spawnApply(args?: string[]): ChildProcessByStdio<null, Readable, Readable>;
@@ -102,6 +104,14 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
   const known: Rehearsal["standIns"] = {};
   let applies = 0;
   let initialized = false;
+  const reviewedApply = async (planFile?: string, planArgs: string[] = []): Promise<Applied> => {
+    if (!rehearsal) throw new Error("synth first");
+    applies += 1;
+    const standIns = { ...known, ...rehearsal.standIns };
+    const { refused, run } = await applyReviewed({ dir: stackDir, env }, (plan) => nameConflicts(plan, standIns), planFile, planArgs);
+    if (refused.length > 0) throw new Error(`the rehearsal refused the plan:\n${refused.join("\n")}`);
+    return { run, summary: summarizeApply(run.events, standIns) };
+  };
   const lines = (file: string) => (existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : []);
 
   const project: RehearsalProject = {
@@ -126,14 +136,8 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       }
       return rehearsal;
     },
-    async apply(planFile) {
-      if (!rehearsal) throw new Error("synth first");
-      applies += 1;
-      const standIns = { ...known, ...rehearsal.standIns };
-      const { refused, run } = await applyReviewed({ dir: stackDir, env }, (plan) => nameConflicts(plan, standIns), planFile);
-      if (refused.length > 0) throw new Error(`the rehearsal refused the plan:\n${refused.join("\n")}`);
-      return { run, summary: summarizeApply(run.events, standIns) };
-    },
+    apply: (planFile) => reviewedApply(planFile),
+    destroy: () => reviewedApply(undefined, ["-destroy"]),
     plan: (args = []) => terraform(["plan", "-no-color", "-detailed-exitcode", ...args], { dir: stackDir, env }),
     spawnApply(args = []) {
       applies += 1;
