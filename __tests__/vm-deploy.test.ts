@@ -243,7 +243,7 @@ describeWithNix(`hosts with real Nix`, () => {
       const s = settings({
         flake,
         stateDir,
-        deploy: { sshWaitSeconds: 3 } as never,
+        deploy: { sshWaitSeconds: 1 } as never,
         ...(guestOsFeatures ? { images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures } } } : {}),
         hosts: { a: host({ sshSourceRanges: ["127.0.0.1/32"] }) },
       });
@@ -360,7 +360,7 @@ describeWithNix(`hosts with real Nix`, () => {
       await new Promise<void>((ok) => server!.listen(port, "127.0.0.1", ok));
       const run = await runLocalExec(exec, env());
       expect(run.exitCode).toBe(1);
-      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 3s (deploy.sshWaitSeconds; last answer: not an SSH banner: HTTP/1.0 400 Bad Request)`);
+      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 1s (deploy.sshWaitSeconds; last answer: not an SSH banner: HTTP/1.0 400 Bad Request)`);
       expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
     });
 
@@ -371,7 +371,7 @@ describeWithNix(`hosts with real Nix`, () => {
       const started = Date.now();
       const run = await runLocalExec(exec, env());
       expect(run.exitCode).toBe(1);
-      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 3s (deploy.sshWaitSeconds; last answer: probe: connect: Connection refused`);
+      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 1s (deploy.sshWaitSeconds; last answer: probe: connect: Connection refused`);
       expect(Date.now() - started).toBeLessThan(20000);
     });
 
