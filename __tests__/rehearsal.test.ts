@@ -27,12 +27,17 @@ const twoHosts = (extra: Record<string, unknown> = {}): SettingsInput =>
 function ran(summary: ApplySummary): string {
   return STEP_KINDS.filter((k) => summary.steps[k].ran > 0).map((k) => `${k} ${summary.steps[k].ran}`).join(", ") || "nothing";
 }
-/** Where in the timeline an event matching the pattern happened (-1: never). */
+/** Where in the timeline an event matching the pattern happened; an event that never happened fails (-1 would pass any "before"). */
 function at(summary: ApplySummary, pattern: RegExp): number {
-  return summary.timeline.findIndex((line) => pattern.test(line));
+  return found(summary.timeline, pattern);
 }
 function startedAt(summary: ApplySummary, pattern: RegExp): number {
-  return summary.order.findIndex((line) => pattern.test(line));
+  return found(summary.order, pattern);
+}
+function found(lines: string[], pattern: RegExp): number {
+  const index = lines.findIndex((line) => pattern.test(line));
+  if (index < 0) throw new Error(`no event matches ${pattern}:\n${lines.join("\n")}`);
+  return index;
 }
 /** node → planned toplevel, from the deploy steps of a rehearsal. */
 function plannedSystems(rehearsal: Rehearsal): Record<string, string> {
@@ -175,7 +180,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(oldVmDeleted).toBeGreaterThan(startedAt(summary, /^image create /));
     expect(oldVmDeleted).toBeGreaterThan(startedAt(summary, /^instance create google_compute_instance\.vm-vm_/));
     // In completion order too: the new image and the new VM were done before the old VM's delete began.
-    const deleteStarted = summary.timeline.findIndex((l) => /^done instance delete /.test(l));
+    const deleteStarted = at(summary, /^done instance delete /);
     expect(at(summary, /^done image create /)).toBeLessThan(deleteStarted);
     expect(at(summary, /^done instance create /)).toBeLessThan(deleteStarted);
     // The new VM (a new instance id) is deployed; the other host is not.
