@@ -111,7 +111,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
           DEPLOY_INSTANCE_ID: "7",
           DEPLOY_KNOWN_HOSTS: knownHosts(),
           DEPLOY_WAIT_SECONDS: seconds,
-          SSH_WAIT_REPORT_SECONDS: "2",
+          SSH_WAIT_REPORT_SECONDS: "1",
         },
       });
     const up = await waitFor(sshd.port);
@@ -119,11 +119,11 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
     expect(up.stderr).not.toContain("still waiting");
     expect(up.exitCode).toBe(0);
     // Down: a progress line while it waits, and the error says what the tunnel answered, on one line.
-    const down = await waitFor(1, "5");
+    const down = await waitFor(1, "3");
     expect(down.exitCode).toBe(1);
-    expect(down.stderr).toMatch(/deploy-rs\[a\]: still waiting for SSH \(\d+s of 5s; last answer: .*Connection refused.*\)\n/);
+    expect(down.stderr).toMatch(/deploy-rs\[a\]: still waiting for SSH \(\d+s of 3s; last answer: .*Connection refused.*\)\n/);
     const error = down.stderr.split("\n").find((line) => line.includes("did not answer"));
-    expect(error).toMatch(/^deploy-rs\[a\]: SSH did not answer on a:22 within 5s \(deploy\.sshWaitSeconds; last answer: .*Connection refused.* \| Connection closed by .*\); check that the VM booted and the firewall admits this machine$/);
+    expect(error).toMatch(/^deploy-rs\[a\]: SSH did not answer on a:22 within 3s \(deploy\.sshWaitSeconds; last answer: .*Connection refused.* \| Connection closed by .*\); check that the VM booted and the firewall admits this machine$/);
   });
 
   test("values ssh_config cannot carry are refused by name", async () => {

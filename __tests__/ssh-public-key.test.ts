@@ -9,12 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSettings, parseSettings, SettingsError } from "../lib/settings.js";
 import { parseSshPublicKey, sshPublicKeyProblem } from "../lib/ssh-public-key.js";
-import { onPath, REPO_ROOT } from "./helpers/nix.js";
+import { REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
-
-const SSH_KEYGEN = onPath("ssh-keygen");
-const describeWithKeygen: jest.Describe = SSH_KEYGEN ? describe : (describe.skip as jest.Describe);
-const keygenSkipReason = SSH_KEYGEN ? "" : " [SKIPPED: ssh-keygen is not on PATH; .ci/run installs openssh-client]";
+import { describeWithTool } from "./helpers/tools.js";
 
 /** The malformed key infra.json carried before: its blob declares 32 key bytes but holds 30. */
 const OLD_EXAMPLE = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHN0YW5kLWluLWtleS1yZXBsYWNlLW1lLXBsZWFzZQ deploy@example";
@@ -54,7 +51,7 @@ function generate(type: string, bits?: number): string {
   return readFileSync(`${file}.pub`, "utf8").trim();
 }
 
-describeWithKeygen(`keys made by ssh-keygen${keygenSkipReason}`, () => {
+describeWithTool("ssh-keygen", "keys made by ssh-keygen", () => {
   test.each([
     ["ed25519", undefined, "ssh-ed25519", 256],
     ["rsa", 2048, "ssh-rsa", 2048],

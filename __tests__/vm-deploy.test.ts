@@ -243,7 +243,7 @@ describeWithNix(`hosts with real Nix`, () => {
       const s = settings({
         flake,
         stateDir,
-        deploy: { sshWaitSeconds: 3 } as never,
+        deploy: { sshWaitSeconds: 1 } as never,
         ...(guestOsFeatures ? { images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures } } } : {}),
         hosts: { a: host({ sshSourceRanges: ["127.0.0.1/32"] }) },
       });
@@ -360,7 +360,7 @@ describeWithNix(`hosts with real Nix`, () => {
       await new Promise<void>((ok) => server!.listen(port, "127.0.0.1", ok));
       const run = await runLocalExec(exec, env());
       expect(run.exitCode).toBe(1);
-      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 3s (deploy.sshWaitSeconds; last answer: not an SSH banner: HTTP/1.0 400 Bad Request)`);
+      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 1s (deploy.sshWaitSeconds; last answer: not an SSH banner: HTTP/1.0 400 Bad Request)`);
       expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
     });
 
@@ -371,7 +371,7 @@ describeWithNix(`hosts with real Nix`, () => {
       const started = Date.now();
       const run = await runLocalExec(exec, env());
       expect(run.exitCode).toBe(1);
-      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 3s (deploy.sshWaitSeconds; last answer: probe: connect: Connection refused`);
+      expect(run.all).toContain(`deploy-rs[a]: SSH did not answer on 127.0.0.1:${port} within 1s (deploy.sshWaitSeconds; last answer: probe: connect: Connection refused`);
       expect(Date.now() - started).toBeLessThan(20000);
     });
 
@@ -399,22 +399,24 @@ describeWithNix(`hosts with real Nix`, () => {
     });
 
     test("hostile values in the flake path reach deploy-rs verbatim; a hostile state dir is refused by the settings", async () => {
-      // Nix's URL syntax has no literal spaces in flake paths.
-      const hostileName = `fx;'q"dq$(id)`;
-      const hostileDir = join(fixture.dir, hostileName);
-      mkdirSync(hostileDir);
-      for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
-      const flake = `path:${hostileDir}`;
+      // Nix's URL syntax has no literal spaces in flake paths. One name breaks any quoting around it; the
+      // other is well-formed shell, so a step that lets a shell re-read it (eval, bash -c) runs `touch pwned`.
+      for (const hostileName of [`fx;'q"dq$(id)`, "fx$(touch$IFS'pwned')"]) {
+        const hostileDir = join(fixture.dir, hostileName);
+        mkdirSync(hostileDir);
+        for (const f of ["flake.nix", "inputs.json"]) copyFileSync(join(fixture.dir, f), join(hostileDir, f));
+        const flake = `path:${hostileDir}`;
+        const stateDir = join(fixture.dir, "state.dir_-1");
+        const { exec } = await deployExec(flake, stateDir);
+        expect(exec.environment.DEPLOY_FLAKE).toBe(flake);
+        const run = await runLocalExec(exec, env());
+        expect(run.exitCode).toBe(0);
+        expect(argv("deploy.argv").at(-1)).toBe(`${flake}#a`);
+        expect(readFileSync(join(recorder, "ssh_config"), "utf8")).toContain(`UserKnownHostsFile "${join(stateDir, "known_hosts", "infra")}"`);
+        // The step runs from the project root (process.cwd() here).
+        expect([hostileName, existsSync(join(process.cwd(), "pwned")), existsSync(join(fixture.dir, "pwned"))]).toEqual([hostileName, false, false]);
+      }
       expect(() => settings({ stateDir: join(fixture.dir, "state dir ;'$(touch pwned)`id`${HOME}%{x}") })).toThrow(/^test: 1 problem\(s\)\n  stateDir: must be a directory path/);
-      const stateDir = join(fixture.dir, "state.dir_-1");
-      const { exec } = await deployExec(flake, stateDir);
-      expect(exec.environment.DEPLOY_FLAKE).toBe(flake);
-      const run = await runLocalExec(exec, env());
-      expect(run.exitCode).toBe(0);
-      expect(argv("deploy.argv").at(-1)).toBe(`${flake}#a`);
-      expect(readFileSync(join(recorder, "ssh_config"), "utf8")).toContain(`UserKnownHostsFile "${join(stateDir, "known_hosts", "infra")}"`);
-      expect(() => readFileSync(join(process.cwd(), "pwned"))).toThrow();
-      expect(() => readFileSync(join(fixture.dir, "pwned"))).toThrow();
     });
   });
 });

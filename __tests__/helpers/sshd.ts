@@ -4,25 +4,23 @@
  * by the test.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createConnection } from "node:net";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./ports.js";
 
 const SSHD = "/usr/sbin/sshd";
 
-async function waitForPort(port: number): Promise<void> {
+/**
+ * Until this sshd listens: it writes its PidFile once bound. Another server
+ * may hold the port (taken between freePort() and the bind); then sshd exits,
+ * and a mere connect would reach that server instead.
+ */
+async function waitForSshd(child: ChildProcess, pidFile: string, port: number): Promise<"listening" | "port taken"> {
   const deadline = Date.now() + 10000;
   for (;;) {
-    const open = await new Promise<boolean>((ok) => {
-      const socket = createConnection({ host: "127.0.0.1", port }, () => {
-        socket.destroy();
-        ok(true);
-      });
-      socket.on("error", () => ok(false));
-    });
-    if (open) return;
+    if (child.exitCode !== null || child.signalCode !== null) return "port taken";
+    if (existsSync(pidFile) && readFileSync(pidFile, "utf8").trim() === String(child.pid)) return "listening";
     if (Date.now() > deadline) throw new Error(`sshd did not listen on ${port}`);
     await new Promise((ok) => setTimeout(ok, 50));
   }
@@ -38,13 +36,13 @@ export interface Sshd {
   stop(): Promise<void>;
 }
 
-export async function startSshd(): Promise<Sshd> {
+export async function startSshd(options: { port?: number } = {}): Promise<Sshd> {
   // sshd refuses to start without its privilege separation directory (the
   // Debian service creates it; nothing here runs that service).
   mkdirSync("/run/sshd", { recursive: true, mode: 0o755 });
   const dir = mkdtempSync(join(tmpdir(), "sshd-"));
   const user = userInfo().username;
-  const port = await freePort();
+  let port = options.port ?? (await freePort());
   const keygen = (file: string) => execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", file]);
   keygen(join(dir, "client"));
   writeFileSync(join(dir, "authorized_keys"), readFileSync(join(dir, "client.pub")));
@@ -60,6 +58,8 @@ export async function startSshd(): Promise<Sshd> {
     const hostKey = join(dir, `host-${generation}`);
     keygen(hostKey);
     const config = join(dir, "sshd_config");
+    const pidFile = join(dir, "sshd.pid");
+    rmSync(pidFile, { force: true });
     writeFileSync(
       config,
       [
@@ -67,7 +67,7 @@ export async function startSshd(): Promise<Sshd> {
         "ListenAddress 127.0.0.1",
         `HostKey ${hostKey}`,
         `AuthorizedKeysFile ${join(dir, "authorized_keys")}`,
-        `PidFile ${join(dir, "sshd.pid")}`,
+        `PidFile ${pidFile}`,
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
         "PermitRootLogin prohibit-password",
@@ -77,7 +77,7 @@ export async function startSshd(): Promise<Sshd> {
       ].join("\n"),
     );
     child = spawn(SSHD, ["-D", "-e", "-f", config], { stdio: "ignore" });
-    await waitForPort(port);
+    return waitForSshd(child, pidFile, port);
   };
   const stopServer = async () => {
     if (!child || child.exitCode !== null) return;
@@ -85,22 +85,37 @@ export async function startSshd(): Promise<Sshd> {
     child.kill();
     await exited;
   };
-  await start();
+  const stopAgent = () => {
+    try {
+      process.kill(Number(agentPid));
+    } catch {
+      // already gone
+    }
+  };
+  try {
+    // A port taken before sshd bound it: another one (up to three).
+    for (let attempt = 1; (await start()) === "port taken"; attempt++) {
+      if (attempt === 3) throw new Error("sshd: three free ports were taken before it could bind one");
+      port = await freePort();
+    }
+  } catch (e) {
+    await stopServer();
+    stopAgent();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return {
     port,
     user,
     agentEnv,
     rotateHostKey: async () => {
       await stopServer();
-      await start();
+      // Clients know this port: a restart cannot move.
+      if ((await start()) === "port taken") throw new Error(`sshd: port ${port} was taken while it restarted`);
     },
     stop: async () => {
       await stopServer();
-      try {
-        process.kill(Number(agentPid));
-      } catch {
-        // already gone
-      }
+      stopAgent();
       rmSync(dir, { recursive: true, force: true });
     },
   };

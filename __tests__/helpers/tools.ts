@@ -19,6 +19,7 @@ const HOW: Record<string, string> = {
   "docker-registry": "apt-get install docker-registry",
   sshd: "apt-get install openssh-server",
   ssh: "apt-get install openssh-client",
+  "ssh-keygen": "apt-get install openssh-client",
   terraform: "install Terraform >= 1.5 from HashiCorp (not in Debian)",
 };
 

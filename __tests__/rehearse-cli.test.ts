@@ -1,0 +1,140 @@
+/**
+ * `npm run rehearse` as a user runs it: its own project (the program's files
+ * linked in, the fixture flake as ./flake), real Terraform, Nix and a local
+ * registry, the test doubles for gcloud, ssh and deploy-rs. Apart from
+ * rehearsal.test.ts, whose scenarios drive lib/rehearse.ts in-process, so the
+ * two files run side by side.
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { fixtureFlake, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithTools } from "./helpers/tools.js";
+import { baseSettings } from "./helpers/settings.js";
+
+const TIMEOUT = 240000;
+
+const host = (nixosConfiguration: string, extra: Record<string, unknown> = {}) => ({ nixosConfiguration, image: "base", machineType: "e2-small", ...extra });
+
+describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "npm run rehearse", () => {
+  let root: string;
+  beforeEach(() => {
+    // A project of its own: the program's files linked in, the fixture flake as ./flake.
+    root = mkdtempSync(join(tmpdir(), "rehearse-cli-"));
+    for (const entry of ["package.json", "tsconfig.json", "node_modules", "main.ts", "bin", "lib", "constructs", "__tests__"]) {
+      symlinkSync(join(REPO_ROOT, entry), join(root, entry));
+    }
+    const flake = fixtureFlake();
+    cpSync(flake.dir, join(root, "flake"), { recursive: true });
+    flake.cleanup();
+    writeFileSync(
+      join(root, "infra.json"),
+      JSON.stringify({
+        ...baseSettings({ hosts: { vm: host("vm", { runsOciImages: ["ingest"] }) } }),
+        flake: "./flake",
+        ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
+      }),
+    );
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+  // What a SIGKILLed step or build leaves in $TMPDIR stays in the project, removed with it.
+  const env = () => (mkdirSync(join(root, "tmp"), { recursive: true }), { ...NIX_ENV, TMPDIR: join(root, "tmp") });
+  const rehearse = (...args: string[]) => execa("npm", ["run", "--silent", "rehearse", "--", ...args], { cwd: root, env: env(), reject: false });
+
+  test("first deploy, then the next one: a line per step, what ran, the empty plan after, the wall time", async () => {
+    const first = await rehearse("--fresh");
+    if (first.exitCode !== 0) throw new Error(first.stderr);
+    expect(first.stderr).toContain("rehearse: first deploy, from empty state (.infra/rehearsal; --fresh starts over)");
+    expect(first.stderr).toMatch(/rehearse: \[ +[\d.]+s\] build +base-build\/Build: creating…/);
+    for (const kind of ["build", "upload", "deploy", "gcroots", "push"]) expect(first.stderr).toMatch(new RegExp(`rehearse: {3}${kind} +ran 1 +1 created`));
+    expect(first.stderr).toMatch(/rehearse: {3}image +1 created/);
+    expect(first.stderr).toContain("rehearse: plan after the apply: no changes (terraform plan -detailed-exitcode exited 0)");
+    expect(first.stderr).toMatch(/rehearse: wall time [\d.]+ s \(synth [\d.]+ s, init [\d.]+ s, apply [\d.]+ s, plan [\d.]+ s\)/);
+    // The rehearsal's own state: GC roots under .infra/rehearsal/state, never the real .infra/gcroots.
+    expect(existsSync(join(root, ".infra", "rehearsal", "state", "gcroots"))).toBe(true);
+    expect(existsSync(join(root, ".infra", "gcroots"))).toBe(false);
+
+    const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
+    inputs.configurations.vm.services = "postgresql v2";
+    writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
+    const next = await rehearse();
+    if (next.exitCode !== 0) throw new Error(next.stderr);
+    expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
+    expect(next.stderr).toMatch(/rehearse: {3}deploy +ran 1 +1 created, 1 destroyed/);
+    expect(next.stderr).not.toMatch(/rehearse: {3}(build|upload|image|push) /);
+
+    // Then the teardown: what cdktf destroy infra runs, reviewed first; the build's destroy step drops the GC root.
+    const destroyed = await rehearse("--destroy");
+    if (destroyed.exitCode !== 0) throw new Error(destroyed.stderr);
+    expect(destroyed.stderr).toContain("rehearse: destroy (cdktf destroy infra) of what the rehearsals deployed");
+    expect(destroyed.stderr).toMatch(/rehearse: {3}instance +1 destroyed/);
+    expect(destroyed.stderr).toMatch(/rehearse: {3}build +ran 1 +1 destroyed/);
+    expect(destroyed.stderr).not.toMatch(/rehearse: {3}(upload|deploy|push) +ran/);
+    expect(destroyed.stderr).toContain("rehearse: plan after the apply: no changes (terraform plan -destroy -detailed-exitcode exited 0)");
+    expect(destroyed.stderr).toContain("rehearse: GC roots left: 0 (.infra/rehearsal/state/gcroots); known_hosts and upload locks stay");
+    expect(readdirSync(join(root, ".infra", "rehearsal", "state", "gcroots"))).toEqual([]);
+  }, TIMEOUT);
+
+  test("SIGTERM mid-apply: Terraform is stopped and saves its state, the registry ends, and the next run converges", async () => {
+    // A build that would take 60 s, so the signal lands while it runs.
+    const flakeNix = join(root, "flake", "flake.nix");
+    const original = readFileSync(flakeNix, "utf8");
+    writeFileSync(flakeNix, original.replace("mkdir -p $out/work", "sleep 60; mkdir -p $out/work"));
+    const run = execa("node", ["--import", "tsx", "bin/rehearse.ts", "--fresh"], { cwd: root, env: env(), reject: false });
+    let stderr = "";
+    run.stderr!.on("data", (chunk) => (stderr += String(chunk)));
+    const deadline = Date.now() + 60000;
+    // Terraform reports a running change every 10 s, and so does the rehearsal.
+    while (!/build +base-build\/Build: still creating \(10 s\)/.test(stderr) && Date.now() < deadline) await new Promise((ok) => setTimeout(ok, 100));
+    expect(stderr).toMatch(/rehearse: \[ *1\d\.\ds\] build +base-build\/Build: still creating \(10 s\)\n/);
+    const signalled = Date.now();
+    run.kill("SIGTERM");
+    const result = await run;
+    expect(Date.now() - signalled).toBeLessThan(30000);
+    expect(result.exitCode).toBe(1);
+    expect(stderr).toContain("rehearse: SIGTERM: stopping; Terraform finishes saving its state");
+    expect(stderr).toContain("error: rehearse: interrupted (SIGTERM); Terraform saved its state: npm run rehearse continues from it");
+    // Neither Terraform nor the registry runs on in this project. (A step's own children can: Terraform
+    // SIGKILLs a cancelled step's bash, not what it started; a terminal's Ctrl-C reaches those too.)
+    const inRoot = async () =>
+      (await execa("sh", ["-c", `for p in /proc/[0-9]*; do case "$(readlink $p/cwd)" in ${root}*) printf '%s %s\\n' "\${p#/proc/}" "$(tr '\\0\\n' '  ' < $p/cmdline)";; esac; done`])).stdout
+        .split("\n")
+        .filter(Boolean);
+    const left = await inRoot();
+    for (const line of left) {
+      // Only a pid: process.kill(0) would signal this test's own process group.
+      const pid = Number(/^(\d+) /.exec(line)?.[1]);
+      if (!(pid > 0)) throw new Error(`not a process line: ${line}`);
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+    expect(left.filter((line) => /terraform|docker-registry/.test(line))).toEqual([]);
+    expect((await execa("pgrep", ["-f", join(root, ".infra", "rehearsal", "registry")], { reject: false })).stdout).toBe("");
+
+    writeFileSync(flakeNix, original);
+    const next = await rehearse();
+    if (next.exitCode !== 0) throw new Error(next.stderr);
+    expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
+    expect(next.stderr).toContain("rehearse: plan after the apply: no changes");
+  }, TIMEOUT);
+
+  test("a bad argument and a failed synth are named, and exit 1", async () => {
+    const bad = await rehearse("--frsh");
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain("error: rehearse: unknown argument --frsh; usage: npm run rehearse [-- [--fresh] [--verbose] [--destroy]]");
+    const nothing = await rehearse("--destroy");
+    expect(nothing.exitCode).toBe(1);
+    expect(nothing.stderr).toContain("error: rehearse: nothing to destroy: no rehearsal state in .infra/rehearsal (run npm run rehearse first)");
+    const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
+    inputs.configurations.vm.evalError = "broken on purpose";
+    writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
+    const broken = await rehearse("--fresh");
+    expect(broken.exitCode).toBe(1);
+    expect(broken.stderr).toContain("error: rehearse: synth failed:");
+    expect(broken.stderr).toContain("broken on purpose");
+  }, TIMEOUT);
+});

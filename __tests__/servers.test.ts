@@ -1,0 +1,59 @@
+/**
+ * The servers tests start on a free port (helpers/registry.ts, helpers/sshd.ts):
+ * a port taken between freePort() and their bind (another jest run, an
+ * outgoing connection) must not leave the test talking to someone else's server.
+ */
+import { createServer, type Server } from "node:http";
+import { execa } from "execa";
+import { startRegistry } from "./helpers/registry.js";
+import { startSshd } from "./helpers/sshd.js";
+import { describeWithTool, describeWithTools } from "./helpers/tools.js";
+
+/** A server on a free port that answers like any HTTP server ("200 OK", no registry of ours). */
+async function occupied(): Promise<{ port: number; server: Server }> {
+  const server = createServer((_request, response) => response.end("{}"));
+  await new Promise<void>((ok) => server.listen(0, "127.0.0.1", ok));
+  return { port: (server.address() as { port: number }).port, server };
+}
+
+describeWithTool("docker-registry", "a registry whose port is taken", () => {
+  test("starts on another port and answers there itself", async () => {
+    const { port, server } = await occupied();
+    try {
+      const registry = await startRegistry({ port });
+      try {
+        expect(registry.address).not.toBe(`127.0.0.1:${port}`);
+        const answer = await fetch(`http://${registry.address}/v2/`);
+        expect(answer.headers.get("docker-distribution-api-version")).toBe("registry/2.0");
+      } finally {
+        await registry.stop();
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+    }
+  });
+});
+
+describeWithTools(["sshd", "ssh"], "an sshd whose port is taken", () => {
+  test("starts on another port and lets the test's key in there", async () => {
+    const { port, server } = await occupied();
+    try {
+      const sshd = await startSshd({ port });
+      try {
+        expect(sshd.port).not.toBe(port);
+        const login = await execa(
+          "ssh",
+          ["-p", String(sshd.port), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", `${sshd.user}@127.0.0.1`, "echo in"],
+          { env: sshd.agentEnv, reject: false },
+        );
+        expect([login.exitCode, login.stdout]).toEqual([0, "in"]);
+      } finally {
+        await sshd.stop();
+      }
+    } finally {
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+    }
+  });
+});
