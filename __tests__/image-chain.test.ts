@@ -1,7 +1,7 @@
 /** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
 import { testWithTools } from "./helpers/tools.js";
 import { literal } from "../lib/scripts.js";
-import { copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
@@ -413,6 +413,32 @@ describeWithNix(`image chain with real Nix`, () => {
         // `exec 9>` through the link emptied the file it pointed to (and created a missing one).
         expect(readFileSync(precious, "utf8")).toBe("not yours to truncate\n");
         expect(existsSync(join(fixture.dir, "created-through-the-link"))).toBe(false);
+      });
+
+      test("a FIFO in place of its lock is refused at once, not opened (an open for writing waits for a reader)", async () => {
+        const { json } = await synthAtRoot();
+        const [upload] = localExecs(resource(json, "null_resource", "base-image"));
+        const lock = lockOf(upload.environment);
+        mkdirSync(dirname(lock), { recursive: true });
+        rmSync(lock, { force: true });
+        await execa("mkfifo", [lock]);
+        const gcs = gcsDouble(fixture.dir);
+        const step = runLocalExec(upload, gcs.env);
+        // A step blocked opening the FIFO is freed by a reader, so the test ends either way (and leaves no process).
+        let hung = false;
+        const guard = setTimeout(() => {
+          hung = true;
+          closeSync(openSync(lock, constants.O_RDONLY | constants.O_NONBLOCK));
+        }, 10_000);
+        const run = await step;
+        clearTimeout(guard);
+        expect({ hung, exitCode: run.exitCode, output: run.all }).toEqual({
+          hung: false,
+          exitCode: 1,
+          output: `gce-image: ${lock} is not a regular file (a symlink?); remove it and run the step again`,
+        });
+        expect(gcs.calls()).toEqual([]);
+        rmSync(lock);
       });
 
       test("the GcRoots step drops the locks of images no longer planned, never one another process holds", async () => {

@@ -16,8 +16,9 @@ take_upload_lock() {
     # Never write through a symlink left in stateDir (`exec 9>` on one
     # truncated its target): refuse one, create a missing file with
     # noclobber (O_EXCL, which does not follow symlinks) and open it
-    # read-only (flock needs no write access).
-    if [ ! -L "$lock" ]; then (set -C && : >"$lock") 2>/dev/null || true; fi
+    # read-only (flock needs no write access). Only a missing one: noclobber
+    # opens an existing non-file for writing, which a FIFO blocks forever.
+    if [ ! -e "$lock" ] && [ ! -L "$lock" ]; then (set -C && : >"$lock") 2>/dev/null || true; fi
     if [ -L "$lock" ] || [ ! -f "$lock" ]; then
       log "$lock is not a regular file (a symlink?); remove it and run the step again"
       return 1
