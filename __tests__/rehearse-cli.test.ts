@@ -129,6 +129,14 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     const nothing = await rehearse("--destroy");
     expect(nothing.exitCode).toBe(1);
     expect(nothing.stderr).toContain("error: rehearse: nothing to destroy: no rehearsal state in .infra/rehearsal (run npm run rehearse first)");
+    // --fresh would wipe the very state a destroy reads: refused before anything is removed.
+    const state = join(root, ".infra", "rehearsal", "infra", "terraform.tfstate");
+    mkdirSync(join(state, ".."), { recursive: true });
+    writeFileSync(state, "{}");
+    const wiped = await rehearse("--destroy", "--fresh");
+    expect(wiped.exitCode).toBe(1);
+    expect(wiped.stderr).toContain("error: rehearse: --destroy destroys what the last rehearsals deployed; it cannot start --fresh");
+    expect(readFileSync(state, "utf8")).toBe("{}");
     const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
     inputs.configurations.vm.evalError = "broken on purpose";
     writeFileSync(join(root, "flake", "inputs.json"), JSON.stringify(inputs));
