@@ -35,12 +35,16 @@ export function calendarProblem(event: string): string | undefined {
     : `"${bad}" is neither a weekday nor one of ${CALENDAR_SHORTHANDS.join(", ")}; e.g. weekly or Sun 03:00`;
 }
 
-/** systemd.time(7) calendar events: one line of letters, digits and *:-,./~ and spaces, in words systemd knows. */
+/** One line of letters, digits, *:-,./~ (and +_ of time zones) and spaces. */
+const CALENDAR_CHARACTERS = /^[A-Za-z0-9*:,./~+_ -]+$/;
+
+/** systemd.time(7) calendar events: in CALENDAR_CHARACTERS, in words systemd knows. */
 const calendar = z
   .string()
-  .regex(/^[A-Za-z0-9*:,./~+_ -]+$/, { message: "must be a systemd calendar event such as weekly or Sun *-*-* 03:15:00" })
+  .regex(CALENDAR_CHARACTERS, { message: "must be a systemd calendar event such as weekly or Sun *-*-* 03:15:00" })
   .superRefine((event, ctx) => {
-    const problem = /^[A-Za-z0-9*:,./~+_ -]+$/.test(event) ? calendarProblem(event) : undefined;
+    // zod runs this after a failed regex too: one message per value.
+    const problem = CALENDAR_CHARACTERS.test(event) ? calendarProblem(event) : undefined;
     if (problem) ctx.addIssue({ code: "custom", message: `is not a systemd calendar event: ${problem}` });
   });
 const keepGenerations = z
