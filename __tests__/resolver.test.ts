@@ -1,7 +1,7 @@
 /** The resolver against real Nix (Debian's nix-bin) and fixture flakes without inputs. */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { lockDifferences, readLock, writeLock } from "../lib/lock.js";
 import { attributePaths, NixError, resolveWithNix, trimNixStderr } from "../lib/nix.js";
 import { resolveOutputs } from "../lib/resolve.js";
@@ -211,17 +211,24 @@ describeWithNix(`resolver with real Nix`, () => {
       Array.from({ length: 2000 }, (_, i) => [`data-pipeline-worker-${i}`, { nixosConfiguration: i % 2 ? "vm" : "worker", image: "base", machineType: "e2-small" }]),
     );
     const s = settings({ flake: fixture.ref, hosts });
-    const before = new Set(readdirSync(tmpdir()).filter((f) => f.startsWith("infra-nix-request-")));
-    const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: quiet });
-    expect(Object.keys(resolved.hosts)).toHaveLength(2000);
-    expect(resolved.hosts["data-pipeline-worker-1999"].toplevel).toMatch(/-nixos-system-vm$/);
-    expect(resolved.hosts["data-pipeline-worker-0"].toplevel).toMatch(/-nixos-system-worker$/);
-    expect(spy.calls()).toHaveLength(1);
-    // The request file is gone afterwards. Other test files resolve at the same
-    // time, so a new request dir may be theirs: theirs go within seconds, a leak stays.
-    const leftover = () => readdirSync(tmpdir()).filter((f) => f.startsWith("infra-nix-request-") && !before.has(f));
-    for (const deadline = Date.now() + 10000; leftover().length > 0 && Date.now() < deadline; ) await new Promise((ok) => setTimeout(ok, 100));
-    expect(leftover()).toEqual([]);
+    // Other test files (and other runs on the machine) make request dirs in $TMPDIR at the
+    // same time, so this call's own is followed: a nix in front of the spy notes its path.
+    const noter = mkdtempSync(join(tmpdir(), "request-noter-"));
+    writeFileSync(join(noter, "nix"), `#!/bin/sh\nprintf '%s\\n' "$INFRA_NIX_REQUEST_FILE" >> '${join(noter, "requests")}'\nexec '${join(spy.binDir, "nix")}' "$@"\n`, { mode: 0o755 });
+    process.env.PATH = `${noter}:${process.env.PATH}`;
+    try {
+      const resolved = await resolveWithNix(s, { projectRoot: fixture.dir, log: quiet });
+      expect(Object.keys(resolved.hosts)).toHaveLength(2000);
+      expect(resolved.hosts["data-pipeline-worker-1999"].toplevel).toMatch(/-nixos-system-vm$/);
+      expect(resolved.hosts["data-pipeline-worker-0"].toplevel).toMatch(/-nixos-system-worker$/);
+      expect(spy.calls()).toHaveLength(1);
+      // The request file, in a directory of its own, is gone afterwards.
+      const requests = readFileSync(join(noter, "requests"), "utf8").trim().split("\n");
+      expect(requests).toEqual([expect.stringMatching(/\/infra-nix-request-[^/]+\/request\.json$/)]);
+      expect(existsSync(dirname(requests[0]))).toBe(false);
+    } finally {
+      rmSync(noter, { recursive: true, force: true });
+    }
   });
 
   test("a progress line announces the evaluation", async () => {

@@ -1,10 +1,14 @@
 /**
- * The servers tests start on a free port (helpers/registry.ts, helpers/sshd.ts):
+ * The servers tests and npm run rehearse start on a free port (lib/local-registry.ts, helpers/sshd.ts):
  * a port taken between freePort() and their bind (another jest run, an
  * outgoing connection) must not leave the test talking to someone else's server.
  */
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { execa } from "execa";
+import { startLocalRegistry } from "../lib/local-registry.js";
 import { startRegistry } from "./helpers/registry.js";
 import { startSshd } from "./helpers/sshd.js";
 import { describeWithTool, describeWithTools } from "./helpers/tools.js";
@@ -29,6 +33,31 @@ describeWithTool("docker-registry", "a registry whose port is taken", () => {
         await registry.stop();
       }
     } finally {
+      server.closeAllConnections();
+      await new Promise((ok) => server.close(ok));
+    }
+  });
+});
+
+describeWithTool("docker-registry", "npm run rehearse's registry (lib/local-registry.ts) whose port is taken", () => {
+  test("answers on another port itself, and keeps its data in its directory for the next rehearsal", async () => {
+    const { port, server } = await occupied();
+    const dir = mkdtempSync(join(tmpdir(), "local-registry-"));
+    try {
+      const registry = await startLocalRegistry(dir, { port });
+      try {
+        expect(registry.address).not.toBe(`127.0.0.1:${port}`);
+        const answer = await fetch(`http://${registry.address}/v2/`);
+        expect(answer.headers.get("docker-distribution-api-version")).toBe("registry/2.0");
+        const upload = await fetch(`http://${registry.address}/v2/probe/blobs/uploads/`, { method: "POST" });
+        expect(upload.status).toBe(202);
+      } finally {
+        await registry.stop();
+      }
+      await expect(fetch(`http://${registry.address}/v2/`)).rejects.toThrow();
+      expect(existsSync(join(dir, "data", "docker", "registry", "v2", "repositories", "probe"))).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
       server.closeAllConnections();
       await new Promise((ok) => server.close(ok));
     }

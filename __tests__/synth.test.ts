@@ -1,5 +1,5 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { fstatSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWithNix, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
@@ -25,6 +25,31 @@ describe("app errors", () => {
     run.cleanup();
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toBe('error: INFRA_RESOLVE is "lock"; use "eval" (default, runs nix eval) or "pinned" (reads the lock file)');
+  });
+});
+
+describe("npm run build", () => {
+  // Two synths in one checkout (npm test's and a user's, or npm run rehearse's) each rebuild
+  // dist/main.js; written in place, the other's node read it truncated (a SyntaxError, or an
+  // empty module that exited 0 having synthesized nothing).
+  test("replaces dist/main.js in one step: a reader that opened the old bundle keeps all of it", async () => {
+    const { execa } = await import("execa");
+    const dist = join(REPO_ROOT, "dist");
+    const build = () => execa("npm", ["run", "--silent", "build"], { cwd: REPO_ROOT });
+    await build();
+    const before = readFileSync(join(dist, "main.js"));
+    const reader = openSync(join(dist, "main.js"), "r");
+    try {
+      await build();
+      const old = Buffer.alloc(before.length + 1);
+      expect(readSync(reader, old, 0, old.length, 0)).toBe(before.length);
+      expect(old.subarray(0, before.length).equals(before)).toBe(true);
+      expect(statSync(join(dist, "main.js")).ino).not.toBe(fstatSync(reader).ino);
+      // Nothing half-built is left beside it.
+      expect(readdirSync(dist).filter((f) => f.startsWith(".main."))).toEqual([]);
+    } finally {
+      closeSync(reader);
+    }
   });
 });
 

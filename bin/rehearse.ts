@@ -9,13 +9,13 @@
  * so the next run rehearses the next deploy; --fresh starts from nothing.
  * --destroy rehearses `cdktf destroy infra` of what the rehearsals deployed.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { runCli, usageRequested } from "../lib/cli.js";
+import { type LocalRegistry, startLocalRegistry } from "../lib/local-registry.js";
 import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
@@ -172,7 +172,7 @@ await runCli(async () => {
     }
     if (plan.exitCode !== 0) throw new RehearsalError(`the apply left changes behind: a real ${destroy ? "destroy" : "deploy"} would not converge`);
   } finally {
-    registry?.stop();
+    await registry?.stop();
     banner.stop();
   }
 });
@@ -204,11 +204,6 @@ function progress(event: TerraformEvent, standIns: Record<string, StandIn>, sinc
   else if (verbose && event.type === "provision_progress" && event.hook?.output) say(`    ${event.hook.output}`);
 }
 
-interface LocalRegistry {
-  readonly address: string;
-  stop(): void;
-}
-
 /** OCI pushes go to a real registry on 127.0.0.1 (Debian's docker-registry), never to Artifact Registry. */
 async function startRegistry(dir: string): Promise<LocalRegistry> {
   const missing = ["docker-registry", "skopeo", "umoci"].filter((tool) => {
@@ -222,30 +217,9 @@ async function startRegistry(dir: string): Promise<LocalRegistry> {
   if (missing.length) {
     throw new RehearsalError(`the stack pushes OCI images, which the rehearsal pushes to a local registry: ${missing.join(", ")} not on PATH (Debian: apt-get install docker-registry skopeo umoci)`);
   }
-  const port = await new Promise<number>((ok) => {
-    const server = createServer().listen(0, "127.0.0.1", () => {
-      const { port: free } = server.address() as { port: number };
-      server.close(() => ok(free));
-    });
-  });
-  const address = `127.0.0.1:${port}`;
-  const config = join(dir, "config.yml");
-  writeFileSync(config, ["version: 0.1", "log:", "  level: error", "storage:", "  filesystem:", `    rootdirectory: ${join(dir, "data")}`, "http:", `  addr: ${address}`, ""].join("\n"));
-  const child: ChildProcess = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
-  // However this process ends, the registry ends with it.
-  process.on("exit", () => child.kill());
-  const deadline = Date.now() + 15000;
-  for (;;) {
-    try {
-      if ((await fetch(`http://${address}/v2/`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill();
-      throw new RehearsalError(`docker-registry did not answer on ${address} within 15 s`);
-    }
-    await new Promise((ok) => setTimeout(ok, 100));
+  try {
+    return await startLocalRegistry(dir);
+  } catch (e) {
+    throw new RehearsalError((e as Error).message);
   }
-  return { address, stop: () => child.kill() };
 }
