@@ -134,6 +134,12 @@ describe("nixGc.schedule at synth", () => {
     ]);
   });
 
+  test("the problem quotes at most 40 characters of a long value's parts", () => {
+    const [line] = settingsProblems(baseSettings({ nixGc: { keepGenerations: 5, schedule: `Sun ${"x".repeat(5000)}` } }));
+    expect(line.split(" (got ")[0]).toBe(`nixGc.schedule: is not a systemd calendar event: "${"x".repeat(39)}…" is neither a weekday nor one of minutely, hourly, daily, weekly, monthly, yearly, annually, quarterly, semiannually; e.g. weekly or Sun 03:00`);
+    expect(line.length).toBeLessThan(1000);
+  });
+
   test("a host's own schedule is checked the same way, under its key", () => {
     const raw = baseSettings();
     (raw.hosts!.vm as Record<string, unknown>).nixGc = { schedule: "Sun 03:61" };

@@ -113,7 +113,7 @@ function weekdays(r: Reader): void {
   let range: { at: number; day: string } | undefined;
   for (let first = true; ; first = false) {
     const at = r.i;
-    const day = WEEKDAYS.find((d) => r.rest().toLowerCase().startsWith(d.toLowerCase()));
+    const day = WEEKDAYS.find((d) => r.s.slice(r.i, r.i + d.length).toLowerCase() === d.toLowerCase());
     if (!day) {
       if (first) return;
       unexpected(r);
@@ -232,9 +232,9 @@ function item(r: Reader, seconds: boolean): Item {
   if (r.peek() === "/") {
     r.i += 1;
     repeat = number(r, seconds);
-    if (repeat === 0) refuse(`"${r.s.slice(at, r.i)}" repeats every 0; repeat at least every 1, e.g. 0/15`);
+    if (repeat === 0) refuse(`"${clip(r.s.slice(at, r.i))}" repeats every 0; repeat at least every 1, e.g. 0/15`);
   } else if (seconds && stop !== undefined && start + repeat > stop) {
-    refuse(`second range "${r.s.slice(at, r.i)}" is less than a second long; give its step, e.g. 00..01/0.5`);
+    refuse(`second range "${clip(r.s.slice(at, r.i))}" is less than a second long; give its step, e.g. 00..01/0.5`);
   }
   if (!["", " ", ",", "-", "~", ":"].includes(r.peek())) unexpected(r);
   return { text: r.s.slice(at, r.i), start, stop, repeat };
@@ -266,22 +266,23 @@ function twoDigitYear(item: Item): Item {
 function check(field: Field, items: Item[] | undefined): void {
   const show = (v: number) => String(field === SECOND ? v / USEC : v);
   for (const it of items ?? []) {
+    const text = clip(it.text);
     let { stop, repeat } = it;
     const start = it.start;
     if (stop !== undefined && stop > start && repeat > 0) stop -= (stop - start) % repeat;
     if (stop === start) [stop, repeat] = [undefined, 0];
     const { from, to } = field;
     const outside = (v: number) => v < from || v > to;
-    if (outside(start) || (stop !== undefined && outside(stop))) refuse(`${field.name} "${it.text}" is outside ${show(from)}..${show(to)}; e.g. ${field.example}`);
-    if (repeat > to - from) refuse(`${field.name} "${it.text}" repeats every ${show(repeat)}, more than ${show(from)}..${show(to)} spans; repeat at most every ${show(to - from)}`);
+    if (outside(start) || (stop !== undefined && outside(stop))) refuse(`${field.name} "${text}" is outside ${show(from)}..${show(to)}; e.g. ${field.example}`);
+    if (repeat > to - from) refuse(`${field.name} "${text}" repeats every ${show(repeat)}, more than ${show(from)}..${show(to)} spans; repeat at most every ${show(to - from)}`);
     if (stop !== undefined) {
       if (start + repeat > stop) {
-        const [a, b] = it.text.split("/")[0].split("..");
-        refuse(`${field.name} range "${it.text}" runs backwards, and ranges do not wrap; write ${a}..${show(to)},${show(from)}..${b}`);
+        const [a, b] = it.text.split("/")[0].split("..").map(clip);
+        refuse(`${field.name} range "${text}" runs backwards, and ranges do not wrap; write ${a}..${show(to)},${show(from)}..${b}`);
       }
     } else if (field === LAST_DAYS ? start - repeat < from : start + repeat > to) {
       const [sign, fix] = field === LAST_DAYS ? ["-", `${show(from + repeat)} or later`] : ["+", `${show(to - repeat)} or earlier`];
-      refuse(`${field.name} "${it.text}" never repeats: ${show(start)} ${sign} ${show(repeat)} is outside ${show(from)}..${show(to)}; start at ${fix}, or repeat less often`);
+      refuse(`${field.name} "${text}" never repeats: ${show(start)} ${sign} ${show(repeat)} is outside ${show(from)}..${show(to)}; start at ${fix}, or repeat less often`);
     }
   }
 }
@@ -295,11 +296,12 @@ function unexpected(r: Reader): never {
   refuse(`cannot read "${clip(r.rest())}"${r.i > 0 ? ` after "${clip(r.s.slice(0, r.i))}"` : ""}; ${FORM}`);
 }
 
-function wordProblem(word: string): string {
-  const w = word.toLowerCase();
+function wordProblem(whole: string): string {
+  const word = clip(whole);
+  const w = whole.toLowerCase();
   if (ALL_SHORTHANDS.includes(w)) return `"${word}" stands alone (with at most a time zone); write weekly, or a weekday and time such as Sun 03:00`;
-  if (WEEKDAY_WORD.test(word)) return `weekday "${word}" goes first, before the date and time; e.g. Sun 03:00`;
-  if (w === "utc" || /^[A-Z]{3,}[A-Z0-9+-]*$/.test(word)) return `"${word}" looks like a time zone, which goes last, after the event; e.g. Sun 03:00 ${word}`;
+  if (WEEKDAY_WORD.test(whole)) return `weekday "${word}" goes first, before the date and time; e.g. Sun 03:00`;
+  if (w === "utc" || /^[A-Z]{3,}[A-Z0-9+-]*$/.test(whole)) return `"${word}" looks like a time zone, which goes last, after the event; e.g. Sun 03:00 ${word}`;
   return `"${word}" is neither a weekday nor one of ${CALENDAR_SHORTHANDS.join(", ")}; e.g. weekly or Sun 03:00`;
 }
 
