@@ -130,35 +130,6 @@ describe("what each NixOS configuration gets", () => {
     ]);
   });
 
-  // Each case's verdict is systemd-analyze calendar's (systemd 252 here): an event systemd cannot
-  // parse leaves nix-gc.timer without a trigger on the host.
-  test.each([
-    ["weekly", true],
-    ["Sun 03:00", true],
-    ["Mon..Fri 02:00", true],
-    ["Mon-Fri 03:00", true],
-    ["Sat,Sun *-*-* 03:15:00", true],
-    ["Thu,Fri 2012-*-1,5 11:12:13", true],
-    ["sun 3:00", true],
-    ["Monday 4:00", true],
-    ["*:0/15", true],
-    ["semiannually", true],
-    ["weekly UTC", true],
-    ["Sun 03:00 Europe/Berlin", true],
-    ["Sun 3:00 Etc/UTC", true],
-    ["Sun 03:00 CET", true],
-    ["weeky", false],
-    ["sometimes", false],
-    ["03:00 daily", false],
-    ["Sun daily", false],
-    ["Su 03:00", false],
-    ["Tues 03:00", false],
-  ])("nixGc.schedule %j is accepted: %s (as systemd parses it)", (schedule, ok) => {
-    const found = problems(baseSettings({ nixGc: { keepGenerations: 5, schedule } }));
-    if (ok) expect(found).toEqual([]);
-    else expect(found).toEqual([expect.stringMatching(/^nixGc\.schedule: is not a systemd calendar event: "\w+" [^\n]*; [^\n]*Sun 03:00 \(got "[^"]+"\)$/)]);
-  });
-
   test("a misspelt schedule names the word, the key and the fix, on one line", () => {
     const raw = baseSettings();
     (raw.hosts!.vm as Record<string, unknown>).nixGc = { schedule: "weeky" };

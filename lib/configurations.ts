@@ -11,34 +11,15 @@
  */
 import { z } from "zod";
 import { machineTypeProblems } from "./machine-types.js";
+import { calendarProblem } from "./systemd-calendar.js";
 
-const CALENDAR_SHORTHANDS = ["minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually"];
-const WEEKDAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+/** One line of letters, digits, *:-,./~@ (and +_ of time zones) and spaces. */
+const CALENDAR_CHARACTERS = /^[A-Za-z0-9*:,./~@+_ -]+$/;
 
 /**
- * The word of a systemd.time(7) calendar event that systemd would not parse
- * (a misspelt shorthand, a weekday systemd does not know), or undefined. A
- * last word may be a time zone (UTC, CET, Europe/Berlin), which the host's
- * tzdata decides. An unparsable event would leave nix-gc.timer without a
- * trigger on the host: the deploy's activation fails, or the store is never
- * collected.
+ * systemd.time(7) calendar events, as systemd parses them (lib/systemd-calendar.ts):
+ * an event systemd refuses would fail the host's activation at deploy time.
  */
-export function calendarProblem(event: string): string | undefined {
-  const words = event.trim().split(/\s+/);
-  if (words.length > 1 && /^([A-Z]{2,5}|utc|[A-Za-z_]+(\/[A-Za-z0-9_+-]+)+)$/.test(words[words.length - 1])) words.pop();
-  const shorthand = words.length === 1 && CALENDAR_SHORTHANDS.includes(words[0].toLowerCase());
-  if (shorthand) return undefined;
-  const bad = words.flatMap((w) => w.match(/[A-Za-z]+/g) ?? []).find((w) => !WEEKDAYS.includes(w.toLowerCase()));
-  if (bad === undefined) return undefined;
-  return CALENDAR_SHORTHANDS.includes(bad.toLowerCase())
-    ? `"${bad}" stands alone (with at most a time zone); write weekly, or a weekday and time such as Sun 03:00`
-    : `"${bad}" is neither a weekday nor one of ${CALENDAR_SHORTHANDS.join(", ")}; e.g. weekly or Sun 03:00`;
-}
-
-/** One line of letters, digits, *:-,./~ (and +_ of time zones) and spaces. */
-const CALENDAR_CHARACTERS = /^[A-Za-z0-9*:,./~+_ -]+$/;
-
-/** systemd.time(7) calendar events: in CALENDAR_CHARACTERS, in words systemd knows. */
 const calendar = z
   .string()
   .regex(CALENDAR_CHARACTERS, { message: "must be a systemd calendar event such as weekly or Sun *-*-* 03:15:00" })

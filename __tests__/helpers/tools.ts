@@ -8,8 +8,8 @@ import { existsSync } from "node:fs";
 
 const IN_CI = ["true", "1"].includes(process.env.CI ?? "");
 
-/** Tools found at a fixed path rather than on PATH. */
-const FIXED_PATHS: Record<string, string> = { sshd: "/usr/sbin/sshd" };
+/** Tools found at a fixed path rather than on PATH (tzdata: the time zones systemd looks up). */
+const FIXED_PATHS: Record<string, string> = { sshd: "/usr/sbin/sshd", tzdata: "/usr/share/zoneinfo/Europe/Berlin" };
 
 /** How a newcomer gets each tool. */
 const HOW: Record<string, string> = {
@@ -20,6 +20,8 @@ const HOW: Record<string, string> = {
   sshd: "apt-get install openssh-server",
   ssh: "apt-get install openssh-client",
   "ssh-keygen": "apt-get install openssh-client",
+  "systemd-analyze": "apt-get install systemd",
+  tzdata: "apt-get install tzdata",
   terraform: "install Terraform >= 1.5 from HashiCorp (not in Debian)",
 };
 
