@@ -38,6 +38,8 @@ const USEC = 1_000_000;
 const LAST_TIMESTAMP = 7258118399;
 /** systemd's limit on a component's comma list (CALENDARSPEC_COMPONENTS_MAX + 1). */
 const MAX_LIST = 241;
+/** systemd keeps each number, seconds in microseconds, in a C int. */
+const INT_MAX = 2147483647;
 
 interface Field {
   readonly name: string;
@@ -242,17 +244,18 @@ function item(r: Reader, seconds: boolean): Item {
 
 /** A decimal number; seconds in microseconds, with up to 6 decimals (a 7th rounds, as systemd does). */
 function number(r: Reader, seconds: boolean): number {
+  const at = r.i;
   const m = /^\d+/.exec(r.rest());
   if (!m) unexpected(r);
   r.i += m[0].length;
-  if (!seconds) return Number(m[0]);
-  let value = Number(m[0]) * USEC;
-  if (r.peek() === "." && r.s[r.i + 1] !== ".") {
+  let value = Number(m[0]) * (seconds ? USEC : 1);
+  if (seconds && r.peek() === "." && r.s[r.i + 1] !== ".") {
     const f = /^\.(\d+)/.exec(r.rest());
     if (!f) unexpected(r);
     r.i += f[0].length;
     value += Number(f[1].slice(0, 6).padEnd(6, "0")) + (f[1][6] >= "5" ? 1 : 0);
   }
+  if (value > INT_MAX) refuse(`"${clip(r.s.slice(at, r.i))}" is larger than systemd reads (at most ${seconds ? INT_MAX / USEC : INT_MAX}); use a smaller number`);
   return value;
 }
 
