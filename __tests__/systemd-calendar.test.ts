@@ -89,6 +89,11 @@ const EVENTS: [string, boolean][] = [
   ["Sun 3:00 Etc/UTC", true],
   ["Sun 03:00 America/Argentina/Buenos_Aires", true],
   ["Sun 03:00 posix/Europe/Berlin", true],
+  ["Sun 03:00 CET", true],
+  ["Sun 03:00 ROK", true],
+  ["Sun 03:00 PST", false],
+  ["Sun 03:00 CEST", false],
+  ["Sun 03:00 Z", false],
   ["Sat 03:00 +0100", false],
   ["Sun 03:00 europe/berlin", false],
   ["Sun 03:00  UTC", false],
@@ -105,7 +110,7 @@ const EVENTS: [string, boolean][] = [
 ];
 
 /** Shaped like a tz database name but absent from tzdata: synth cannot know; the host's tzdata decides. */
-const UNKNOWN_ZONES = ["Sun 03:00 Mars/Olympus", "Sun 03:00 Z"];
+const UNKNOWN_ZONES = ["Sun 03:00 Mars/Olympus", "Sun 03:00 Japan/Kyoto"];
 
 function synthTakes(schedule: string): boolean {
   return settingsProblems(baseSettings({ nixGc: { keepGenerations: 5, schedule } })).length === 0;
@@ -128,6 +133,7 @@ describe("nixGc.schedule at synth", () => {
     ["22..02:00", 'hour range "22..02" runs backwards, and ranges do not wrap; write 22..23,0..02'],
     ["*:50/15", 'minute "50/15" never repeats: 50 + 15 is outside 0..59; start at 44 or earlier, or repeat less often'],
     ["*:*/15", '"*/15": * takes no repetition; write 0/N (from 0, every N), e.g. *:0/15'],
+    ["Sun 03:00 PST", '"PST" is not a tz database name (systemd takes an abbreviation only for the host\'s own zone); name the zone, e.g. Sun 03:00 America/Los_Angeles'],
     ["Sat 03:00 +0100", '"+0100" is a UTC offset, which systemd does not take; name a time zone instead, e.g. Sun 03:00 Europe/Berlin or Sun 03:00 UTC'],
     ["~", 'cannot read "~"; the form is [weekdays] [[year-]month-day] [hour:minute[:second]] [time zone], e.g. Sun *-*-* 03:00 UTC'],
     ["03:00 daily", '"daily" stands alone (with at most a time zone); write weekly, or a weekday and time such as Sun 03:00'],

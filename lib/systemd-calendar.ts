@@ -15,7 +15,10 @@
  * word shaped like a tz database name (Europe/Berlin, EST5EDT, Etc/GMT+1,
  * posix/…) is accepted without looking it up, so a name the host lacks fails
  * there, as before. Every tz database name but localtime and posixrules has
- * that shape. UTC is taken in any case, as systemd does.
+ * that shape. UTC is taken in any case, as systemd does. A word of capitals
+ * alone is a zone only if tzdata has it (its legacy top-level names, which tz
+ * no longer adds to): PST, CEST or BST, abbreviations systemd takes only for
+ * the host's own zone (UTC unless a module sets time.timeZone), are refused.
  */
 
 /** systemd's one-word events; systemd also takes anually, biannually, bi-annually and semi-annually. */
@@ -29,6 +32,8 @@ const DAY_SHORT = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /** A tz database name: components starting upper case, optionally under posix/ or right/. */
 const TIME_ZONE = /^(?:posix\/|right\/)?[A-Z][A-Za-z0-9_+-]*(?:\/[A-Z][A-Za-z0-9_+-]*)*$/;
+/** tzdata's names of capitals alone. */
+const CAPITAL_ZONES = ["CET", "EET", "EST", "GB", "GMT", "HST", "MET", "MST", "NZ", "PRC", "ROC", "ROK", "UCT", "UTC", "WET"];
 const WEEKDAY_WORD = new RegExp(`^(?:${WEEKDAYS.join("|")})(?:[-.,]|$)`, "i");
 const FORM = "the form is [weekdays] [[year-]month-day] [hour:minute[:second]] [time zone], e.g. Sun *-*-* 03:00 UTC";
 
@@ -102,11 +107,13 @@ function withoutTimeZone(event: string): string {
   const last = event.slice(space + 1);
   if (last.toUpperCase() === "UTC" || isTimeZone(last)) return event.slice(0, space);
   if (/^[A-Za-z][\w+/-]*\/[\w+/-]*$/.test(last)) refuse(`"${clip(last)}" is not shaped like a tz database name (Area/Location, each part starting upper case); e.g. Sun 03:00 Europe/Berlin`);
+  if (/^[A-Z]+$/.test(last) && !WEEKDAY_WORD.test(last) && !ALL_SHORTHANDS.includes(last.toLowerCase())) refuse(`"${clip(last)}" is not a tz database name (systemd takes an abbreviation only for the host's own zone); name the zone, e.g. Sun 03:00 America/Los_Angeles`);
   if (/^[+-]\d/.test(last)) refuse(`"${clip(last)}" is a UTC offset, which systemd does not take; name a time zone instead, e.g. Sun 03:00 Europe/Berlin or Sun 03:00 UTC`);
   return event;
 }
 
 function isTimeZone(word: string): boolean {
+  if (/^[A-Z]+$/.test(word) && !CAPITAL_ZONES.includes(word)) return false;
   return TIME_ZONE.test(word) && !WEEKDAY_WORD.test(word) && !ALL_SHORTHANDS.includes(word.toLowerCase());
 }
 
