@@ -131,6 +131,7 @@ describe("nixGc.schedule at synth", () => {
     ["2024-13-01", 'month "13" is outside 1..12; e.g. *-12-01'],
     ["Thu..Tue", 'weekday range "Thu..Tue" wraps past Sunday, and ranges run Monday to Sunday; write Thu..Sun,Mon..Tue'],
     ["22..02:00", 'hour range "22..02" runs backwards, and ranges do not wrap; write 22..23,0..02'],
+    ["Sun 03:00:05..01", 'second range "05..01" runs backwards, and ranges do not wrap; write 05..59.999999,0..01'],
     ["*:50/15", 'minute "50/15" never repeats: 50 + 15 is outside 0..59; start at 44 or earlier, or repeat less often'],
     ["*:*/15", '"*/15": * takes no repetition; write 0/N (from 0, every N), e.g. *:0/15'],
     ["Sun 03:00 PST", '"PST" is not a tz database name (systemd takes an abbreviation only for the host\'s own zone); name the zone, e.g. Sun 03:00 America/Los_Angeles'],

@@ -242,7 +242,7 @@ function item(r: Reader, seconds: boolean): Item {
     r.i += 1;
     repeat = number(r, seconds);
     if (repeat === 0) refuse(`"${clip(r.s.slice(at, r.i))}" repeats every 0; repeat at least every 1, e.g. 0/15`);
-  } else if (seconds && stop !== undefined && start + repeat > stop) {
+  } else if (seconds && stop !== undefined && start <= stop && start + repeat > stop) {
     refuse(`second range "${clip(r.s.slice(at, r.i))}" is less than a second long; give its step, e.g. 00..01/0.5`);
   }
   if (!["", " ", ",", "-", "~", ":"].includes(r.peek())) unexpected(r);
