@@ -3,12 +3,13 @@
  * a port taken between freePort() and their bind (another jest run, an
  * outgoing connection) must not leave the test talking to someone else's server.
  */
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { startLocalRegistry } from "../lib/local-registry.js";
+import { REPO_ROOT } from "./helpers/nix.js";
 import { startRegistry } from "./helpers/registry.js";
 import { startSshd } from "./helpers/sshd.js";
 import { describeWithTool, describeWithTools } from "./helpers/tools.js";
@@ -83,6 +84,26 @@ describeWithTools(["sshd", "ssh"], "an sshd whose port is taken", () => {
     } finally {
       server.closeAllConnections();
       await new Promise((ok) => server.close(ok));
+    }
+  });
+});
+
+describe("npm run rehearse's registry without docker-registry", () => {
+  test("fails with one line saying how to get it, instead of an unhandled spawn error", async () => {
+    // In a Node process of its own: jest's process.env is not what child_process spawns with.
+    const dir = mkdtempSync(join(tmpdir(), "local-registry-"));
+    try {
+      const bundle = join(dir, "local-registry.mjs");
+      await execa(join(REPO_ROOT, "node_modules", ".bin", "esbuild"), [join(REPO_ROOT, "lib", "local-registry.ts"), "--bundle", "--platform=node", "--format=esm", `--outfile=${bundle}`, "--log-level=warning"]);
+      const script = `import(${JSON.stringify(bundle)}).then((m) => m.startLocalRegistry(${JSON.stringify(dir)})).then(() => console.log("started"), (e) => console.log(e.message))`;
+      // A PATH without docker-registry (node's own directory may hold it: /usr/bin).
+      const path = join(dir, "bin");
+      mkdirSync(path);
+      const run = await execa(process.execPath, ["-e", script], { env: { PATH: path }, extendEnv: false, reject: false, timeout: 30000 });
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout).toMatch(/^docker-registry could not start: .*ENOENT.* \(Debian: apt-get install docker-registry\)$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

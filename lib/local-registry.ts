@@ -56,7 +56,13 @@ async function startOn(dir: string, port: number): Promise<LocalRegistry | "port
     ].join("\n"),
   );
   const child: ChildProcess = spawn("docker-registry", ["serve", config], { stdio: "ignore" });
-  const exited = new Promise<void>((ok) => (child.exitCode !== null || child.signalCode !== null ? ok() : child.once("exit", () => ok())));
+  // A registry that could not start at all (not on PATH) emits "error", never "exit".
+  let spawnError: Error | undefined;
+  const exited = new Promise<void>((ok) => {
+    if (child.exitCode !== null || child.signalCode !== null) return ok();
+    child.once("exit", () => ok());
+    child.once("error", (e) => ((spawnError = e), ok()));
+  });
   // However this process ends, the registry ends with it.
   const kill = () => child.kill();
   process.once("exit", kill);
@@ -74,6 +80,7 @@ async function startOn(dir: string, port: number): Promise<LocalRegistry | "port
     } catch {
       // not listening yet
     }
+    if (spawnError) throw new Error(`docker-registry could not start: ${spawnError.message} (Debian: apt-get install docker-registry)`);
     if (answer === token) return { address, stop };
     // Another server answers there, or ours could not bind: try another port.
     if (child.exitCode !== null || (answer !== undefined && answer !== token)) {
