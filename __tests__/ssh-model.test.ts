@@ -91,7 +91,9 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
 
   test("the deploy's wait step answers through the IAP tunnel, and times out with a clear message", async () => {
     const dir = mkdtempSync(join(work, "wait-"));
-    const waitFor = (iapPort: number, seconds = "3") =>
+    // reportSeconds "0": a progress line after every failed attempt, so one comes before the 3 s run out however
+    // slowly the machine runs the attempts (at "1", a loaded machine reached the deadline first).
+    const waitFor = (iapPort: number, seconds = "3", reportSeconds = "30") =>
       execa("bash", ["-c", 'set -euo pipefail; work="$1"; source lib/sh/ssh-config.sh; source lib/sh/ssh-wait.sh; wait_for_ssh', "wait", dir], {
         cwd: REPO_ROOT,
         reject: false,
@@ -111,7 +113,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
           DEPLOY_INSTANCE_ID: "7",
           DEPLOY_KNOWN_HOSTS: knownHosts(),
           DEPLOY_WAIT_SECONDS: seconds,
-          SSH_WAIT_REPORT_SECONDS: "1",
+          SSH_WAIT_REPORT_SECONDS: reportSeconds,
         },
       });
     const up = await waitFor(sshd.port);
@@ -119,7 +121,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
     expect(up.stderr).not.toContain("still waiting");
     expect(up.exitCode).toBe(0);
     // Down: a progress line while it waits, and the error says what the tunnel answered, on one line.
-    const down = await waitFor(1, "3");
+    const down = await waitFor(1, "3", "0");
     expect(down.exitCode).toBe(1);
     expect(down.stderr).toMatch(/deploy-rs\[a\]: still waiting for SSH \(\d+s of 3s; last answer: .*Connection refused.*\)\n/);
     const error = down.stderr.split("\n").find((line) => line.includes("did not answer"));
