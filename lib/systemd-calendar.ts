@@ -22,7 +22,7 @@
  */
 
 /** systemd's one-word events; systemd also takes anually, biannually, bi-annually and semi-annually. */
-export const CALENDAR_SHORTHANDS = ["minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually"];
+const CALENDAR_SHORTHANDS = ["minutely", "hourly", "daily", "weekly", "monthly", "yearly", "annually", "quarterly", "semiannually"];
 const ALL_SHORTHANDS = [...CALENDAR_SHORTHANDS, "anually", "biannually", "bi-annually", "semi-annually"];
 
 /** Longest names first, as systemd tries them: "Monday" is not "Mon" followed by "day". */
