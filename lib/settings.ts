@@ -104,13 +104,16 @@ const image = z.strictObject({
 const host = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute deployed to the host. The flake's deploy.nodes are named by host id."),
   image: z.string().describe("Id of the image (a key of images) the host boots first."),
-  machineType: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be a GCE machine type such as e2-standard-2" }),
+  machineType: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be a GCE machine type such as e2-standard-2" })
+    .describe("GCE machine type, e.g. e2-standard-2. Series that boot from NVMe (C3, C4, N4, ...) need an image with GVNIC and UEFI_COMPATIBLE."),
   diskSizeGb: z.number().int().min(10).max(65536).default(20).describe("Boot disk size in GB. Default 20."),
-  diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
+  diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced").describe("Boot disk type."),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
   subnetwork: subnetwork.optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
   tags: z.array(gceName).max(64).default([]).describe("Extra network tags (at most 64)."),
-  labels: labels.default({}),
+  labels: labels.default({}).describe("Labels on this host's VM, besides the top-level labels."),
   externalIp: z
     .boolean()
     .optional()
@@ -124,7 +127,10 @@ const host = z.strictObject({
     .default([])
     .describe("Public keys of the deploy user: declared in the host's NixOS configuration (and its image) and in the instance metadata."),
   nixGc: hostNixGcSchema,
-  deletionProtection: z.boolean().default(false),
+  deletionProtection: z
+    .boolean()
+    .default(false)
+    .describe("Google refuses to delete the VM. Not with recreateOnImageChange. Apply false on its own before removing the host or replacing its VM."),
   recreateOnImageChange: z
     .boolean()
     .default(false)
@@ -136,14 +142,15 @@ const ociImage = z.strictObject({
   package: flakeAttr.describe("packages.<system> attribute that builds the image (a dockerTools image archive)."),
   version: z
     .string()
-    .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" }),
+    .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" })
+    .describe("Version; the image is tagged <version>-<store hash>."),
 });
 
 const backend = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("local") }),
   z.strictObject({
     type: z.literal("gcs"),
-    bucket: bucketName,
+    bucket: bucketName.describe("State bucket (npm run synth, then cdktf deploy bootstrap creates it)."),
     prefix: z.string().regex(/^[A-Za-z0-9._/-]+$/).default("nixos-gce").describe("Each stack stores its state under <prefix>/<stack>."),
   }),
 ]);
@@ -158,9 +165,18 @@ const REGISTRY_DEFAULT = { repository: "pipeline", keepVersions: 10 };
 
 const settingsBase = z.strictObject({
   $schema: z.string().optional(),
-  project: z.string().regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" }),
-  region: z.string().regex(REGION, { message: "must be a region such as europe-west1" }),
-  zone: z.string().regex(ZONE, { message: "must be a zone such as europe-west1-b" }),
+  project: z
+    .string()
+    .regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" })
+    .describe("Google Cloud project id."),
+  region: z
+    .string()
+    .regex(REGION, { message: "must be a region such as europe-west1" })
+    .describe("Region of the registry and, by default, of the image bucket."),
+  zone: z
+    .string()
+    .regex(ZONE, { message: "must be a zone such as europe-west1-b" })
+    .describe("Zone of the VMs."),
   flake: z
     .string()
     .min(1)
@@ -181,7 +197,9 @@ const settingsBase = z.strictObject({
     .default(".")
     .describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
   system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
-  imageBucket: bucketName,
+  imageBucket: bucketName.describe(
+    "Private bucket for image tarballs. A created one is deleted with everything in it when it is replaced or destroyed: keep nothing else there.",
+  ),
   createImageBucket: z.boolean().default(true).describe("Create imageBucket in this stack; false uses an existing bucket."),
   imageBucketLocation: z
     .string()
@@ -198,7 +216,9 @@ const settingsBase = z.strictObject({
   stateDir: stateDirectory
     .default(".infra")
     .describe("Local directory for GC roots, known_hosts files and upload locks, relative to the project root (or absolute)."),
-  backend: backend.default({ type: "local" }),
+  backend: backend
+    .default({ type: "local" })
+    .describe('Where Terraform keeps state: {"type":"local"}, or {"type":"gcs","bucket":...} (the workflows require gcs).'),
   deploy: z
     .strictObject({
       user: z
@@ -214,16 +234,30 @@ const settingsBase = z.strictObject({
         .describe("SSH user deploy-rs connects as."),
       package: flakeAttr.default(DEPLOY_DEFAULT.package).describe("packages.<system> attribute of the flake that provides deploy-rs."),
       sshWaitSeconds: z.number().int().min(1).max(3600).default(DEPLOY_DEFAULT.sshWaitSeconds).describe("How long to wait for SSH on a new VM."),
-      confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(DEPLOY_DEFAULT.confirmTimeoutSeconds),
-      activationTimeoutSeconds: z.number().int().min(1).max(7200).default(DEPLOY_DEFAULT.activationTimeoutSeconds),
+      confirmTimeoutSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(3600)
+        .default(DEPLOY_DEFAULT.confirmTimeoutSeconds)
+        .describe("deploy-rs --confirm-timeout: how long the host waits for the deployer's confirmation before it rolls back."),
+      activationTimeoutSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(7200)
+        .default(DEPLOY_DEFAULT.activationTimeoutSeconds)
+        .describe("deploy-rs --activation-timeout."),
     })
-    .default(DEPLOY_DEFAULT),
+    .default(DEPLOY_DEFAULT)
+    .describe("How the deploy step runs deploy-rs."),
   registry: z
     .strictObject({
       repository: gceName.default(REGISTRY_DEFAULT.repository).describe("Artifact Registry repository id."),
       keepVersions: z.number().int().min(1).max(1000).default(REGISTRY_DEFAULT.keepVersions).describe("Cleanup policy: keep the newest N versions."),
     })
-    .default(REGISTRY_DEFAULT),
+    .default(REGISTRY_DEFAULT)
+    .describe("The Artifact Registry repository of the OCI images."),
   nixGc: nixGcSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
   hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
