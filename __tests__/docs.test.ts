@@ -20,11 +20,13 @@ test("README.md has at most 250 lines", () => {
   expect(read("README.md").split("\n").length).toBeLessThanOrEqual(250);
 });
 
-/** Repository paths in a text: in backticks or as link targets, starting at a top-level entry. */
+/** Repository paths in a text: in backticks from a top-level folder, test files by name, and link targets. */
 function namedPaths(text: string, file: string): string[] {
   const top = "(?:lib|bin|tools|constructs|nixos|oci|pkgs|__tests__|docs|examples|\\.github|\\.ci)/";
   const found = [
     ...[...text.matchAll(new RegExp(`\`(${top}[^\`\\s]*)\``, "g"))].map((m) => m[1]),
+    // A test file named alone (`synth.test.ts`) is in __tests__/.
+    ...[...text.matchAll(/`([\w-]+\.test\.ts)`/g)].map((m) => `__tests__/${m[1]}`),
     // Links are relative to the file: docs/x.md's (ssh.md) is docs/ssh.md.
     ...[...text.matchAll(/\]\(([^)#:\s]+)[^)]*\)/g)].map((m) => join(file.includes("/") ? "docs" : "", m[1])),
   ];
