@@ -82,8 +82,6 @@ export interface JobOptions {
   readonly skip?: readonly { readonly step: string; readonly why: string }[];
   /** Called before the named step runs, with the workspace. */
   readonly before?: Record<string, (workspace: string) => void | Promise<void>>;
-  /** Stops after the step whose run text contains this. */
-  readonly until?: string;
   /** actions/cache's store: one directory per key. */
   readonly cacheDir: string;
   /** The pull request's comments (github-script's double), changed in place. */
@@ -105,6 +103,7 @@ export interface JobResult {
   cleanup(): void;
 }
 
+let runs = 0;
 const CONTEXTS = ["github", "env", "vars", "secrets", "steps", "job", "runner", "needs", "inputs", "matrix", "strategy"];
 const STATUS = ["success", "failure", "always", "cancelled"];
 
@@ -134,7 +133,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   for (const d of [workspace, home, temp, tools]) mkdirSync(d);
   const aptBin = join(temp, "apt-bin");
   const permissions: Record<string, string> = job.permissions ?? workflow.permissions ?? {};
-  const runId = String(Date.now());
+  const runId = String(Date.now() * 100 + (runs++ % 100));
   const repository = "example/nixos-gce-cdktf";
   const github = {
     event_name: options.event.name,
@@ -266,7 +265,6 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
       }
     }
     record(name, outcome, output, step.id);
-    if (options.until && step.run && String(step.run).includes(options.until)) return result(conclusion());
   }
   for (const post of posts) post();
   if (posts.length) log.push(`=== post steps ran (job ${conclusion()})`);
@@ -329,7 +327,7 @@ const USES: Record<string, (call: UsesCall) => Promise<string | void> | string |
   },
   "hashicorp/setup-terraform": (call) => {
     const binary = which("terraform");
-    const version = JSON.parse(execFileSync(binary, ["version", "-json"], { encoding: "utf8" })).terraform_version;
+    const version = JSON.parse(execFileSync(binary, ["version", "-json"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] })).terraform_version;
     if (version !== call.inputs.terraform_version) throw new Error(`setup-terraform double: this machine has terraform ${version}, the job asks for ${call.inputs.terraform_version}`);
     expose(call, "terraform", [binary]);
     return `setup-terraform double: terraform ${version}`;
