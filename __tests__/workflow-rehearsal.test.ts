@@ -116,6 +116,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
   };
 
   beforeAll(async () => {
+    const t0 = Date.now();
     root = mkdtempSync(join(tmpdir(), "workflow-rehearsal-"));
     origin = join(root, "origin");
     const author = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.com", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.com" };
@@ -139,6 +140,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     rmSync(join(origin, "node_modules"));
     git("add", "-A");
     git("commit", "--quiet", "-m", "the rehearsal's project");
+    console.log(`setup ${Date.now() - t0} ms`);
     image = runnerImage(join(root, "image"));
     sshd = await startSshd();
 
@@ -165,6 +167,8 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
   }, TIMEOUT);
   afterAll(async () => {
     await Promise.allSettled(Object.values(running));
+    // WORKFLOW_REHEARSAL_LOGS=<dir>: every job's log, step by step with times.
+    if (process.env.WORKFLOW_REHEARSAL_LOGS) for (const [name, run] of Object.entries(running)) writeFileSync(join(process.env.WORKFLOW_REHEARSAL_LOGS, `${name}.log`), (await run).log);
     for (const r of results) r.cleanup();
     await sshd?.stop();
     if (root) rmSync(root, { recursive: true, force: true });

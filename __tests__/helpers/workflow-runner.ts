@@ -181,9 +181,11 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   const results: StepResult[] = [];
   const log: string[] = [];
   const posts: (() => void)[] = [];
+  let mark = Date.now();
   const record = (name: string, outcome: StepResult["outcome"], output: string, id?: string) => {
     results.push({ name, outcome, output });
-    log.push(`=== ${name}: ${outcome}\n${output}`);
+    log.push(`=== ${name}: ${outcome} (${((Date.now() - mark) / 1000).toFixed(1)} s)\n${output}`);
+    mark = Date.now();
     if (id) steps[id] = { outcome, conclusion: outcome, outputs: {} };
     if (outcome === "failure") failed = true;
   };
