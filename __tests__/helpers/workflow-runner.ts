@@ -184,7 +184,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   let mark = Date.now();
   const record = (name: string, outcome: StepResult["outcome"], output: string, id?: string) => {
     results.push({ name, outcome, output });
-    log.push(`=== ${name}: ${outcome} (${((Date.now() - mark) / 1000).toFixed(1)} s)\n${output}`);
+    log.push(`=== ${name}: ${outcome} (${((Date.now() - mark) / 1000).toFixed(1)} s)\n${output.trimEnd()}`);
     mark = Date.now();
     if (id) steps[id] = { outcome, conclusion: outcome, outputs: {} };
     if (outcome === "failure") failed = true;
