@@ -39,7 +39,7 @@ const SKIPPED_JOBS: Record<string, string> = {
 };
 const REHEARSED = ["pull-request.yml test", "pull-request.yml pin-check", "pull-request.yml diff", "deploy.yml verify", "deploy.yml deploy"];
 const MARKER = "<!-- nixos-gce-cdktf plan summary -->";
-/** WORKFLOWS_FROM=<commit>: the workflow files of that commit instead (to show what an older version got wrong). */
+/** WORKFLOWS_FROM=<commit or directory>: those workflow files instead (to show what another version gets wrong). */
 const WORKFLOWS_FROM = process.env.WORKFLOWS_FROM;
 
 test("every job of every workflow is rehearsed or skipped with a reason", () => {
@@ -116,13 +116,13 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
   };
 
   beforeAll(async () => {
-    const t0 = Date.now();
     root = mkdtempSync(join(tmpdir(), "workflow-rehearsal-"));
     origin = join(root, "origin");
     const author = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.com", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.com" };
     const git = (...args: string[]) => execFileSync("git", ["-C", origin, ...args], { env: { ...process.env, ...author } });
     execFileSync("git", ["clone", "--quiet", REPO_ROOT, origin]);
-    if (WORKFLOWS_FROM) git("checkout", WORKFLOWS_FROM, "--", ".github/workflows");
+    if (WORKFLOWS_FROM && existsSync(WORKFLOWS_FROM)) cpSync(WORKFLOWS_FROM, join(origin, ".github", "workflows"), { recursive: true });
+    else if (WORKFLOWS_FROM) git("checkout", WORKFLOWS_FROM, "--", ".github/workflows");
     const flake = fixtureFlake();
     cpSync(flake.dir, join(origin, "flake"), { recursive: true });
     flake.cleanup();
@@ -140,7 +140,6 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     rmSync(join(origin, "node_modules"));
     git("add", "-A");
     git("commit", "--quiet", "-m", "the rehearsal's project");
-    console.log(`setup ${Date.now() - t0} ms`);
     image = runnerImage(join(root, "image"));
     sshd = await startSshd();
 
