@@ -61,6 +61,8 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
   const pullRequest = { name: "pull_request", payload: { number: 7, pull_request: { number: 7, head: { repo: { full_name: "example/nixos-gce-cdktf" } } } } };
   const push = { name: "push", payload: {} };
   const results: JobResult[] = [];
+  let started = 0;
+  let noKeyCache: string;
   /** Every job, started in beforeAll; each test awaits its own. */
   const running: Record<string, Promise<JobResult>> = {};
   /** The pull request's comments (github-script's double), one list per diff run. */
@@ -79,7 +81,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       image,
       event: workflow === "pull-request.yml" ? pullRequest : push,
       vars,
-      cacheDir: join(root, "cache", `${workflow}-${name}-${Object.keys(running).length}`),
+      cacheDir: join(root, "cache", `${workflow}-${name}-${(started += 1)}`),
       ...options,
       substitute: [npmCi, npmTest, ...(options.substitute ?? [])],
     });
@@ -98,7 +100,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       symlinkSync(execFileSync("sh", ["-c", "command -v docker-registry"], { encoding: "utf8" }).trim(), join(registry, "docker-registry"));
     }
     // known_hosts from an earlier deploy, in this job's cache.
-    const cacheDir = join(root, "cache", `deploy-${Object.keys(secrets).length}`);
+    const cacheDir = join(root, "cache", `deploy-${(started += 1)}`);
     mkdirSync(join(cacheDir, "known-hosts-1"), { recursive: true });
     writeFileSync(join(cacheDir, "known-hosts-1", "infra"), seeded);
     return {
@@ -160,7 +162,9 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     const workflow = parse(readFileSync(join(origin, ".github", "workflows", "deploy.yml"), "utf8"));
     const tests = Object.keys(workflow.jobs).find((j) => workflow.jobs[j].steps.some((s: { run?: string }) => s.run === "npm test"))!;
     running.verify = job("deploy.yml", tests, tests === "deploy" ? deploy({}) : {});
-    running.noKey = job("deploy.yml", "deploy", deploy({}));
+    const noKey = deploy({});
+    noKeyCache = noKey.cacheDir!;
+    running.noKey = job("deploy.yml", "deploy", noKey);
     running.withKey = job("deploy.yml", "deploy", deploy({ DEPLOY_SSH_KEY: readFileSync(sshd.clientKey, "utf8") }));
     for (const run of Object.values(running)) run.catch(() => undefined);
   }, TIMEOUT);
@@ -217,7 +221,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     test("deploy without the key: fails before anything is applied, and host keys are still saved", async () => {
       const result = await running.noKey;
       expect(result.conclusion).toBe("failure");
-      const cache = join(root, "cache", "deploy-0");
+      const cache = noKeyCache;
       const saved = readdirSync(cache).filter((k) => k !== "known-hosts-1");
       expect(saved.map((k) => readFileSync(join(cache, k, "infra"), "utf8"))).toEqual([seeded]);
       expect(result.step("Deploy").output).toContain("no DEPLOY_SSH_KEY secret");

@@ -9,9 +9,14 @@
  * image has plus what the job's steps add.
  *
  * The runner image is approximated by this machine's system directories,
- * less what ubuntu-latest lacks (NOT_ON_RUNNER). `uses:` steps that need
- * GitHub or Google are doubles (USES below), and so are sudo and apt-get
- * (fixtures/doubles/runner): apt-get "installs" only what this machine has.
+ * less what ubuntu-latest lacks (NOT_ON_RUNNER). What that means: the same
+ * tool names as Ubuntu's, in Debian 12's versions; tools the tests look for
+ * at a fixed path (/usr/sbin/sshd, the zoneinfo files) count as this machine
+ * has them; the jobs run as this user (root here; sudo is a double), and
+ * ssh finds the user's home from the password database, not from HOME.
+ * `uses:` steps that need GitHub or Google are doubles (USES below), and so
+ * is apt-get (fixtures/doubles/runner): it "installs" only what this machine
+ * has, by putting it on the job's PATH.
  * A test may replace a `run:` line (`substitute`) or skip a step (`skip`),
  * each with the reason, which the job's log shows.
  */
