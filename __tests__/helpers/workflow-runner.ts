@@ -368,11 +368,10 @@ const USES: Record<string, (call: UsesCall) => Promise<string | void> | string |
     writeFileSync(script, call.inputs.script);
     const ctx = call.context.github;
     const [owner, repo] = ctx.repository.split("/");
-    const run = await execa("node", ["--input-type=module", "-", script, state], {
+    const run = await execa("node", [join(RUNNER_DOUBLES, "github-script.mjs"), script, state], {
       cwd: call.workspace,
       env: { ...call.env, GITHUB_SCRIPT_CONTEXT: JSON.stringify({ repo: { owner, repo }, issue: { owner, repo, number: ctx.event.number }, runId: Number(ctx.run_id), sha: ctx.sha, serverUrl: ctx.server_url }) },
       extendEnv: false,
-      input: GITHUB_SCRIPT,
       reject: false,
       all: true,
     });
@@ -382,30 +381,3 @@ const USES: Record<string, (call: UsesCall) => Promise<string | void> | string |
     return run.all;
   },
 };
-
-/** actions/github-script's wrapper, with doubles of `github` (the comments API only), `context` and `core`. */
-const GITHUB_SCRIPT = `
-import { createRequire } from "node:module";
-import { readFileSync, writeFileSync } from "node:fs";
-const [script, stateFile] = process.argv.slice(2);
-const comments = JSON.parse(readFileSync(stateFile, "utf8"));
-const save = () => writeFileSync(stateFile, JSON.stringify(comments));
-const url = (id) => "https://github.com/example/pull/1#issuecomment-" + id;
-const github = {
-  paginate: async (method, args) => (await method(args)).data,
-  rest: { issues: {
-    listComments: async () => ({ data: comments }),
-    updateComment: async ({ comment_id, body }) => { const c = comments.find((c) => c.id === comment_id); c.body = body; save(); return { data: c }; },
-    createComment: async ({ body }) => { const c = { id: 1000 + comments.length, body, user: { type: "Bot" }, html_url: url(1000 + comments.length) }; comments.push(c); save(); return { data: c }; },
-  } },
-};
-const context = JSON.parse(process.env.GITHUB_SCRIPT_CONTEXT);
-const core = { info: (m) => console.log(m), warning: (m) => console.log("Warning: " + m), setFailed: (m) => { console.error(m); process.exitCode = 1; } };
-const AsyncFunction = (async () => {}).constructor;
-try {
-  await new AsyncFunction("require", "github", "context", "core", readFileSync(script, "utf8"))(createRequire(process.cwd() + "/"), github, context, core);
-} catch (e) {
-  console.error("Unhandled error: " + e.message);
-  process.exitCode = 1;
-}
-`;
