@@ -19,7 +19,8 @@ await runCli(() => {
     throw new NixError(
       `${file}: backend is "local": the infra stack's state would live on this runner and vanish with it, ` +
         "so the next deploy would start from nothing and fail with 409s on everything that exists. " +
-        'Apply the bootstrap stack once by hand, then set "backend": {"type": "gcs", "bucket": "<state bucket>"}.',
+        'Apply the bootstrap stack once by hand (npx cdktf deploy bootstrap), then set "backend": {"type": "gcs", "bucket": "<state bucket>"} in ' +
+        `${file} and commit it (docs/github.md).`,
     );
   }
   process.stdout.write(`backend: gs://${settings.backend.bucket}/${settings.backend.prefix}/${INFRA_STACK}\n`);

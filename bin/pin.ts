@@ -17,9 +17,12 @@ await runCli(async () => {
   const settings = loadSettings(settingsFile());
   // Read first: a lockFile that is not a lock stops before the evaluation, as in synth.
   const lock = readLock(settings.lockFile);
+  // Nothing to compare with: say so before the evaluation.
+  if (args.includes("--check") && !lock) {
+    throw new NixError(`${settings.lockFile} does not exist, so there is nothing to check against; run \`npm run pin\` and commit ${settings.lockFile} (docs/github.md)`);
+  }
   const resolved = await resolveWithNix(settings, { projectRoot: process.cwd() });
-  if (args.includes("--check")) {
-    if (!lock) throw new NixError(`${settings.lockFile} does not exist; run \`npm run pin\``);
+  if (args.includes("--check") && lock) {
     const changes = lockDifferences(lock, resolved);
     if (changes.length) throw new NixError(`${settings.lockFile} is stale; run \`npm run pin\`:\n  ${changes.join("\n  ")}`);
     process.stdout.write(`${settings.lockFile} is up to date\n`);

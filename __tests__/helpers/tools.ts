@@ -25,6 +25,9 @@ const HOW: Record<string, string> = {
   terraform: "install Terraform >= 1.5 from HashiCorp (not in Debian)",
 };
 
+/** Every tool the suite drives. */
+export const TOOLS: readonly string[] = Object.keys(HOW);
+
 /** Where `tool` is, or undefined. */
 export function findTool(tool: string): string | undefined {
   if (FIXED_PATHS[tool]) return existsSync(FIXED_PATHS[tool]) ? FIXED_PATHS[tool] : undefined;
