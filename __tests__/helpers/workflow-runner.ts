@@ -318,8 +318,11 @@ function saveCache(call: UsesCall): string {
 
 const USES: Record<string, (call: UsesCall) => Promise<string | void> | string | void> = {
   "actions/checkout": async (call) => {
-    await execa("git", ["clone", "--quiet", call.options.origin, call.workspace]);
-    return `checkout double: cloned ${call.options.origin}`;
+    // As the real action: one commit unless fetch-depth says otherwise (0: all history).
+    const depth = call.inputs["fetch-depth"] ?? "1";
+    const shallow = depth === "0" ? [] : ["--depth", depth];
+    await execa("git", ["clone", "--quiet", ...shallow, `file://${call.options.origin}`, call.workspace]);
+    return `checkout double: cloned ${call.options.origin} (fetch-depth ${depth})`;
   },
   "cachix/install-nix-action": (call) => {
     expose(call, "nix", packageBins("nix-bin"));
