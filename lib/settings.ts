@@ -18,7 +18,8 @@ import {
   REGION,
   ZONE,
 } from "./gce.js";
-import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
+import { configurationProblems } from "./configurations.js";
+import { machineTypeProblems, unknownMachineType } from "./machine-types.js";
 import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
 import { FLAKE_ATTR } from "./resolved.js";
 import { sshPublicKeyProblem } from "./ssh-public-key.js";
@@ -77,12 +78,41 @@ const stateDirectory = z
 const flakeAttr = z
   .string()
   .regex(FLAKE_ATTR, { message: "must be a Nix attribute name (letters, digits, '_', '-', '\\'')" });
-/** Parsed for real (lib/ssh-public-key.ts): sshd silently ignores a damaged key line. */
+/** Checked by shape (lib/ssh-public-key.ts): sshd silently ignores a damaged key line. */
 const sshPublicKey = z.string().superRefine((line, ctx) => {
   const problem = sshPublicKeyProblem(line);
   // input: undefined keeps the value out of the message: it may be a private key.
   if (problem) ctx.addIssue({ code: "custom", message: `${problem} (paste the whole line of a .pub file)`, input: undefined });
 });
+
+/**
+ * nixGc.schedule: a few systemd.time(7) calendar events, checked by this
+ * pattern. Any other event goes in the host's NixOS module as nix.gc.dates;
+ * the hosts' own systemd-analyze checks the value when the system is built
+ * (nixos/maintenance.nix).
+ */
+const SCHEDULE = /^(daily|weekly|monthly|((Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?(\*-\*-\* )?([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?)$/;
+const schedule = z.string().regex(SCHEDULE, {
+  message: 'must be daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]" such as "Sun 03:15"; for another systemd calendar event, set nix.gc.dates in the host\'s NixOS module',
+});
+const keepGenerations = z
+  .number()
+  .int()
+  .min(1)
+  .max(1000)
+  .describe("System generations kept (the current one included); older ones are deleted before the store GC.");
+const NIX_GC_DEFAULT = { keepGenerations: 5, schedule: "weekly" } as const;
+const nixGc = z
+  .strictObject({
+    keepGenerations: keepGenerations.default(NIX_GC_DEFAULT.keepGenerations),
+    schedule: schedule.default(NIX_GC_DEFAULT.schedule).describe('When generations are pruned and the store collected: daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]".'),
+  })
+  .default(NIX_GC_DEFAULT)
+  .describe("Bounded system generations and store garbage collection on every host.");
+const hostNixGc = z
+  .strictObject({ keepGenerations: keepGenerations.optional(), schedule: schedule.optional() })
+  .optional()
+  .describe("Overrides of the top-level nixGc for this host. Hosts sharing a nixosConfiguration must agree.");
 
 const image = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute that defines the image."),
@@ -104,7 +134,10 @@ const image = z.strictObject({
 const host = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute deployed to the host. The flake's deploy.nodes are named by host id."),
   image: z.string().describe("Id of the image (a key of images) the host boots first."),
-  machineType: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be a GCE machine type such as e2-standard-2" }),
+  machineType: z.string().superRefine((type, ctx) => {
+    const problem = unknownMachineType(type);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  }),
   diskSizeGb: z.number().int().min(10).max(65536).default(20).describe("Boot disk size in GB. Default 20."),
   diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
@@ -123,7 +156,7 @@ const host = z.strictObject({
     .array(sshPublicKey)
     .default([])
     .describe("Public keys of the deploy user: declared in the host's NixOS configuration (and its image) and in the instance metadata."),
-  nixGc: hostNixGcSchema,
+  nixGc: hostNixGc,
   deletionProtection: z.boolean().default(false),
   recreateOnImageChange: z
     .boolean()
@@ -224,7 +257,7 @@ const settingsBase = z.strictObject({
       keepVersions: z.number().int().min(1).max(1000).default(REGISTRY_DEFAULT.keepVersions).describe("Cleanup policy: keep the newest N versions."),
     })
     .default(REGISTRY_DEFAULT),
-  nixGc: nixGcSchema,
+  nixGc,
   images: z.record(gceName, image).describe("Base images, by id."),
   hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
@@ -259,6 +292,8 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
   const imageIds = Object.keys(s.images);
   const ociIds = Object.keys(s.ociImages);
   const providerLabels = [...Object.keys(DEFAULT_LABELS), ATTRIBUTION_LABEL, ...Object.keys(s.labels)];
+  const region = s.region;
+  if (!s.zone.startsWith(`${region}-`)) add(["zone"], `is not in region ${region}; use a zone of ${region}, such as ${region}-b`);
   // Object.hasOwn, not `in`: "toString" or "__proto__" are not images.
   for (const [id, h] of Object.entries(s.hosts)) {
     if (!Object.hasOwn(s.images, h.image)) {
@@ -291,10 +326,11 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     }
     // A subnetwork path names its region; the VM's zone must be in it.
     const subnetRegion = /\/regions\/([^/]+)\/subnetworks\//.exec(h.subnetwork ?? "")?.[1];
-    const region = s.zone.replace(/-[a-z]$/, "");
     if (subnetRegion && subnetRegion !== region) {
       add(["hosts", id, "subnetwork"], `is in region ${subnetRegion}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
     }
+    const image = s.images[h.image];
+    if (image) for (const p of machineTypeProblems(id, h.machineType, h.image, image.guestOsFeatures, s.system)) add(p.path, p.message);
   }
   const imageLabels = new Set([...providerLabels, ...IMAGE_LABELS]);
   if (imageLabels.size > MAX_LABELS) {
@@ -321,9 +357,7 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     ...ociIds.flatMap((id) => Object.values(ociOutputIds(id)).map((name): [string, PropertyKey[], string] => [name, ["ociImages", id], `ociImages.${id}`])),
     ...hostIds.flatMap((id) => HOST_OUTPUT_KEYS.map((key): [string, PropertyKey[], string] => [hostOutputId(id, key), ["hosts", id], `hosts.${id}`])),
   ]);
-  // Machine types against their images, and one answer per NixOS configuration (needs resolvable references).
-  const dangling = problems.some((p) => p.path[0] === "hosts" && (p.path[2] === "image" || p.path[2] === "runsOciImages"));
-  if (!dangling) for (const p of configurationFacts(s).problems) add(p.path, p.message);
+  for (const p of configurationProblems(s)) add(p.path, p.message);
   if (s.backend.type === "gcs" && s.backend.bucket === s.imageBucket) {
     add(["backend", "bucket"], "is also imageBucket; keep state in a bucket of its own (its lifecycle rule deletes image objects, and images must not share state's access)");
   }
@@ -419,6 +453,25 @@ function unreadable(code: string): string {
   return `cannot read the settings file: ${code}`;
 }
 
+/**
+ * JSON.parse's message with "line L column C" for the offset it names: Node 20
+ * gives "at position N", or for a stray character a quote of the 10 characters
+ * either side of it, or nothing when the text ends early.
+ */
+function jsonErrorWithLine(text: string, message: string): string {
+  let at = Number(/ at position (\d+)/.exec(message)?.[1] ?? NaN);
+  const token = /^Unexpected token '([\s\S])', (\.\.\.)?"([\s\S]*?)"(\.\.\.)? is not valid JSON$/.exec(message);
+  if (token) {
+    const [, char, before, quote, after] = token;
+    at = before ? text.indexOf(quote) + 10 : after ? quote.length - 10 : quote.indexOf(char);
+  }
+  if (/^Unexpected end of JSON input/.test(message)) at = text.length;
+  const what = oneLine(message.replace(/ in JSON at position \d+.*$/, "").replace(/, (\.\.\.)?"[\s\S]*$/, "")).slice(0, 200);
+  if (!(at >= 0 && at <= text.length)) return what;
+  const lines = text.slice(0, at).split("\n");
+  return `line ${lines.length} column ${lines[lines.length - 1].length + 1}: ${what}`;
+}
+
 /** Reads and validates a settings file. */
 export function loadSettings(file: string): Settings {
   let text: string;
@@ -430,9 +483,10 @@ export function loadSettings(file: string): Settings {
   let raw: unknown;
   try {
     // Some Windows editors start UTF-8 files with a byte order mark, which JSON.parse refuses.
-    raw = JSON.parse(text.replace(/^\uFEFF/, ""));
+    text = text.replace(/^\uFEFF/, "");
+    raw = JSON.parse(text);
   } catch (e) {
-    throw new SettingsError(file, [`not valid JSON: ${oneLine((e as Error).message).slice(0, 200)}`]);
+    throw new SettingsError(file, [`not valid JSON: ${jsonErrorWithLine(text, (e as Error).message)}`]);
   }
   return parseSettings(raw, file);
 }
