@@ -543,7 +543,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
           writeFileSync(join(hosts, "vm.nix"), `{\n  imports = [ ./vm-own.nix ];\n  nix.gc.dates = ${JSON.stringify(dates)};\n}\n`);
         }
         const env = { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root };
-        const built = spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "nixGcChecks.vm"], { env, encoding: "utf8" });
+        const built = spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "systemChecks.vm.nix-gc-dates-check"], { env, encoding: "utf8" });
         return { dates: evaluateAgreement(root).configurationValues.vm.nixGc.dates, built: built.status === 0, stderr: built.stderr };
       } finally {
         rmSync(root, { recursive: true, force: true });
@@ -554,6 +554,27 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     const refused = check("Sun 25:00");
     expect(refused).toMatchObject({ dates: "Sun 25:00", built: false });
     expect(refused.stderr).toContain("nix.gc.dates: systemd refuses the calendar event 'Sun 25:00'");
+  });
+
+  testWithTools(["ssh-keygen"], "a key whose shape synth takes but OpenSSH refuses fails the system's check (the hosts' ssh-keygen reads every deploy key)", () => {
+    const field = (data: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, data.length]), data]);
+    // An Ed25519 key of 31 bytes, not 32: whole base64, the right type inside.
+    const short = `ssh-ed25519 ${Buffer.concat([field(Buffer.from("ssh-ed25519")), field(Buffer.alloc(31, 7))]).toString("base64")} short@example`;
+    const build = (key: string) => {
+      const raw: SettingsInput = { ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, sshKeys: [key] } } };
+      expect(parseSettings(raw, "variant").hosts.db.sshKeys).toEqual([key]);
+      const root = flakeWithSettings(raw);
+      try {
+        const env = { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root };
+        return spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "systemChecks.vm.deploy-keys-check"], { env, encoding: "utf8" });
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    expect(build(KEY_B).status).toBe(0);
+    const refused = build(short);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(`infra.deployKeys: OpenSSH refuses the key starting ${short.slice(0, 40)}`);
   });
 
   test("/etc/nixos/configuration.nix, in the image and through /etc, makes nixos-rebuild fail with what to do", () => {

@@ -293,7 +293,8 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
   const ociIds = Object.keys(s.ociImages);
   const providerLabels = [...Object.keys(DEFAULT_LABELS), ATTRIBUTION_LABEL, ...Object.keys(s.labels)];
   const region = s.region;
-  if (!s.zone.startsWith(`${region}-`)) add(["zone"], `is not in region ${region}; use a zone of ${region}, such as ${region}-b`);
+  // zod runs these rules even when a key failed its own: each rule skips what another already refused.
+  if (ZONE.test(s.zone) && REGION.test(region) && !s.zone.startsWith(`${region}-`)) add(["zone"], `is not in region ${region}; use a zone of ${region}, such as ${region}-b`);
   // Object.hasOwn, not `in`: "toString" or "__proto__" are not images.
   for (const [id, h] of Object.entries(s.hosts)) {
     if (!Object.hasOwn(s.images, h.image)) {
@@ -330,7 +331,7 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
       add(["hosts", id, "subnetwork"], `is in region ${subnetRegion}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
     }
     const image = s.images[h.image];
-    if (image) for (const p of machineTypeProblems(id, h.machineType, h.image, image.guestOsFeatures, s.system)) add(p.path, p.message);
+    if (image && !unknownMachineType(h.machineType)) for (const p of machineTypeProblems(id, h.machineType, h.image, image.guestOsFeatures, s.system)) add(p.path, p.message);
   }
   const imageLabels = new Set([...providerLabels, ...IMAGE_LABELS]);
   if (imageLabels.size > MAX_LABELS) {
