@@ -68,10 +68,9 @@ const sshPublicKey = z.string().superRefine((line, ctx) => {
 });
 
 /**
- * nixGc.schedule: a few systemd.time(7) calendar events, checked by this
- * pattern. Any other event goes in the host's NixOS module as nix.gc.dates;
- * the hosts' own systemd-analyze checks the value when the system is built
- * (nixos/maintenance.nix).
+ * nixGc.schedule: a few systemd.time(7) calendar events. Any other goes in a
+ * host module as nix.gc.dates, which the hosts' own systemd-analyze checks
+ * when the system is built (nixos/maintenance.nix).
  */
 const SCHEDULE = /^(daily|weekly|monthly|((Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?(\*-\*-\* )?([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?)$/;
 const schedule = z.string().regex(SCHEDULE, {
@@ -116,10 +115,13 @@ const image = z.strictObject({
 const host = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute deployed to the host. The flake's deploy.nodes are named by host id."),
   image: z.string().describe("Id of the image (a key of images) the host boots first."),
-  machineType: z.string().superRefine((type, ctx) => {
-    const problem = unknownMachineType(type);
-    if (problem) ctx.addIssue({ code: "custom", message: problem });
-  }),
+  machineType: z
+    .string()
+    .superRefine((type, ctx) => {
+      const problem = unknownMachineType(type);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .describe("GCE machine type, such as e2-standard-2 or n2-custom-4-8192 (lib/machine-types.ts lists the series and shapes)."),
   diskSizeGb: z.number().int().min(10).max(65536).default(20).describe("Boot disk size in GB. Default 20."),
   diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
