@@ -1,8 +1,8 @@
 /** The cdktf app: reads the settings, resolves store paths once, composes the stacks. */
-import { App } from "cdktf";
+import { App, TerraformStack } from "cdktf";
 import { BootstrapStack } from "./constructs/bootstrap-stack.js";
 import { InfraStack } from "./constructs/infra-stack.js";
-import { progressLine, runCli, SYNTH_USAGE, usageRequested } from "./lib/cli.js";
+import { progressLine, runCli, SYNTH_USAGE, synthSummary, usageRequested } from "./lib/cli.js";
 import { INFRA_STACK, settingsFile } from "./lib/paths.js";
 import { resolveMode, resolveOutputs } from "./lib/resolve.js";
 import { loadSettings } from "./lib/settings.js";
@@ -17,4 +17,5 @@ await runCli(async () => {
   new InfraStack(app, INFRA_STACK, { settings, resolved });
   app.synth();
   printWarnings(app);
+  progressLine(synthSummary(app.node.children.filter((c) => c instanceof TerraformStack).map((c) => c.node.id), app.outdir));
 });

@@ -9,9 +9,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { configurationFacts } from "../lib/configurations.js";
 import { parseSettings, type SettingsInput } from "../lib/settings.js";
 import { describeWithNix, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
+import { testWithTools } from "./helpers/tools.js";
 
 const AGREEMENT_FIXTURE = join(REPO_ROOT, "__tests__", "fixtures", "flake-agreement.nix");
 const CREATED = "1970-01-01T00:00:01Z";
@@ -356,6 +356,17 @@ const VARIANT: SettingsInput = {
   ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
 };
 
+/**
+ * What the flake must give each configuration of VARIANT, written out: the
+ * flake (nixos/configurations.nix) is the one place that computes it. Keys:
+ * of every host that runs the configuration or first boots an image built
+ * from it; EFI: its images are UEFI_COMPATIBLE; nixGc: its hosts' overrides.
+ */
+const VARIANT_FACTS: Record<string, { deployKeys: string[]; efi: boolean; nixGc: { schedule: string; keepGenerations: number } }> = {
+  "gce-base": { deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { schedule: "weekly", keepGenerations: 7 } },
+  vm: { deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { schedule: "daily", keepGenerations: 3 } },
+};
+
 /** A copy of the flake's files with other settings in its infra.json. */
 function flakeWithSettings(settings: SettingsInput): string {
   const dir = mkdtempSync(join(tmpdir(), "flake-variant-"));
@@ -411,14 +422,12 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     expect(parseSettings(VARIANT, "variant").deploy.user).toBe("ops");
   });
 
-  test("deploy keys are declared in Nix: exactly what lib/configurations.ts computes from the settings", () => {
+  test("deploy keys are declared in Nix: those of every host that runs the configuration or first boots its image", () => {
+    const values = runs[1].agreement!.configurationValues;
+    expect(Object.keys(values).sort()).toEqual(Object.keys(VARIANT_FACTS).sort());
+    for (const [name, v] of Object.entries(values)) expect({ name, keys: v.userKeys.ops }).toEqual({ name, keys: VARIANT_FACTS[name].deployKeys });
     each(({ label, settings, values }) => {
-      const { facts } = configurationFacts(settings);
-      expect(Object.keys(values).sort()).toEqual(Object.keys(facts).sort());
-      for (const [name, v] of Object.entries(values)) {
-        expect({ label, name, keys: v.userKeys[settings.deploy.user] }).toEqual({ label, name, keys: facts[name].deployKeys });
-        expect(facts[name].deployKeys.length).toBeGreaterThan(0);
-      }
+      for (const [name, v] of Object.entries(values)) expect({ label, name, keys: v.userKeys[settings.deploy.user].length > 0 }).toEqual({ label, name, keys: true });
     });
   });
 
@@ -454,7 +463,6 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     try {
       writeFileSync(join(root, "nixos", "hosts", "bare.nix"), "{ }\n");
       const bare = evaluateAgreement(root).configurationValues.bare;
-      const { facts } = configurationFacts(parseSettings(raw, "bare"));
       expect({
         deployUser: bare.deployUser,
         keys: bare.userKeys.ops,
@@ -463,7 +471,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
         rootLogin: bare.ssh.PermitRootLogin,
         firewall: bare.firewall.enable,
         failed: bare.failedAssertions,
-      }).toEqual({ deployUser: "ops", keys: facts.bare.deployKeys, osLogin: false, efi: true, rootLogin: "no", firewall: true, failed: [] });
+      }).toEqual({ deployUser: "ops", keys: [KEY_B], osLogin: false, efi: true, rootLogin: "no", firewall: true, failed: [] });
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -477,19 +485,17 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
 
   test("EFI follows UEFI_COMPATIBLE of the image: GRUB on the ESP, not /dev/sda", () => {
     each(({ label, settings, values }) => {
-      const { facts } = configurationFacts(settings);
       for (const [name, v] of Object.entries(values)) {
-        expect({ label, name, efi: v.efi, grub: v.grubDevice }).toEqual({ label, name, efi: facts[name].efi, grub: facts[name].efi ? "nodev" : "/dev/sda" });
+        const efi = label === "variant" ? VARIANT_FACTS[name].efi : Object.values(settings.images).some((i) => i.guestOsFeatures.includes("UEFI_COMPATIBLE"));
+        expect({ label, name, efi: v.efi, grub: v.grubDevice }).toEqual({ label, name, efi, grub: efi ? "nodev" : "/dev/sda" });
       }
     });
-    expect(runs[1].agreement!.configurationValues.vm.efi).toBe(true);
   });
 
   test("nix.gc runs on the nixGc schedule, after pruning the system profile to keepGenerations", () => {
     each(({ label, settings, values }) => {
-      const { facts } = configurationFacts(settings);
       for (const [name, v] of Object.entries(values)) {
-        const gc = facts[name].nixGc;
+        const gc = label === "variant" ? VARIANT_FACTS[name].nixGc : settings.nixGc;
         expect({ label, name, ...v.nixGc }).toEqual({ label, name, automatic: true, dates: gc.schedule, keepGenerations: gc.keepGenerations });
         expect(v.generations.wantedBy).toEqual(["nix-gc.service"]);
         expect(v.generations.before).toEqual(["nix-gc.service"]);
@@ -524,6 +530,51 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  testWithTools(["systemd-analyze"], "nix.gc.dates from a host module wins over nixGc.schedule; the system's check runs systemd-analyze calendar on it", () => {
+    // The build machine's systemd stands in for the hosts' (the stand-in's systemd.package).
+    const check = (dates?: string) => {
+      const root = flakeWithSettings(VARIANT);
+      try {
+        if (dates) {
+          const hosts = join(root, "nixos", "hosts");
+          writeFileSync(join(hosts, "vm-own.nix"), readFileSync(join(hosts, "vm.nix")));
+          writeFileSync(join(hosts, "vm.nix"), `{\n  imports = [ ./vm-own.nix ];\n  nix.gc.dates = ${JSON.stringify(dates)};\n}\n`);
+        }
+        const env = { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root };
+        const built = spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "systemChecks.vm.nix-gc-dates-check"], { env, encoding: "utf8" });
+        return { dates: evaluateAgreement(root).configurationValues.vm.nixGc.dates, built: built.status === 0, stderr: built.stderr };
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    expect(check()).toMatchObject({ dates: "daily", built: true });
+    expect(check("Mon..Fri *-*-* 02:00:00")).toMatchObject({ dates: "Mon..Fri *-*-* 02:00:00", built: true });
+    const refused = check("Sun 25:00");
+    expect(refused).toMatchObject({ dates: "Sun 25:00", built: false });
+    expect(refused.stderr).toContain("nix.gc.dates: systemd refuses the calendar event 'Sun 25:00'");
+  });
+
+  testWithTools(["ssh-keygen"], "a key whose shape synth takes but OpenSSH refuses fails the system's check (the hosts' ssh-keygen reads every deploy key)", () => {
+    const field = (data: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, data.length]), data]);
+    // An Ed25519 key of 31 bytes, not 32: whole base64, the right type inside.
+    const short = `ssh-ed25519 ${Buffer.concat([field(Buffer.from("ssh-ed25519")), field(Buffer.alloc(31, 7))]).toString("base64")} short@example`;
+    const build = (key: string) => {
+      const raw: SettingsInput = { ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, sshKeys: [key] } } };
+      expect(parseSettings(raw, "variant").hosts.db.sshKeys).toEqual([key]);
+      const root = flakeWithSettings(raw);
+      try {
+        const env = { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root };
+        return spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "systemChecks.vm.deploy-keys-check"], { env, encoding: "utf8" });
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    expect(build(KEY_B).status).toBe(0);
+    const refused = build(short);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(`infra.deployKeys: OpenSSH refuses the key starting ${short.slice(0, 40)}`);
   });
 
   test("/etc/nixos/configuration.nix, in the image and through /etc, makes nixos-rebuild fail with what to do", () => {
@@ -565,6 +616,12 @@ describeWithNix(`the stand-in module system refuses what NixOS refuses (real Nix
       writeFileSync(join(root, "nixos", "hosts", "typo.nix"), "{\n  virtualisation.googleComputeImage.efiSupport = true;\n}\n"),
     );
     expect(error).toContain("The option `virtualisation.googleComputeImage.efiSupport' does not exist");
+  });
+
+  test("a configuration without a module names the modules there, in the form synth turns into one line (lib/nix.ts)", () => {
+    expect(evaluationError(runs("vmm"), () => {})).toContain(
+      'nixosConfiguration "vmm" is unknown (known: gce-base, vm): infra.json uses it, but nixos/hosts/vmm.nix is missing',
+    );
   });
 
   test("a misspelt project option does not exist", () => {

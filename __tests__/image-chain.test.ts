@@ -6,10 +6,7 @@ import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
 import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
-import { App, Testing } from "cdktf";
-import { GceImage } from "../constructs/gce-image.js";
-import { ImageBucket } from "../constructs/image-bucket.js";
-import { InfraStack } from "../constructs/infra-stack.js";
+import { Testing } from "cdktf";
 import { NixImage } from "../constructs/nix-image.js";
 import { imageDigest, imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
@@ -165,28 +162,6 @@ describe("image chain synthesis", () => {
   });
 
   describe("bad input gives clear errors", () => {
-    const build = (scope: App) => {
-      const stack = new InfraStack(scope, "s", { settings: imagesOnly(), resolved: staticResolved(imagesOnly()) });
-      return new NixImage(stack, "b", { flake: ".", configuration: "c", planned: staticResolved(imagesOnly()).images.base, gcRootDir: ".infra/gcroots" });
-    };
-    const bucket = (scope: App) => new ImageBucket(scope, "bucket", { name: "b-images", location: "EU", create: false });
-    test("a family with capitals", () => {
-      const app = Testing.app();
-      expect(() => new GceImage(app, "i", { build: build(app), bucket: bucket(app), family: "Nixos_Base" })).toThrow(
-        `GceImage: family "Nixos_Base" is not a valid GCE name (1-63 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-')`,
-      );
-    });
-    test("a family too long", () => {
-      const app = Testing.app();
-      expect(() => new GceImage(app, "i", { build: build(app), bucket: bucket(app), family: "f".repeat(43) })).toThrow(
-        'GceImage: family "' + "f".repeat(43) + '" is 43 characters; image names are <family>-<hash> and keep at least 20 hash characters, so a family may have at most 42 characters',
-      );
-    });
-    test("an invalid bucket name", () => {
-      expect(() => new ImageBucket(Testing.app(), "b", { name: "Images!", location: "EU" })).toThrow(
-        `ImageBucket: name "Images!" is not a valid bucket name (3-63 characters: lowercase letters, digits, '-' and '_', starting and ending with a letter or digit)`,
-      );
-    });
     test("a planned path that is not a store path", () => {
       const app = Testing.app();
       expect(

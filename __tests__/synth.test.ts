@@ -108,11 +108,12 @@ describeWithNix(`settings errors come before nix eval`, () => {
 });
 
 describeWithNix(`synth warnings`, () => {
-  test("risky settings are printed as warnings naming the construct", async () => {
+  test("risky settings are printed as warnings naming the construct, once for all the hosts they concern; the last line says what synth wrote where", async () => {
     const fixture = fixtureFlake();
     const raw = baseSettings({ flake: fixture.ref });
     raw.hosts!.vm.sshKeys = [];
     raw.hosts!.vm.sshSourceRanges = ["0.0.0.0/0"];
+    raw.hosts!.web = { ...raw.hosts!.vm, sshSourceRanges: undefined };
     raw.images!.base.public = true;
     const run = await runSynth({ ...raw, lockFile: `${fixture.dir}/infra.lock.json` });
     run.cleanup();
@@ -122,8 +123,9 @@ describeWithNix(`synth warnings`, () => {
       'warning: infra/base-image: image family "nixos-base" is public: every authenticated Google account can use it (images.*.public = true)',
       'warning: infra/vm-vm: host "vm" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)',
       'warning: infra/vm-vm: host "vm" has an external IP on the "default" network, whose default-allow-ssh rule (if not deleted) admits SSH from anywhere; use a dedicated network',
-      'warning: infra/vm-vm: host "vm" has no sshKeys: its deploy cannot log in as "deploy"',
+      'warning: 2 hosts (vm, web): has no sshKeys: its deploy cannot log in as "deploy"',
     ]);
+    expect(run.stderr.trimEnd().split("\n").at(-1)).toBe(`synth: wrote bootstrap, infra to ${run.outdir}/stacks/`);
   });
 });
 

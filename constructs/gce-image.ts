@@ -3,7 +3,7 @@ import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-
 import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { Annotations } from "cdktf";
 import { Construct } from "constructs";
-import { GCE_NAME, GCE_NAME_RULE, imageDigest, imageName, labelValue } from "../lib/gce.js";
+import { imageDigest, imageName, labelValue } from "../lib/gce.js";
 import { localExec, STEP_SCRIPTS, type UploadImageEnv } from "../lib/steps.js";
 import type { ImageBucket } from "./image-bucket.js";
 import type { NixImage } from "./nix-image.js";
@@ -13,7 +13,7 @@ export interface GceImageProps {
   readonly build: NixImage;
   /** Bucket the tarball is uploaded to. */
   readonly bucket: ImageBucket;
-  /** Image family; image names are `<family>-<digest>`. */
+  /** Image family; image names are `<family>-<digest>`. Checked by lib/settings.ts (images.<id>.family), not here. */
   readonly family: string;
   /**
    * Grant roles/compute.imageUser to allAuthenticatedUsers, as nixpkgs'
@@ -46,21 +46,13 @@ export class GceImage extends Construct {
 
   constructor(scope: Construct, id: string, props: GceImageProps) {
     super(scope, id);
-    if (!GCE_NAME.test(props.family)) {
-      throw new Error(`GceImage: family "${props.family}" is not a valid GCE name (${GCE_NAME_RULE})`);
-    }
     const { build, bucket } = props;
     const guestOsFeatures = props.guestOsFeatures ?? ["VIRTIO_SCSI_MULTIQUEUE"];
     // The full store hash makes every configuration change a new object.
     this.objectName = `nixos/${build.storeHash}/${build.fileName}`;
     const sourceUrl = `https://storage.googleapis.com/${bucket.bucketName}/${this.objectName}`;
     this.digest = imageDigest(build.storePath, guestOsFeatures, sourceUrl);
-    let name: string;
-    try {
-      name = imageName(props.family, this.digest);
-    } catch (e) {
-      throw new Error(`GceImage: ${(e as Error).message}`);
-    }
+    const name = imageName(props.family, this.digest);
 
     // An upload step instead of google_storage_bucket_object: that resource
     // reads the local file at every plan and at create, and a fresh runner

@@ -5,8 +5,7 @@ import { ServiceAccount } from "@cdktf/provider-google/lib/service-account/index
 import { Annotations, TerraformOutput } from "cdktf";
 import { makeUniqueId } from "cdktf/lib/private/unique.js";
 import { Construct } from "constructs";
-import { GCE_NAME, GCE_NAME_RULE } from "../lib/gce.js";
-import { firewallName, hostOutputId, instanceName as instanceNameFor, MAX_RECREATE_HOST_ID, serviceAccountId, type HostOutputKey } from "../lib/names.js";
+import { firewallName, hostOutputId, instanceName as instanceNameFor, serviceAccountId, type HostOutputKey } from "../lib/names.js";
 import type { ResolvedHost } from "../lib/nix.js";
 import type { HostSettings, Settings } from "../lib/settings.js";
 import { literal } from "../lib/scripts.js";
@@ -24,7 +23,7 @@ export const HOST_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWr
 export interface HostProps {
   /** Host id: the instance name (with a suffix under recreateOnImageChange), the deploy node, and the outputs' prefix. */
   readonly name: string;
-  /** The host's settings (hosts.<id>). */
+  /** The host's settings (hosts.<id>), checked by lib/settings.ts: the constructor does not check them again. */
   readonly host: HostSettings;
   /** The deploy settings every host shares. */
   readonly deploy: Settings["deploy"];
@@ -68,14 +67,8 @@ export class Host extends Construct {
   constructor(scope: Construct, id: string, props: HostProps) {
     super(scope, id);
     const { name, host } = props;
-    if (!GCE_NAME.test(name)) throw new Error(`Host: name "${name}" is not a valid GCE name (${GCE_NAME_RULE})`);
     const direct = host.sshSourceRanges !== undefined;
-    if (direct && host.externalIp === false) {
-      throw new Error(`Host ${name}: sshSourceRanges needs externalIp (deploys connect to the external IP); remove sshSourceRanges to deploy through IAP`);
-    }
-    if (direct && host.sshSourceRanges!.length === 0) {
-      throw new Error(`Host ${name}: sshSourceRanges is empty; list the ranges allowed to SSH, or remove the key to deploy through IAP`);
-    }
+    // Wiring, not a setting: the stack passes the registry when any OCI image exists.
     if (host.runsOciImages.length > 0 && !props.registry) {
       throw new Error(`Host ${name}: runsOciImages needs the registry`);
     }
@@ -93,9 +86,6 @@ export class Host extends Construct {
     }
     // Replacing a VM when its image changes creates the new one first, beside
     // the old one, so it needs a name of its own: a suffix from its boot disk.
-    if (host.recreateOnImageChange && name.length > MAX_RECREATE_HOST_ID) {
-      throw new Error(`Host ${name}: with recreateOnImageChange a host id may have at most ${MAX_RECREATE_HOST_ID} characters (instance names get an image suffix)`);
-    }
     const instanceName = instanceNameFor(name, host.recreateOnImageChange, { imageDigest: props.image.digest, sizeGb: host.diskSizeGb, type: host.diskType });
     this.connect = direct ? "direct" : "iap";
 

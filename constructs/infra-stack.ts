@@ -2,7 +2,6 @@
 import { NullProvider } from "@cdktf/provider-null/lib/provider/index.js";
 import { TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
-import { configurationFacts } from "../lib/configurations.js";
 import type { Resolved } from "../lib/nix.js";
 import { imageOutputId, ociOutputIds } from "../lib/names.js";
 import { gcRootDir as gcRootDirOf, knownHostsFile } from "../lib/paths.js";
@@ -91,10 +90,6 @@ export class InfraStack extends TerraformStack {
       new TerraformOutput(this, outputs.digestReference, { value: image.digestReference });
     }
 
-    // The boot mode the flake builds each configuration for (nixos/configurations.nix).
-    // Settings validation computed these too: in-process, no Nix, about 10 ms
-    // at 2,000 hosts; not worth a field on Settings.
-    const configurations = configurationFacts(settings).facts;
     for (const [hostId, host] of Object.entries(settings.hosts)) {
       this.hosts[hostId] = new Host(this, `${hostId}-vm`, {
         name: hostId,
@@ -105,7 +100,8 @@ export class InfraStack extends TerraformStack {
         flake: settings.flake,
         image: this.images[host.image],
         planned: resolved.hosts[hostId],
-        boot: configurations[host.nixosConfiguration].efi ? "efi" : "bios",
+        // The flake builds a configuration for EFI when its images are UEFI_COMPATIBLE; the settings make them agree (lib/configurations.ts).
+        boot: settings.images[host.image].guestOsFeatures.includes("UEFI_COMPATIBLE") ? "efi" : "bios",
         knownHostsFile: knownHostsFile(settings.stateDir, id),
         registry,
       });

@@ -1,4 +1,5 @@
 /** Entry-point plumbing shared by main.ts and bin/: clear errors, never a bare stack trace. */
+import { relative, resolve } from "node:path";
 import { NixError } from "./nix.js";
 import { SettingsError } from "./settings.js";
 
@@ -26,6 +27,13 @@ export function usageRequested(args: readonly string[], usage: string, options: 
  */
 export function progressLine(line: string): void {
   (process.env.CDKTF_CONTEXT_JSON ? process.stdout : process.stderr).write(`${line}\n`);
+}
+
+/** The line synth ends with: which stacks it wrote, and where (`synth: wrote bootstrap, infra to cdktf.out/stacks/`). */
+export function synthSummary(stacks: readonly string[], outdir: string): string {
+  const dir = resolve(outdir);
+  const inside = relative(process.cwd(), dir);
+  return `synth: wrote ${stacks.join(", ")} to ${inside && !inside.startsWith("..") ? inside : dir}/stacks/`;
 }
 
 /** Runs `main`; on failure prints `error: <message>` and exits 1. INFRA_DEBUG=1 adds the stack. */

@@ -40,17 +40,11 @@ export function storeHash(storePath: string): string {
 /**
  * `<family>-<hash>`, keeping all 32 hash characters when the family leaves room
  * (families up to 30 characters), otherwise the first 63 - 1 - len(family)
- * characters, never fewer than 20. The hash alphabet is valid in GCE names.
+ * characters: at least MIN_IMAGE_HASH_CHARS, as the settings allow families of
+ * at most MAX_FAMILY characters. The hash alphabet is valid in GCE names.
  */
 export function imageName(family: string, hash: string): string {
-  const room = MAX_NAME - family.length - 1;
-  if (room < MIN_IMAGE_HASH_CHARS) {
-    throw new Error(
-      `family "${family}" is ${family.length} characters; image names are <family>-<hash> and keep at least ` +
-        `${MIN_IMAGE_HASH_CHARS} hash characters, so a family may have at most ${MAX_FAMILY} characters`,
-    );
-  }
-  return `${family}-${hash.slice(0, Math.min(hash.length, room))}`;
+  return `${family}-${hash.slice(0, Math.min(hash.length, MAX_NAME - family.length - 1))}`;
 }
 
 /** Turns free text (a NixOS label such as "25.11.20260107.d351d06") into a valid label value. */

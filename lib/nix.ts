@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { resolvedFields } from "./resolved.js";
 import type { Settings } from "./settings.js";
-import { shown } from "./text.js";
+import { nearest, shown } from "./text.js";
 
 export interface ResolvedImage {
   readonly nixosConfiguration: string;
@@ -54,7 +54,12 @@ const RESOLVE_EXPR = `let
   request = builtins.fromJSON (builtins.readFile (builtins.getEnv "INFRA_NIX_REQUEST_FILE"));
   flake = builtins.getFlake request.flake;
   at = path: builtins.foldl' (set: name: set.\${name}) flake path;
-in builtins.mapAttrs (key: path: at path) request.attrs`;
+  known = builtins.attrNames (flake.nixosConfigurations or { });
+  unknown = builtins.filter (name: !(builtins.elem name known)) request.configurations;
+in
+if unknown != [ ] then
+  throw "nixosConfiguration \\"\${builtins.head unknown}\\" is unknown (known: \${builtins.concatStringsSep ", " known})"
+else builtins.mapAttrs (key: path: at path) request.attrs`;
 
 type AttrPaths = Record<string, string[]>;
 
@@ -131,6 +136,25 @@ function offlineHint(stderr: string): string {
   );
 }
 
+/**
+ * A configuration the flake lacks, as one line: the settings that name it and
+ * the nearest name it has. Both the resolve expression and the product flake
+ * (nixos/configurations.nix, for a name without a module) say
+ * `nixosConfiguration "<name>" is unknown (known: <a>, <b>)`.
+ */
+function unknownConfiguration(stderr: string, settings: Settings): string | undefined {
+  const match = /nixosConfiguration "([^"]+)" is unknown \(known: ([^)]*)\)/.exec(stderr);
+  if (!match) return undefined;
+  const [, name, list] = match;
+  const known = list.split(", ").filter(Boolean);
+  const keys = [
+    ...Object.entries(settings.images).filter(([, i]) => i.nixosConfiguration === name).map(([id]) => `images.${id}.nixosConfiguration`),
+    ...Object.entries(settings.hosts).filter(([, h]) => h.nixosConfiguration === name).map(([id]) => `hosts.${id}.nixosConfiguration`),
+  ];
+  const guess = nearest(name, known);
+  return `${keys.join(", ") || "nixosConfiguration"}: ${shown(name)} is not a nixosConfiguration of flake ${shown(settings.flake)}${guess ? `; did you mean ${shown(guess)}?` : ""} (known: ${known.join(", ") || "none"})`;
+}
+
 /** Which requested values an "attribute 'x' missing" error is about. */
 function missingAttributeContext(stderr: string, attrs: AttrPaths): string {
   const match = /attribute '([^']+)' missing/.exec(stderr);
@@ -184,7 +208,8 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   const counts = `${Object.keys(settings.images).length} image(s), ${Object.keys(settings.hosts).length} host(s), ${Object.keys(settings.ociImages).length} OCI image(s)`;
   log(`nix eval: resolving ${counts} of flake ${settings.flake} (evaluation only, nothing is built)…`);
   const started = Date.now();
-  const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs };
+  const configurations = [...new Set([...Object.values(settings.images), ...Object.values(settings.hosts)].map((e) => e.nixosConfiguration))];
+  const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs, configurations };
   const requestDir = mkdtempSync(join(tmpdir(), "infra-nix-request-"));
   const requestFile = join(requestDir, "request.json");
   writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
@@ -209,6 +234,8 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   }
   if (result.exitCode !== 0) {
     const stderr = String(result.stderr ?? "");
+    const unknown = unknownConfiguration(stderr, settings);
+    if (unknown) throw new NixError(unknown);
     throw new NixError(
       `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
     );

@@ -5,8 +5,8 @@
 #
 # Each configuration also gets nixos/common.nix (with the GCE base), which
 # declares the options set here, so a host module need not import it; and,
-# from infra.json (lib/configurations.ts computes the same and refuses
-# settings that give two answers):
+# from infra.json (computed here only; lib/configurations.ts refuses settings
+# that would give a configuration two answers):
 # - the deploy keys of every host that runs it or boots an image built from
 #   it (deploy-rs first logs in to the image's system);
 # - EFI boot when the images it is, or its hosts boot from, are
@@ -60,6 +60,15 @@ let
       nixGc = if runs == [ ] then nixGc else hostNixGc (builtins.head runs);
     };
 
+  # The modules in nixos/hosts, named for synth's "did you mean" (lib/nix.ts
+  # reads this message, and the same from a flake that lacks a name).
+  hostModules = builtins.concatMap (
+    file:
+    let
+      match = builtins.match "(.+)\\.nix" file;
+    in
+    if match == null then [ ] else match
+  ) (builtins.attrNames (builtins.readDir ./hosts));
   hostModule =
     name:
     let
@@ -68,7 +77,11 @@ let
     if builtins.pathExists file then
       file
     else
-      throw "nixos/hosts/${name}.nix is missing; infra.json uses the configuration \"${name}\"";
+      throw (
+        "nixosConfiguration \"${name}\" is unknown"
+        + " (known: ${builtins.concatStringsSep ", " hostModules}):"
+        + " infra.json uses it, but nixos/hosts/${name}.nix is missing"
+      );
 
   # listToAttrs keeps the first of equal names: a name shared by an image and
   # a host (or by several hosts) is one configuration.
