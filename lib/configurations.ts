@@ -71,8 +71,15 @@ export interface ConfigurationSettings {
       readonly machineType: string;
       readonly sshKeys: readonly string[];
       readonly nixGc?: Partial<NixGc>;
+      readonly secrets?: Readonly<Record<string, SecretFile>>;
     }
   >;
+}
+
+/** How a host writes one secret: /run/secrets/<name>'s owner and mode. */
+export interface SecretFile {
+  readonly owner: string;
+  readonly mode: string;
 }
 
 /** What the flake gives one NixOS configuration. */
@@ -82,11 +89,17 @@ export interface ConfigurationFacts {
   /** virtualisation.googleComputeImage.efi: the images it is, or that its hosts boot, are UEFI_COMPATIBLE. */
   readonly efi: boolean;
   readonly nixGc: NixGc;
+  /** infra.secrets: the secrets of the hosts that run it (they must agree), none for a configuration no host runs. */
+  readonly secrets: Readonly<Record<string, SecretFile>>;
 }
 
 function hostNixGc(s: ConfigurationSettings, hostId: string): NixGc {
   return { ...s.nixGc, ...s.hosts[hostId].nixGc };
 }
+
+/** Equal for equal secret lists, whatever the order of their keys. */
+const stableKey = (secrets: Readonly<Record<string, SecretFile>>) =>
+  JSON.stringify(Object.entries(secrets).sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, f]) => [name, f.owner, f.mode]));
 
 const uefi = (features: readonly string[]) => features.includes("UEFI_COMPATIBLE");
 
@@ -147,7 +160,17 @@ export function configurationFacts(s: ConfigurationSettings): {
         });
       }
     }
-    facts[name] = { deployKeys, efi, nixGc };
+    // A host fetches only what it was granted: hosts sharing a configuration share its secret list.
+    const secrets = runs.length ? (s.hosts[runs[0]].secrets ?? {}) : {};
+    for (const id of runs.slice(1)) {
+      if (stableKey(s.hosts[id].secrets ?? {}) !== stableKey(secrets)) {
+        problems.push({
+          path: ["hosts", id, "secrets"],
+          message: `differs from host "${runs[0]}", which runs the same configuration "${name}"; make them equal or give the hosts their own configurations`,
+        });
+      }
+    }
+    facts[name] = { deployKeys, efi, nixGc, secrets };
   }
   for (const [id, h] of Object.entries(s.hosts)) {
     const image = s.images[h.image];

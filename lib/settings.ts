@@ -21,6 +21,7 @@ import {
 import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
 import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
 import { FLAKE_ATTR } from "./resolved.js";
+import { hostSecretsSchema, secretLocationsSchema } from "./secrets.js";
 import { sshPublicKeyProblem } from "./ssh-public-key.js";
 import { hasControlChars, oneLine, shown } from "./text.js";
 
@@ -130,6 +131,7 @@ const host = z.strictObject({
     .default(false)
     .describe("Replace the VM when its image changes. Default false: the image is only the first boot; deploy-rs converges."),
   runsOciImages: z.array(z.string()).default([]).describe("Ids of ociImages the host pulls; grants it read access to the repository."),
+  secrets: hostSecretsSchema,
 });
 
 const ociImage = z.strictObject({
@@ -225,6 +227,7 @@ const settingsBase = z.strictObject({
     })
     .default(REGISTRY_DEFAULT),
   nixGc: nixGcSchema,
+  secretLocations: secretLocationsSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
   hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
