@@ -118,7 +118,8 @@ export class InfraStack extends TerraformStack {
       const deploy = this.hosts[hostId].deployStep.deploy;
       for (const name of Object.keys(host.secrets)) {
         if (!secrets.has(name)) secrets.set(name, new Secret(this, `secret-${name}`, { project: settings.project, secretId: name, locations: settings.secretLocations }));
-        deploy.dependsOn = [...(deploy.dependsOn ?? []), secrets.get(name)!.grantAccess(hostId, this.hosts[hostId].serviceAccount.member).fqn];
+        const grant = secrets.get(name)!.grantAccess(hostId, this.hosts[hostId].serviceAccount.member);
+        deploy.dependsOn = [...(deploy.dependsOn ?? []), `${grant.terraformResourceType}.${grant.friendlyUniqueId}`];
       }
     }
   }
