@@ -64,8 +64,8 @@ describe("what each NixOS configuration gets", () => {
     expect(found).toEqual([]);
     expect(facts).toEqual({
       // The image configuration: the host vm boots it first, so it carries vm's keys.
-      "gce-base": { deployKeys: [KEY_A], efi: false, nixGc: { keepGenerations: 5, schedule: "weekly" } },
-      vm: { deployKeys: [KEY_A], efi: false, nixGc: { keepGenerations: 5, schedule: "weekly" } },
+      "gce-base": { deployKeys: [KEY_A], efi: false, nixGc: { keepGenerations: 5, schedule: "weekly" }, secrets: {} },
+      vm: { deployKeys: [KEY_A], efi: false, nixGc: { keepGenerations: 5, schedule: "weekly" }, secrets: {} },
     });
   });
 
@@ -81,9 +81,9 @@ describe("what each NixOS configuration gets", () => {
     });
     const { facts, problems: found } = configurationFacts(s);
     expect(found).toEqual([]);
-    expect(facts["gce-base"]).toEqual({ deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { keepGenerations: 3, schedule: "daily" } });
-    expect(facts.vm).toEqual({ deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { keepGenerations: 3, schedule: "daily" } });
-    expect(facts.db).toEqual({ deployKeys: [], efi: true, nixGc: { keepGenerations: 10, schedule: "daily" } });
+    expect(facts["gce-base"]).toEqual({ deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { keepGenerations: 3, schedule: "daily" }, secrets: {} });
+    expect(facts.vm).toEqual({ deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { keepGenerations: 3, schedule: "daily" }, secrets: {} });
+    expect(facts.db).toEqual({ deployKeys: [], efi: true, nixGc: { keepGenerations: 10, schedule: "daily" }, secrets: {} });
   });
 
   test("linear in the fleet: 2,000 hosts each with its own configuration are each read a few times, not once per configuration", () => {
@@ -97,7 +97,7 @@ describe("what each NixOS configuration gets", () => {
     expect(found).toEqual([]);
     expect(Object.keys(facts)).toHaveLength(2001);
     expect(facts["gce-base"].deployKeys).toEqual([KEY_A]);
-    expect(facts.c1999).toEqual({ deployKeys: [KEY_A], efi: false, nixGc: { keepGenerations: 5, schedule: "weekly" } });
+    expect(facts.c1999).toEqual({ deployKeys: [KEY_A], efi: false, nixGc: { keepGenerations: 5, schedule: "weekly" }, secrets: {} });
     expect(reads).toBeLessThan(20 * 2000);
   });
 

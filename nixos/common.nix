@@ -17,6 +17,7 @@ in
     ./base/gce.nix
     ./maintenance.nix
     ./manual-rebuild-guard.nix
+    ./secrets.nix
   ];
 
   options.infra.deployUser = lib.mkOption {
