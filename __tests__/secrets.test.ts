@@ -4,7 +4,7 @@
  * script run by real bash, curl and jq against a TEST DOUBLE of the metadata
  * server and Secret Manager on 127.0.0.1 (Google's APIs cannot be reached here).
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -132,7 +132,7 @@ const ANSWERS: Record<string, [number, string]> = {
   disabled: [400, googleError(400, "FAILED_PRECONDITION", "Secret Version [projects/123/secrets/disabled/versions/2] is in DISABLED state.")],
 };
 
-describeWithTools(["curl", "jq"], "nixos/secrets-fetch.sh: real bash, curl and jq against a double of Google's servers", () => {
+describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real bash, curl and jq against a double of Google's servers", () => {
   let server: Server;
   let base: string;
   let dir: string;
@@ -187,6 +187,10 @@ describeWithTools(["curl", "jq"], "nixos/secrets-fetch.sh: real bash, curl and j
       child.stderr.on("data", (d) => (stderr += d));
       child.on("close", (status) => resolve({ status, lines: stderr.trim().split("\n") }));
     });
+
+  test("shellcheck passes it, as the writeShellApplication build requires", () => {
+    expect(spawnSync("shellcheck", [join(REPO_ROOT, "nixos", "secrets-fetch.sh")], { encoding: "utf8" })).toMatchObject({ status: 0, stdout: "" });
+  });
 
   test("a value with newlines and binary bytes is written verbatim, with the mode and owner given; nothing else is left", async () => {
     const { status, lines } = await run("warehouse-password:nobody:0400");
