@@ -558,7 +558,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     expect(runs[1].agreement!.configurationValues.vm.secrets.files["warehouse-password"]).toEqual({ owner: "root", mode: "0400" });
   });
 
-  test("the pipeline's source token: its jobs wait for the fetch and get the file, never the value; a token or owner the host lacks fails an assertion", () => {
+  test("the pipeline's source token: its jobs wait for the fetch and get the file, never the value; a token, owner or name the host cannot have fails an assertion", () => {
     const worker = "{\n  imports = [\n    ../services/postgresql.nix\n    ../services/pipeline.nix\n  ];\n  infra.services.postgres.enable = true;\n  infra.services.pipeline.enable = true;\n  infra.services.pipeline.sourceTokenSecret = \"pipeline-source-token\";\n}\n";
     const evaluate = (secrets: Record<string, { owner?: string }>) => {
       const root = flakeWithSettings({ ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, nixosConfiguration: "worker", secrets } } });
@@ -577,8 +577,9 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     expect(ingest.serviceConfig.LoadCredential).toBe("source-token:/run/secrets/pipeline-source-token");
     expect(ingest.environment.SOURCE_TOKEN_FILE).toBe("%d/source-token");
 
-    expect(evaluate({ other: { owner: "ghost" } }).failedAssertions.sort()).toEqual([
+    expect(evaluate({ other: { owner: "ghost" }, "../x": {} }).failedAssertions.sort()).toEqual([
       'infra.secrets.other: owner "ghost" is no user of this host; declare it or choose another owner in infra.json',
+      'infra.secrets: "../x" is no Secret Manager id (letters, digits, -, _)',
       'infra.services.pipeline.sourceTokenSecret: "pipeline-source-token" is not among this host\'s secrets; list it under hosts.<id>.secrets in infra.json',
     ]);
   });

@@ -56,12 +56,18 @@ in
   };
 
   config = lib.mkIf (cfg != { }) {
-    assertions = lib.mapAttrsToList (name: file: {
-      assertion = config.users.users ? ${file.owner};
-      message =
-        "infra.secrets.${name}: owner \"${file.owner}\" is no user of this host; "
-        + "declare it or choose another owner in infra.json";
-    }) cfg;
+    # The name is a file name under /run/secrets and part of the API's URL.
+    assertions =
+      lib.mapAttrsToList (name: _: {
+        assertion = builtins.match "[A-Za-z0-9_-]{1,255}" name != null;
+        message = "infra.secrets: \"${name}\" is no Secret Manager id (letters, digits, -, _)";
+      }) cfg
+      ++ lib.mapAttrsToList (name: file: {
+        assertion = config.users.users ? ${file.owner};
+        message =
+          "infra.secrets.${name}: owner \"${file.owner}\" is no user of this host; "
+          + "declare it or choose another owner in infra.json";
+      }) cfg;
 
     systemd.services.infra-secrets = {
       description = "Fetch this host's secrets from Secret Manager into /run/secrets";
