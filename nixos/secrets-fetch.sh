@@ -75,10 +75,11 @@ for entry in "$@"; do
   fi
   case $status in
     200) fix="the answer held no payload; systemctl restart infra-secrets" ;;
-    403) fix="this host may not read it, or it does not exist: list it under hosts.<id>.secrets in infra.json and apply (a new grant can take minutes to apply), then systemctl restart infra-secrets" ;;
+    403) fix="this host may not read it, or it does not exist: list it under hosts.<id>.secrets in infra.json and apply (a new grant can take minutes to take effect), then systemctl restart infra-secrets" ;;
     404) fix="it has no version: gcloud secrets versions add $name --project $project --data-file=FILE, then systemctl restart infra-secrets" ;;
     400) fix="its latest version is disabled or destroyed: gcloud secrets versions add $name --project $project --data-file=FILE (or enable that version), then systemctl restart infra-secrets" ;;
-    *) fix="Secret Manager did not answer in time; systemctl restart infra-secrets once it is reachable" ;;
+    000) fix="Secret Manager did not answer in time; systemctl restart infra-secrets once it is reachable" ;;
+    *) fix="unexpected answer; systemctl restart infra-secrets once the cause is fixed" ;;
   esac
   google=$(reason "$work/body")
   echo "infra-secrets: secret $name not fetched (HTTP $status): $fix${google:+ (Google: $google)}" >&2
