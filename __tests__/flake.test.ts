@@ -237,6 +237,7 @@ interface ConfigurationValues {
   generations: { wantedBy: string[]; before: string[]; script: string };
   guard: { image: string; etc: string };
   failedAssertions: string[];
+  secrets: { files: Record<string, { owner: string; mode: string }>; unit: Record<string, any> | null; ingest: Record<string, any> | null };
 }
 
 /** Runs the agreement fixture against the flake at `root` (its flake.nix reads root/infra.json). */
@@ -335,11 +336,13 @@ describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for it
 
 const KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
 const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE+H2rOXenM9JDtjlEpNNyxxCmUw597vURL0PQuLolAs deploy@example";
+// Owned by the deploy user: every configuration declares it, also the host modules the tests write.
+const SECRETS = { "warehouse-password": {}, "pipeline-source-token": { owner: "ops", mode: "0440" } };
 /**
  * Settings that differ from every default the modules could fall back to: a
  * deploy user other than "deploy", an EFI image for an NVMe machine type,
  * nixGc at the top and per host, and hosts sharing a configuration and an
- * image (their keys are united).
+ * image (their keys are united), and secrets (one with its own owner and mode).
  */
 const VARIANT: SettingsInput = {
   project: "test-project",
@@ -350,8 +353,8 @@ const VARIANT: SettingsInput = {
   nixGc: { keepGenerations: 7 },
   images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC", "UEFI_COMPATIBLE"] } },
   hosts: {
-    db: { nixosConfiguration: "vm", image: "base", machineType: "c3-standard-4", sshKeys: [KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" } },
-    web: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY_A, KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" } },
+    db: { nixosConfiguration: "vm", image: "base", machineType: "c3-standard-4", sshKeys: [KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" }, secrets: SECRETS },
+    web: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY_A, KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" }, secrets: SECRETS },
   },
   ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
 };
@@ -575,6 +578,60 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     const refused = build(short);
     expect(refused.status).not.toBe(0);
     expect(refused.stderr).toContain(`infra.deployKeys: OpenSSH refuses the key starting ${short.slice(0, 40)}`);
+  });
+
+  test("infra.secrets: the secrets of the hosts that run the configuration, fetched by a oneshot unit into /run/secrets after the network; no unit without secrets", () => {
+    // Written out, as VARIANT_FACTS: only the variant's vm (run by db and web) lists secrets; an image's configuration fetches none.
+    const variantVm = { "pipeline-source-token": { owner: "ops", mode: "0440" }, "warehouse-password": { owner: "root", mode: "0400" } };
+    each(({ label, values }) => {
+      for (const [name, v] of Object.entries(values)) {
+        const files: Record<string, { owner: string; mode: string }> = label === "variant" && name === "vm" ? variantVm : {};
+        expect({ label, name, files: v.secrets.files }).toEqual({ label, name, files });
+        const entries = Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, f]) => `${n}:${f.owner}:${f.mode}`);
+        expect({ label, name, unit: v.secrets.unit }).toEqual({
+          label,
+          name,
+          unit: entries.length === 0 ? null : {
+            description: expect.any(String),
+            wantedBy: ["multi-user.target"],
+            wants: ["network-online.target"],
+            after: ["network-online.target"],
+            serviceConfig: expect.objectContaining({
+              Type: "oneshot",
+              RemainAfterExit: true,
+              RuntimeDirectory: "secrets",
+              ExecStart: `/double/infra-secrets-fetch/bin/infra-secrets-fetch ${entries.join(" ")}`,
+            }),
+          },
+        });
+      }
+    });
+  });
+
+  test("the pipeline's source token: its jobs wait for the fetch and get the file, never the value; a token, owner or name the host cannot have fails an assertion", () => {
+    const worker = "{\n  imports = [\n    ../services/postgresql.nix\n    ../services/pipeline.nix\n  ];\n  infra.services.postgres.enable = true;\n  infra.services.pipeline.enable = true;\n  infra.services.pipeline.sourceTokenSecret = \"pipeline-source-token\";\n}\n";
+    const evaluate = (secrets: Record<string, { owner?: string }>) => {
+      const root = flakeWithSettings({ ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, nixosConfiguration: "worker", secrets } } });
+      try {
+        writeFileSync(join(root, "nixos", "hosts", "worker.nix"), worker);
+        return evaluateAgreement(root).configurationValues.worker;
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    const listed = evaluate({ "pipeline-source-token": { owner: "root" } });
+    expect(listed.failedAssertions).toEqual([]);
+    const ingest = listed.secrets.ingest!;
+    expect(ingest.requires).toEqual(["postgresql.target", "infra-secrets.service"]);
+    expect(ingest.after).toEqual(["postgresql.target", "infra-secrets.service"]);
+    expect(ingest.serviceConfig.LoadCredential).toBe("source-token:/run/secrets/pipeline-source-token");
+    expect(ingest.environment.SOURCE_TOKEN_FILE).toBe("%d/source-token");
+
+    expect(evaluate({ other: { owner: "ghost" }, "../x": {} }).failedAssertions.sort()).toEqual([
+      'infra.secrets.other: owner "ghost" is no user of this host; declare it or choose another owner in infra.json',
+      'infra.secrets: "../x" is no Secret Manager id (letters, digits, -, _)',
+      'infra.services.pipeline.sourceTokenSecret: "pipeline-source-token" is not among this host\'s secrets; list it under hosts.<id>.secrets in infra.json',
+    ]);
   });
 
   test("/etc/nixos/configuration.nix, in the image and through /etc, makes nixos-rebuild fail with what to do", () => {

@@ -163,6 +163,7 @@ describe("plan summary of every action and kind", () => {
         "google_service_account.vm-vm_ServiceAccount_1",
         "google_project_iam_member.vm-vm_logging-logWriter_1",
         "google_compute_firewall.vm-vm_SshFirewall_1",
+        "google_secret_manager_secret.secret-token_Secret_1",
         "google_artifact_registry_repository.Registry_Repository_1",
         "null_resource.ingest-oci_Push_1",
         "null_resource.vm-deploy_Deploy_1",
@@ -187,6 +188,7 @@ describe("plan summary of every action and kind", () => {
       "**OCI pushes**",
       "**OCI registry**",
       "**Firewalls**",
+      "**Secrets**",
       "**Service accounts & IAM**",
       "**Buckets**",
       "**Other**",
@@ -225,6 +227,21 @@ describe("plan summary of every action and kind", () => {
     expect(warnings).toEqual([
       `> **Warning:** google_compute_instance.db-vm_Instance_0000AAAA would be deleted (replaced), but its deletion protection is on: ${fix}`,
       `> **Warning:** google_compute_instance.old-vm_Instance_0000BBBB would be deleted (removed), but its deletion protection is on: ${fix}`,
+    ]);
+  });
+
+  test("a secret removed or replaced is called out: its versions, the values, go with it", () => {
+    const plan = planOf(
+      change("google_secret_manager_secret.secret-token_Secret_0000AAAA", ["delete"], { secret_id: "token" }, null),
+      change("google_secret_manager_secret.secret-key_Secret_0000BBBB", ["delete", "create"], { secret_id: "key" }, { secret_id: "key" }),
+      change("google_secret_manager_secret.secret-new_Secret_0000CCCC", ["create"], null, { secret_id: "new" }),
+    );
+    const warnings = renderPlanSummary([{ stack: "infra", plan }])
+      .split("\n")
+      .filter((l) => l.startsWith("> **Warning:**"));
+    expect(warnings).toEqual([
+      "> **Warning:** google_secret_manager_secret.secret-token_Secret_0000AAAA would be deleted with all its versions: its values are gone for good",
+      "> **Warning:** google_secret_manager_secret.secret-key_Secret_0000BBBB would be replaced, its versions deleted: add the value again after the apply (gcloud secrets versions add key --data-file=FILE)",
     ]);
   });
 

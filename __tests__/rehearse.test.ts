@@ -120,7 +120,11 @@ describe("the rehearsal rewrite (pure)", () => {
       return Object.entries(value).flatMap(([k, v]) => paths(v, [...prefix, k]));
     };
     const unclassified: string[] = [];
-    const variants = [stack, synthesized(everything({ createImageBucket: true, hosts: { vm: host({ subnetwork: "default", tags: ["db"], deletionProtection: true }) } }))];
+    const variants = [
+      stack,
+      synthesized(everything({ createImageBucket: true, hosts: { vm: host({ subnetwork: "default", tags: ["db"], deletionProtection: true }) } })),
+      synthesized(everything({ secretLocations: ["europe-west1"], hosts: { vm: host({ secrets: { token: {} } }) }, ociImages: {} })),
+    ];
     for (const synthesizedStack of variants) {
       for (const [type, byName] of Object.entries<Record<string, any>>(synthesizedStack.resource)) {
         if (!type.startsWith("google_")) continue;

@@ -21,6 +21,8 @@ const NOT_IN_OUTPUT: Record<string, string> = {
   "nixGc.schedule": "read by the flake (nixos/maintenance.nix): it changes the hosts' systems (flake.test.ts)",
   "hosts.*.nixGc.keepGenerations": "read by the flake (nixos/maintenance.nix): it changes the host's system (flake.test.ts)",
   "hosts.*.nixGc.schedule": "read by the flake (nixos/maintenance.nix): it changes the host's system (flake.test.ts)",
+  "hosts.*.secrets.*.owner": "read by the flake (nixos/secrets.nix): the file's owner on the host (flake.test.ts)",
+  "hosts.*.secrets.*.mode": "read by the flake (nixos/secrets.nix): the file's mode on the host (flake.test.ts)",
 };
 
 type Raw = Record<string, any>;
@@ -133,6 +135,11 @@ const CASES: Record<string, Case> = {
     set: (r) => (host(r).runsOciImages = ["ingest"]),
     where: ["google_artifact_registry_repository_iam_member", "Registry_Read-vm"],
     shows: '"role":"roles/artifactregistry.reader"',
+  },
+  secretLocations: {
+    set: (r) => ((r.secretLocations = ["europe-west4"]), (host(r).secrets = { token: {} })),
+    where: ["google_secret_manager_secret", "secret-token"],
+    shows: '"replicas":[{"location":"europe-west4"}]',
   },
   "ociImages.*.package": { set: (r) => (r.ociImages.ingest.package = "oci-other"), where: push, shows: '"OCI_PACKAGE":"oci-other"' },
   "ociImages.*.version": { set: (r) => (r.ociImages.ingest.version = "2.0.0"), where: push, shows: '"OCI_TAG":"2.0.0-' },

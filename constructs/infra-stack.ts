@@ -14,6 +14,7 @@ import { ImageBucket } from "./image-bucket.js";
 import { GcRoots } from "./gc-roots.js";
 import { Host } from "./host.js";
 import { NixImage } from "./nix-image.js";
+import { Secret } from "./secret.js";
 
 export interface InfraStackProps {
   readonly settings: Settings;
@@ -105,6 +106,17 @@ export class InfraStack extends TerraformStack {
         knownHostsFile: knownHostsFile(settings.stateDir, id),
         registry,
       });
+    }
+
+    // One secret per name; a host may read exactly the secrets it lists, and its deploy (which fetches them) comes after the grants.
+    const secrets = new Map<string, Secret>();
+    for (const [hostId, host] of Object.entries(settings.hosts)) {
+      const deploy = this.hosts[hostId].deployStep.deploy;
+      for (const name of Object.keys(host.secrets)) {
+        if (!secrets.has(name)) secrets.set(name, new Secret(this, `secret-${name}`, { project: settings.project, secretId: name, locations: settings.secretLocations }));
+        const grant = secrets.get(name)!.grantAccess(hostId, this.hosts[hostId].serviceAccount.member);
+        deploy.dependsOn = [...(deploy.dependsOn ?? []), `${grant.terraformResourceType}.${grant.friendlyUniqueId}`];
+      }
     }
   }
 }

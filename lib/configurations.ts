@@ -1,7 +1,7 @@
 /**
  * Rules that let the flake give each NixOS configuration one answer. What a
  * configuration gets from the settings (the deploy keys of the hosts that run
- * or first boot it, EFI boot, nixGc) is computed in one place, the flake's
+ * or first boot it, EFI boot, nixGc, secrets) is computed in one place, the flake's
  * nixos/configurations.nix; these rules refuse settings for which it would
  * have to pick between two answers.
  */
@@ -10,7 +10,7 @@
 export interface ConfigurationSettings {
   readonly nixGc: { readonly keepGenerations: number; readonly schedule: string };
   readonly images: Record<string, { readonly nixosConfiguration: string; readonly guestOsFeatures: readonly string[] }>;
-  readonly hosts: Record<string, { readonly nixosConfiguration: string; readonly image: string; readonly nixGc?: object }>;
+  readonly hosts: Record<string, { readonly nixosConfiguration: string; readonly image: string; readonly nixGc?: object; readonly secrets?: object }>;
 }
 
 const uefi = (features: readonly string[]) => features.includes("UEFI_COMPATIBLE");
@@ -35,15 +35,24 @@ export function configurationProblems(s: ConfigurationSettings): Array<{ path: s
       });
     }
   }
-  // Hosts running one configuration share its nixGc.
+  // Hosts running one configuration share its nixGc, and its secrets: a host
+  // fetches only what it was granted.
+  const sorted = (o: object | undefined) => JSON.stringify(Object.entries(o ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)));
+  const shared = {
+    nixGc: (id: string) => sorted({ ...s.nixGc, ...s.hosts[id].nixGc }),
+    secrets: (id: string) => sorted(s.hosts[id].secrets),
+  };
   const first = new Map<string, string>();
-  const gcOf = (id: string) => JSON.stringify({ ...s.nixGc, ...s.hosts[id].nixGc });
   for (const [id, host] of Object.entries(s.hosts)) {
     const other = first.get(host.nixosConfiguration);
-    if (other === undefined) first.set(host.nixosConfiguration, id);
-    else if (gcOf(id) !== gcOf(other)) {
+    if (other === undefined) {
+      first.set(host.nixosConfiguration, id);
+      continue;
+    }
+    for (const [key, of] of Object.entries(shared)) {
+      if (of(id) === of(other)) continue;
       problems.push({
-        path: ["hosts", id, "nixGc"],
+        path: ["hosts", id, key],
         message: `differs from host "${other}", which runs the same configuration "${host.nixosConfiguration}"; make them equal or give the hosts their own configurations`,
       });
     }

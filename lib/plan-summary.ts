@@ -6,7 +6,7 @@
  * marks sensitive or unknown is replaced by a placeholder.
  */
 import { readFileSync } from "node:fs";
-import { nameConflicts, protectedDeletes } from "./name-conflicts.js";
+import { nameConflicts, type NamedChange, protectedDeletes } from "./name-conflicts.js";
 import { NixError } from "./nix.js";
 
 /** First line of the comment; the workflow finds its own comment by it. */
@@ -63,6 +63,7 @@ const KINDS: readonly { readonly title: string; readonly matches: (c: ResourceCh
   { title: "OCI pushes", matches: (c) => nullStep(c) === "oci" },
   { title: "OCI registry", matches: (c) => c.type.startsWith("google_artifact_registry_") },
   { title: "Firewalls", matches: (c) => c.type === "google_compute_firewall" },
+  { title: "Secrets", matches: (c) => c.type === "google_secret_manager_secret" },
   { title: "Service accounts & IAM", matches: (c) => c.type === "google_service_account" || c.type.endsWith("_iam_member") },
   { title: "Buckets", matches: (c) => c.type === "google_storage_bucket" },
   { title: "Other", matches: () => true },
@@ -217,6 +218,17 @@ interface Line {
   readonly text: string;
 }
 
+/** Deleting a secret deletes its versions: Secret Manager keeps no value to restore. */
+function secretDeletes(changes: readonly NamedChange[]): string[] {
+  return changes
+    .filter((c) => c.type === "google_secret_manager_secret" && c.actions.includes("delete"))
+    .map((c) =>
+      c.actions.includes("create")
+        ? `${c.address} would be replaced, its versions deleted: add the value again after the apply (gcloud secrets versions add ${String(c.before?.secret_id ?? "NAME")} --data-file=FILE)`
+        : `${c.address} would be deleted with all its versions: its values are gone for good`,
+    );
+}
+
 /** The comment: marker, then one section per stack in the order given. */
 export function renderPlanSummary(stacks: readonly StackPlan[]): string {
   const out = [PLAN_SUMMARY_MARKER, "## Terraform plan", ""];
@@ -233,7 +245,7 @@ export function renderPlanSummary(stacks: readonly StackPlan[]): string {
       before: objectOrNone(c.change.before),
       after: objectOrNone(c.change.after),
     }));
-    for (const conflict of [...nameConflicts(changes), ...protectedDeletes(changes)]) {
+    for (const conflict of [...nameConflicts(changes), ...protectedDeletes(changes), ...secretDeletes(changes)]) {
       out.push(`> **Warning:** ${code(conflict, 600)}`, "");
     }
     const groups = new Map<string, Line[]>(KINDS.map((k) => [k.title, []]));

@@ -28,7 +28,8 @@ type Block = Record<string, any>;
  * google/services/<service>/resource_<type>.go, of
  * tpgiamresource/resource_iam_member.go and the iam_<type>.go parent schemas
  * for IAM members, plus compute_instance's CustomizeDiff ForceNewIf on
- * metadata_startup_script. Paths are HCL attribute paths without block
+ * metadata_startup_script (Secret Manager's from a later version of
+ * those files: 6.50.0's were not at hand). Paths are HCL attribute paths without block
  * indices; `x.#` is the number of `x` blocks (boot_disk and
  * network_interface are ForceNew as blocks); a block's path stands for all
  * of its attributes when they all are ForceNew. Every other attribute is
@@ -73,6 +74,11 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
     "maven_config.allow_snapshot_overwrites", "maven_config.version_policy",
   ],
   google_artifact_registry_repository_iam_member: ["project", "location", "repository", "role", "member", "condition"],
+  google_secret_manager_secret: [
+    "project", "secret_id", "ttl", "rotation.rotation_period", "replication.auto.#", "replication.user_managed.#",
+    "replication.user_managed.replicas.#", "replication.user_managed.replicas.location",
+  ],
+  google_secret_manager_secret_iam_member: ["project", "secret_id", "role", "member", "condition"],
 };
 
 /**
@@ -82,6 +88,7 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
  */
 const LABELLED: ReadonlySet<string> = new Set([
   "google_compute_image", "google_compute_instance", "google_storage_bucket", "google_artifact_registry_repository",
+  "google_secret_manager_secret",
 ]);
 
 /**

@@ -21,6 +21,7 @@ import {
 import { unknownMachineType } from "./machine-types.js";
 import { FLAKE_ATTR } from "./resolved.js";
 import { crossChecks, isIpv4Cidr, isSystemUser, keyPath, rawProblems } from "./settings-rules.js";
+import { hostSecretsSchema, secretLocationsSchema } from "./secrets.js";
 import { sshPublicKeyProblem } from "./ssh-public-key.js";
 import { oneLine, shown } from "./text.js";
 
@@ -147,6 +148,7 @@ const host = z.strictObject({
     .default(false)
     .describe("Replace the VM when its image changes. Default false: the image is only the first boot; deploy-rs converges."),
   runsOciImages: z.array(z.string()).default([]).describe("Ids of ociImages the host pulls; grants it read access to the repository."),
+  secrets: hostSecretsSchema,
 });
 
 const ociImage = z.strictObject({
@@ -242,6 +244,7 @@ const settingsBase = z.strictObject({
     })
     .default(REGISTRY_DEFAULT),
   nixGc,
+  secretLocations: secretLocationsSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
   hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),

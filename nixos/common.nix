@@ -18,6 +18,7 @@ in
     ./base/gce.nix
     ./maintenance.nix
     ./manual-rebuild-guard.nix
+    ./secrets.nix
   ];
 
   options.infra.deployUser = lib.mkOption {

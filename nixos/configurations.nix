@@ -11,7 +11,8 @@
 #   it (deploy-rs first logs in to the image's system);
 # - EFI boot when the images it is, or its hosts boot from, are
 #   UEFI_COMPATIBLE: a system installs its boot loader the way its image does;
-# - nixGc, with its hosts' overrides.
+# - nixGc, with its hosts' overrides;
+# - infra.secrets: the secrets its hosts list (none for an image alone).
 {
   nixosSystem,
   settings,
@@ -58,6 +59,8 @@ let
       );
       efi = builtins.any uefi imageIds;
       nixGc = if runs == [ ] then nixGc else hostNixGc (builtins.head runs);
+      # Hosts sharing a configuration list the same secrets (lib/configurations.ts checks).
+      secrets = if runs == [ ] then { } else hosts.${builtins.head runs}.secrets or { };
     };
 
   # The modules in nixos/hosts, named for synth's "did you mean" (lib/nix.ts
@@ -99,7 +102,7 @@ let
             imports = [ ./common.nix ];
             infra = {
               inherit deployUser;
-              inherit (f) deployKeys nixGc;
+              inherit (f) deployKeys nixGc secrets;
             };
             virtualisation.googleComputeImage.efi = f.efi;
             nixpkgs.hostPlatform = system;

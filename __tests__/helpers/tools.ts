@@ -22,6 +22,9 @@ const HOW: Record<string, string> = {
   "ssh-keygen": "apt-get install openssh-client",
   "systemd-analyze": "apt-get install systemd",
   tzdata: "apt-get install tzdata",
+  curl: "apt-get install curl",
+  jq: "apt-get install jq",
+  shellcheck: "apt-get install shellcheck",
   terraform: "install Terraform >= 1.5 from HashiCorp (not in Debian)",
 };
 
