@@ -1,0 +1,122 @@
+/**
+ * host-diff: names and versions as nvd parses them, the Markdown's cap, and
+ * real Nix on two copies of fixtures/host-diff (base and head), whose
+ * derivations are never built.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execa } from "execa";
+import { parseSettings } from "../lib/settings.js";
+import { hostDiff } from "../tools/host-diff-nix.js";
+import { type HostDiffReport, parseDrvName, renderJson, renderMarkdown } from "../tools/host-diff.js";
+import { describeWithNix, type FixtureFlake, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
+import { baseSettings } from "./helpers/settings.js";
+
+test.each([
+  ["postgresql-16.4", "postgresql", "16.4"],
+  ["/nix/store/d9180l5cg1kafbj26s4blxa26azz7bci-jq-1.7.1.drv", "jq", "1.7.1"],
+  ["python3.12-requests-2.32.3", "python3.12-requests", "2.32.3"],
+  ["openssh-9.8p1", "openssh", "9.8p1"],
+  ["unit-sshd.service", "unit-sshd.service", ""],
+  ["etc-x11", "etc-x11", ""],
+])("parseDrvName(%s): name %s, version %s", (drv, name, version) => {
+  expect(parseDrvName(drv)).toEqual({ name, version });
+});
+
+test("an entry lists at most maxLines packages, then says how many more", () => {
+  const added = ["a", "b", "c", "d", "e"].map((name) => ({ name, version: "1.0" }));
+  const report: HostDiffReport = { hosts: { vm: { status: "changed", added, removed: [], changed: [], otherChanged: 0 } }, images: {} };
+  const markdown = renderMarkdown(report, { maxLines: 3 });
+  expect(markdown).toContain("- added `c` 1.0\n- … and 2 more\n");
+  expect(markdown).not.toContain("`d`");
+});
+
+describeWithNix("host-diff with real Nix", () => {
+  let base: FixtureFlake;
+  let head: FixtureFlake;
+  let work: string;
+  const host = (nixosConfiguration: string) => ({ nixosConfiguration, image: "base", machineType: "e2-small" });
+  const settingsInput = () =>
+    baseSettings({
+      flake: head.ref,
+      // a and vm run one configuration, b its twin with the same changes; c is unchanged; d is new.
+      hosts: { a: host("vm"), vm: host("vm"), b: host("vm2"), c: host("worker"), d: host("new") },
+    });
+
+  beforeAll(() => {
+    base = fixtureFlake("host-diff", "host-diff-base-");
+    head = fixtureFlake("host-diff", "host-diff-head-");
+    const inputs = head.readInputs();
+    inputs.salt = base.readInputs().salt;
+    for (const name of ["vm", "vm2"]) {
+      // A version bump, a package added, one removed, and a unit changed.
+      inputs.configurations[name] = { packages: { postgresql: "16.6", jq: "1.7", openssh: "9.8p1" }, units: { postgresql: "max_connections=200" } };
+    }
+    // The image: a change with no version change.
+    inputs.configurations["gce-base"].units.sshd = "ExecStart=sshd -D";
+    inputs.configurations.new = { packages: { hello: "2.12" }, units: {} };
+    head.writeInputs(inputs);
+    work = mkdtempSync(join(tmpdir(), "host-diff-"));
+  });
+  afterAll(() => {
+    base?.cleanup();
+    head?.cleanup();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test("each host and image: unchanged, new or its changes; two evaluations and one derivation read; nothing built", async () => {
+    const spy = nixSpy();
+    const path = process.env.PATH;
+    process.env.PATH = `${spy.binDir}:${path}`;
+    Object.assign(process.env, NIX_ENV);
+    let report;
+    try {
+      report = await hostDiff(parseSettings(settingsInput()), { base: base.ref, projectRoot: work, log: () => {} });
+    } finally {
+      process.env.PATH = path;
+    }
+    const calls = spy.calls();
+    spy.cleanup();
+    const changes = {
+      status: "changed",
+      added: [{ name: "jq", version: "1.7" }],
+      removed: [{ name: "redis", version: "7.2.4" }],
+      changed: [{ name: "postgresql", from: "16.4", to: "16.6" }],
+      otherChanged: 2, // the unit and the system
+    };
+    expect(JSON.parse(renderJson(report))).toEqual({
+      hosts: { a: changes, vm: changes, b: changes, c: { status: "unchanged" }, d: { status: "new" } },
+      images: { base: { status: "changed", added: [], removed: [], changed: [], otherChanged: 3 } },
+    });
+    expect(renderMarkdown(report as HostDiffReport)).toMatchSnapshot();
+
+    expect(calls.map((argv) => argv[2])).toEqual(["eval", "eval", "show-derivation"]);
+    expect(calls.at(-1)?.filter((a) => a.endsWith(".drv"))).toHaveLength(6); // base and head of vm, vm2 and the image (a shares vm's)
+    const outPath = execFileSync("nix", ["eval", "--raw", `${head.ref}#nixosConfigurations.vm.config.system.build.toplevel.outPath`], {
+      env: { ...process.env, ...NIX_ENV },
+      encoding: "utf8",
+    });
+    expect(existsSync(outPath)).toBe(false);
+  });
+
+  test("a base that does not evaluate: one line on stdout, Nix's error on stderr, exit 0 so the comment posts", async () => {
+    const broken = fixtureFlake("host-diff", "host-diff-broken-");
+    try {
+      broken.writeInputs({ ...broken.readInputs(), broken: true });
+      const file = join(work, "infra.json");
+      writeFileSync(file, JSON.stringify(settingsInput()));
+      const run = await execa("node", ["--import", "tsx", "bin/host-diff.ts", "--base", broken.ref], {
+        cwd: REPO_ROOT,
+        env: { ...NIX_ENV, INFRA_CONFIG: file },
+        reject: false,
+      });
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout).toBe("**Inside the hosts and images:** not compared, because the base flake did not evaluate (Nix's error is in the job log).");
+      expect(run.stderr).toContain("fixture: base broken on purpose");
+    } finally {
+      broken.cleanup();
+    }
+  });
+});
