@@ -4,7 +4,7 @@
  * derivations are never built.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -13,6 +13,25 @@ import { hostDiff } from "../tools/host-diff-nix.js";
 import { type HostDiffReport, parseDrvName, renderJson, renderMarkdown } from "../tools/host-diff.js";
 import { describeWithNix, type FixtureFlake, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
+
+const GIT_ENV = { GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@example.com", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@example.com" };
+
+/** The `run:` script of the pull-request workflow's step named `name` (a block scalar, or one line). */
+function workflowStep(name: string): string {
+  const lines = readFileSync(join(REPO_ROOT, ".github", "workflows", "pull-request.yml"), "utf8").split("\n");
+  const start = lines.findIndex((l) => l.trim() === `- name: ${name}`);
+  const run = lines.findIndex((l, i) => i > start && /^\s+run: /.test(l));
+  if (start < 0 || run < 0) throw new Error(`no step "${name}" with a run: script`);
+  const indent = lines[run].indexOf("run:");
+  const inline = lines[run].trim().slice("run: ".length);
+  if (inline !== "|") return inline;
+  const body: string[] = [];
+  for (const line of lines.slice(run + 1)) {
+    if (line.trim() !== "" && line.search(/\S/) <= indent) break;
+    body.push(line);
+  }
+  return body.map((l) => l.slice(indent + 2)).join("\n");
+}
 
 test.each([
   ["postgresql-16.4", "postgresql", "16.4"],
@@ -117,6 +136,36 @@ describeWithNix("host-diff with real Nix", () => {
       expect(run.stderr).toContain("fixture: base broken on purpose");
     } finally {
       broken.cleanup();
+    }
+  });
+
+  test("the pull-request workflow's steps: a worktree of the base commit, compared, appended under the plan summary", async () => {
+    // A project whose flake is its git repository's root, as the workflow's is; the program linked in, untracked.
+    const repo = mkdtempSync(join(tmpdir(), "host-diff-repo-"));
+    const runnerTemp = mkdtempSync(join(tmpdir(), "host-diff-runner-"));
+    try {
+      const git = (...args: string[]) => execa("git", ["-C", repo, ...args], { env: GIT_ENV });
+      for (const file of ["flake.nix", "inputs.json"]) writeFileSync(join(repo, file), readFileSync(join(base.dir, file)));
+      writeFileSync(join(repo, "infra.json"), JSON.stringify({ ...settingsInput(), flake: "." }));
+      await git("init", "-q");
+      await git("add", "-A");
+      await git("commit", "-qm", "base");
+      const baseSha = (await git("rev-parse", "HEAD")).stdout;
+      writeFileSync(join(repo, "inputs.json"), readFileSync(join(head.dir, "inputs.json")));
+      await git("commit", "-qam", "head");
+      for (const entry of ["package.json", "tsconfig.json", "node_modules", "bin", "lib", "tools"]) symlinkSync(join(REPO_ROOT, entry), join(repo, entry));
+      writeFileSync(join(repo, "summary.md"), "<!-- plan summary -->\n## Terraform plan\n");
+
+      const env = { ...NIX_ENV, RUNNER_TEMP: runnerTemp, BASE_SHA: baseSha };
+      const compare = await execa("bash", ["-e", "-c", workflowStep("Compare hosts and images with the base")], { cwd: repo, env, reject: false });
+      if (compare.exitCode !== 0) throw new Error(compare.stderr);
+      await execa("bash", ["-e", "-c", workflowStep("Add the host diff to the comment")], { cwd: repo, env });
+      const summary = readFileSync(join(repo, "summary.md"), "utf8");
+      expect(summary).toMatch(/^<!-- plan summary -->\n## Terraform plan\n\n### Inside the hosts and images\n/);
+      expect(summary).toContain("Hosts <code>a</code>, <code>b</code>, <code>vm</code>: 1 version change, 1 added, 1 removed, 2 other changed derivations");
+    } finally {
+      rmSync(repo, { recursive: true, force: true });
+      rmSync(runnerTemp, { recursive: true, force: true });
     }
   });
 });
