@@ -44,10 +44,12 @@ test.each([
   expect(parseDrvName(drv)).toEqual({ name, version });
 });
 
-test("an entry lists at most maxLines packages, then says how many more", () => {
+test("an entry lists at most maxLines packages and names at most maxLines hosts, then says how many more", () => {
   const added = ["a", "b", "c", "d", "e"].map((name) => ({ name, version: "1.0" }));
-  const report: HostDiffReport = { hosts: { vm: { status: "changed", added, removed: [], changed: [], otherChanged: 0 } }, images: {} };
+  const changed = { status: "changed", added, removed: [], changed: [], otherChanged: 0 } as const;
+  const report: HostDiffReport = { hosts: { h1: changed, h2: changed, h3: changed, h4: changed }, images: {} };
   const markdown = renderMarkdown(report, { maxLines: 3 });
+  expect(markdown).toContain("<summary>Hosts <code>h1</code>, <code>h2</code>, <code>h3</code> and 1 more: 5 added</summary>");
   expect(markdown).toContain("- added `c` 1.0\n- … and 2 more\n");
   expect(markdown).not.toContain("`d`");
 });

@@ -16,9 +16,9 @@ export interface VersionChange {
   readonly to: string;
 }
 export interface SystemDiff {
-  readonly added: PackageVersion[];
-  readonly removed: PackageVersion[];
-  readonly changed: VersionChange[];
+  readonly added: readonly PackageVersion[];
+  readonly removed: readonly PackageVersion[];
+  readonly changed: readonly VersionChange[];
   /** Derivations that changed while their name's versions did not (a configuration file, a unit). */
   readonly otherChanged: number;
 }
@@ -106,13 +106,15 @@ interface Member {
   readonly id: string;
 }
 
-/** "hosts <code>a</code>, <code>b</code>; image <code>base</code>" */
-function who(members: readonly Member[]): string {
+/** "hosts <code>a</code>, <code>b</code>; image <code>base</code>", naming at most `cap` of them. */
+function who(members: readonly Member[], cap: number): string {
+  const named = members.slice(0, cap);
   const part = (kind: Member["kind"]) => {
-    const ids = members.filter((m) => m.kind === kind).map((m) => `<code>${m.id}</code>`);
-    return ids.length ? `${kind}${ids.length > 1 ? "s" : ""} ${ids.join(", ")}` : "";
+    const ids = named.filter((m) => m.kind === kind).map((m) => `<code>${m.id}</code>`);
+    return ids.length ? `${kind}${members.filter((m) => m.kind === kind).length > 1 ? "s" : ""} ${ids.join(", ")}` : "";
   };
-  return [part("host"), part("image")].filter(Boolean).join("; ");
+  const more = members.length > cap ? ` and ${members.length - cap} more` : "";
+  return [part("host"), part("image")].filter(Boolean).join("; ") + more;
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`;
@@ -145,7 +147,7 @@ function entryLines(diff: SystemDiff, maxLines: number): string[] {
 }
 
 export interface MarkdownOptions {
-  /** Lines of packages listed per entry before "… and N more". @default 40 */
+  /** Packages listed per entry, and hosts or images named per line, before "and N more". @default 40 */
   readonly maxLines?: number;
 }
 
@@ -183,10 +185,10 @@ export function renderMarkdown(report: HostDiffReport, options: MarkdownOptions 
   ];
   if (entries.size === 0 && fresh.length === 0) out.push("No host or image changes.", "");
   for (const { diff, members } of entries.values()) {
-    const label = who(members);
+    const label = who(members, maxLines);
     out.push(`<details><summary>${label[0].toUpperCase()}${label.slice(1)}: ${summaryOf(diff)}</summary>`, "", ...entryLines(diff, maxLines), "", "</details>", "");
   }
-  if (fresh.length) out.push(`New (no such configuration in the base): ${who(fresh)}.`, "");
-  if (unchanged.length && (entries.size || fresh.length)) out.push(`Unchanged: ${who(unchanged)}.`, "");
+  if (fresh.length) out.push(`New (no such configuration in the base): ${who(fresh, maxLines)}.`, "");
+  if (unchanged.length && (entries.size || fresh.length)) out.push(`Unchanged: ${who(unchanged, maxLines)}.`, "");
   return `${out.join("\n").trimEnd()}\n`;
 }
