@@ -108,30 +108,30 @@ export async function hostDiff(settings: Settings, options: HostDiffOptions): Pr
   const { systems, keyOf } = systemsOf(settings);
   const cwd = options.projectRoot;
   log(`host-diff: evaluating ${Object.keys(systems).length} system(s) in the head and base flakes (evaluation only, nothing is built)…`);
-  const [head, base] = await Promise.allSettled([
-    evalSystems(evalFlakeRef(settings.flake, cwd), systems, cwd),
-    evalSystems(evalFlakeRef(options.base, cwd), systems, cwd),
-  ]);
-  if (head.status === "rejected") throw head.reason;
-  if (base.status === "rejected") {
-    log(`host-diff: the base flake "${options.base}" did not evaluate: ${(base.reason as Error).message}`);
-    return { baseError: `the base flake did not evaluate` };
+  // One after the other: a NixOS fleet's evaluation can take gigabytes, and synth's takes as much.
+  const head = await evalSystems(evalFlakeRef(settings.flake, cwd), systems, cwd);
+  let base: Evaluated;
+  try {
+    base = await evalSystems(evalFlakeRef(options.base, cwd), systems, cwd);
+  } catch (e) {
+    log(`host-diff: the base flake "${options.base}" did not evaluate: ${(e as Error).message}`);
+    return { baseError: "the base flake did not evaluate" };
   }
-  for (const [key, drv] of Object.entries(head.value.systems)) {
+  for (const [key, drv] of Object.entries(head.systems)) {
     if (drv === null) throw new NixError(`flake "${settings.flake}" has no nixosConfigurations.${systems[key].configuration}, which the settings name`);
   }
-  const changed = Object.keys(systems).filter((k) => base.value.systems[k] !== null && base.value.systems[k] !== head.value.systems[k]);
+  const changed = Object.keys(systems).filter((k) => base.systems[k] !== null && base.systems[k] !== head.systems[k]);
   const reports: Record<string, SystemReport> = {};
   if (changed.length) {
     log(`host-diff: reading the derivation graphs of ${changed.length} changed system(s)…`);
-    const roots = [...new Set(changed.flatMap((k) => [head.value.systems[k] as string, base.value.systems[k] as string]))];
-    const graph = await readDerivations(roots, head.value.nixVersion, cwd);
+    const roots = [...new Set(changed.flatMap((k) => [head.systems[k] as string, base.systems[k] as string]))];
+    const graph = await readDerivations(roots, head.nixVersion, cwd);
     for (const k of changed) {
-      const diff = diffDerivations(closureOf(graph, base.value.systems[k] as string), closureOf(graph, head.value.systems[k] as string));
+      const diff = diffDerivations(closureOf(graph, base.systems[k] as string), closureOf(graph, head.systems[k] as string));
       reports[k] = { status: "changed", ...diff };
     }
   }
-  const reportOf = (k: string): SystemReport => reports[k] ?? { status: base.value.systems[k] === null ? "new" : "unchanged" };
+  const reportOf = (k: string): SystemReport => reports[k] ?? { status: base.systems[k] === null ? "new" : "unchanged" };
   const section = (ids: Record<string, string>) => Object.fromEntries(Object.entries(ids).map(([id, k]) => [id, reportOf(k)]));
   return { hosts: section(keyOf.hosts), images: section(keyOf.images) };
 }
