@@ -113,13 +113,29 @@ describeWithNix("host-diff with real Nix", () => {
     });
     expect(renderMarkdown(report as HostDiffReport)).toMatchSnapshot();
 
-    expect(calls.map((argv) => argv[2])).toEqual(["eval", "eval", "show-derivation"]);
+    expect(calls.map((argv) => argv.filter((a) => ["eval", "show-derivation", "build"].includes(a)))).toEqual([["eval"], ["eval"], ["show-derivation"]]);
     expect(calls.at(-1)?.filter((a) => a.endsWith(".drv"))).toHaveLength(6); // base and head of vm, vm2 and the image (a shares vm's)
     const outPath = execFileSync("nix", ["eval", "--raw", `${head.ref}#nixosConfigurations.vm.config.system.build.toplevel.outPath`], {
       env: { ...process.env, ...NIX_ENV },
       encoding: "utf8",
     });
     expect(existsSync(outPath)).toBe(false);
+  });
+
+  test("a flake that imports from a derivation is refused, not built during the evaluation", async () => {
+    const ifd = fixtureFlake("host-diff", "host-diff-ifd-");
+    try {
+      const inputs = ifd.readInputs();
+      inputs.configurations.vm.importFromDerivation = true;
+      ifd.writeInputs(inputs);
+      process.env.NIX_CONFIG = NIX_ENV.NIX_CONFIG;
+      const settings = parseSettings(baseSettings({ flake: ifd.ref, hosts: { vm: host("vm") } }));
+      await expect(hostDiff(settings, { base: ifd.ref, projectRoot: work, log: () => {} })).rejects.toThrow(/allow-import-from-derivation/);
+      const outPath = execFileSync("nix", ["eval", "--raw", `${ifd.ref}#importFromDerivation.outPath`], { env: { ...process.env, ...NIX_ENV }, encoding: "utf8" });
+      expect(existsSync(outPath)).toBe(false);
+    } finally {
+      ifd.cleanup();
+    }
   });
 
   test("a base that does not evaluate: one line on stdout, Nix's error on stderr, exit 0 so the comment posts", async () => {

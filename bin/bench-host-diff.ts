@@ -36,8 +36,9 @@ await runCli(() => {
   const work = mkdtempSync(join(tmpdir(), "bench-host-diff-"));
   try {
     const log = join(work, "nix-calls.log");
-    // One line per call: the subcommand (host-diff puts two feature arguments first).
-    writeFileSync(join(work, "nix"), `#!/bin/sh\nprintf '%s\\n' "$3" >> '${log}'\nexec '${nix}' "$@"\n`);
+    // One line per call: its subcommand.
+    const wrapper = `for a; do case "$a" in eval|show-derivation|derivation|build) echo "$a" >> '${log}'; break;; esac; done\nexec '${nix}' "$@"`;
+    writeFileSync(join(work, "nix"), `#!/bin/sh\n${wrapper}\n`);
     chmodSync(join(work, "nix"), 0o755);
     console.log("hosts  wall (s)  nix processes  comment (KiB)");
     for (const n of counts) {

@@ -200,14 +200,21 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
  * One `nix eval --json --impure` of `expr`, which reads `request` from the
  * file named by INFRA_NIX_REQUEST_FILE (so no value is spliced into the
  * expression). The parsed answer; a NixError with `failed(stderr)` if Nix fails.
+ * `extraArgs` go to `nix eval` after the feature flags.
  */
-export async function evalWithRequest(expr: string, request: unknown, cwd: string, failed: (stderr: string) => string): Promise<unknown> {
+export async function evalWithRequest(
+  expr: string,
+  request: unknown,
+  cwd: string,
+  failed: (stderr: string) => string,
+  extraArgs: readonly string[] = [],
+): Promise<unknown> {
   const requestDir = mkdtempSync(join(tmpdir(), "infra-nix-request-"));
   const requestFile = join(requestDir, "request.json");
   writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
   let result;
   try {
-    result = await execa("nix", [...NIX_FEATURE_ARGS, "eval", "--json", "--impure", "--expr", expr], {
+    result = await execa("nix", [...NIX_FEATURE_ARGS, ...extraArgs, "eval", "--json", "--impure", "--expr", expr], {
       cwd,
       env: { INFRA_NIX_REQUEST_FILE: requestFile },
       reject: false,

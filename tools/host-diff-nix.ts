@@ -17,6 +17,9 @@ const SYSTEMS_EXPR = `let
   drvPath = s: if configurations ? \${s.configuration} then configurations.\${s.configuration}.config.system.build.\${s.output}.drvPath else null;
 in { nixVersion = builtins.nixVersion; systems = builtins.mapAttrs (key: drvPath) request.systems; }`;
 
+/** A flake that imports from a derivation would have it built during evaluation: refused instead. */
+const NO_BUILD = ["--option", "allow-import-from-derivation", "false"];
+
 type Output = "toplevel" | "googleComputeImage";
 interface System {
   readonly configuration: string;
@@ -43,7 +46,8 @@ interface Evaluated {
 
 async function evalSystems(flake: string, systems: Record<string, System>, cwd: string): Promise<Evaluated> {
   const request = { flake, systems };
-  return (await evalWithRequest(SYSTEMS_EXPR, request, cwd, (stderr) => `nix eval of flake "${flake}" failed:\n${trimNixStderr(stderr)}`)) as Evaluated;
+  const failed = (stderr: string) => `nix eval of flake "${flake}" failed:\n${trimNixStderr(stderr)}`;
+  return (await evalWithRequest(SYSTEMS_EXPR, request, cwd, failed, NO_BUILD)) as Evaluated;
 }
 
 /** `nix derivation show` replaced `nix show-derivation` in Nix 2.15. */
