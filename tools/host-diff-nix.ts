@@ -114,15 +114,15 @@ export async function hostDiff(settings: Settings, options: HostDiffOptions): Pr
   log(`host-diff: evaluating ${Object.keys(systems).length} system(s) in the head and base flakes (evaluation only, nothing is built)…`);
   // One after the other: a NixOS fleet's evaluation can take gigabytes, and synth's takes as much.
   const head = await evalSystems(evalFlakeRef(settings.flake, cwd), systems, cwd);
+  for (const [key, drv] of Object.entries(head.systems)) {
+    if (drv === null) throw new NixError(`flake "${settings.flake}" has no nixosConfigurations.${systems[key].configuration}, which the settings name`);
+  }
   let base: Evaluated;
   try {
     base = await evalSystems(evalFlakeRef(options.base, cwd), systems, cwd);
   } catch (e) {
     log(`host-diff: the base flake "${options.base}" did not evaluate: ${(e as Error).message}`);
     return { baseError: "the base flake did not evaluate" };
-  }
-  for (const [key, drv] of Object.entries(head.systems)) {
-    if (drv === null) throw new NixError(`flake "${settings.flake}" has no nixosConfigurations.${systems[key].configuration}, which the settings name`);
   }
   const changed = Object.keys(systems).filter((k) => base.systems[k] !== null && base.systems[k] !== head.systems[k]);
   const reports: Record<string, SystemReport> = {};
