@@ -43,7 +43,11 @@ export interface Resolved {
 export class NixError extends Error {}
 
 /** Features turned on for our calls only, so Nix 2.8 and newer work without nix.conf changes. */
-const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
+export const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
+
+const NIX_MISSING =
+  "nix is not installed or not on PATH. Enter the project's dev shell (`nix develop`), install Nix " +
+  "(https://nixos.org/download), or synthesize from the lock file without Nix: INFRA_RESOLVE=pinned.";
 
 /**
  * Evaluated with --impure so that the request can come in through a file
@@ -210,13 +214,34 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   const started = Date.now();
   const configurations = [...new Set([...Object.values(settings.images), ...Object.values(settings.hosts)].map((e) => e.nixosConfiguration))];
   const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs, configurations };
+  const values = (await evalWithRequest(RESOLVE_EXPR, request, options.projectRoot, (stderr) =>
+    unknownConfiguration(stderr, settings) ??
+    `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
+  )) as Record<string, unknown>;
+  log(`nix eval: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return assemble(settings.flake, settings.system, values, settings);
+}
+
+/**
+ * One `nix eval --json --impure` of `expr`, which reads `request` from the
+ * file named by INFRA_NIX_REQUEST_FILE (so no value is spliced into the
+ * expression). The parsed answer; a NixError with `failed(stderr)` if Nix fails.
+ * `extraArgs` go to `nix eval` after the feature flags.
+ */
+export async function evalWithRequest(
+  expr: string,
+  request: unknown,
+  cwd: string,
+  failed: (stderr: string) => string,
+  extraArgs: readonly string[] = [],
+): Promise<unknown> {
   const requestDir = mkdtempSync(join(tmpdir(), "infra-nix-request-"));
   const requestFile = join(requestDir, "request.json");
   writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
   let result;
   try {
-    result = await execa("nix", [...NIX_FEATURE_ARGS, "eval", "--json", "--impure", "--expr", RESOLVE_EXPR], {
-      cwd: options.projectRoot,
+    result = await execa("nix", [...NIX_FEATURE_ARGS, ...extraArgs, "eval", "--json", "--impure", "--expr", expr], {
+      cwd,
       env: { INFRA_NIX_REQUEST_FILE: requestFile },
       reject: false,
       stdin: "ignore",
@@ -226,26 +251,11 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   } finally {
     rmSync(requestDir, { recursive: true, force: true });
   }
-  if ((result as { code?: string }).code === "ENOENT") {
-    throw new NixError(
-      "nix is not installed or not on PATH. Enter the project's dev shell (`nix develop`), install Nix " +
-        "(https://nixos.org/download), or synthesize from the lock file without Nix: INFRA_RESOLVE=pinned.",
-    );
-  }
-  if (result.exitCode !== 0) {
-    const stderr = String(result.stderr ?? "");
-    const unknown = unknownConfiguration(stderr, settings);
-    if (unknown) throw new NixError(unknown);
-    throw new NixError(
-      `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
-    );
-  }
-  let values: Record<string, unknown>;
+  if ((result as { code?: string }).code === "ENOENT") throw new NixError(NIX_MISSING);
+  if (result.exitCode !== 0) throw new NixError(failed(String(result.stderr ?? "")));
   try {
-    values = JSON.parse(String(result.stdout));
+    return JSON.parse(String(result.stdout));
   } catch {
     throw new NixError(`nix eval printed something that is not JSON: ${String(result.stdout).slice(0, 200)}`);
   }
-  log(`nix eval: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return assemble(settings.flake, settings.system, values, settings);
 }
