@@ -58,7 +58,8 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     GCP_PLAN_SERVICE_ACCOUNT: "plan@test-project.iam.gserviceaccount.com",
     GCP_DEPLOY_SERVICE_ACCOUNT: "deploy@test-project.iam.gserviceaccount.com",
   };
-  const pullRequest = { name: "pull_request", payload: { number: 7, pull_request: { number: 7, head: { repo: { full_name: "example/nixos-gce-cdktf" } } } } };
+  // base.sha is set in beforeAll: the project's first commit, before the pull request's change.
+  const pullRequest = { name: "pull_request", payload: { number: 7, pull_request: { number: 7, base: { sha: "" }, head: { repo: { full_name: "example/nixos-gce-cdktf" } } } } };
   const push = { name: "push", payload: {} };
   const results: JobResult[] = [];
   let started = 0;
@@ -142,6 +143,16 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     rmSync(join(origin, "node_modules"));
     git("add", "-A");
     git("commit", "--quiet", "-m", "the rehearsal's project");
+    pullRequest.payload.pull_request.base.sha = git("rev-parse", "HEAD").toString().trim();
+    // The pull request's change: host vm's services (a new system, the same image), pinned again.
+    const inputsFile = join(origin, "flake", "inputs.json");
+    const inputs = JSON.parse(readFileSync(inputsFile, "utf8"));
+    inputs.configurations.vm.services = "postgresql pipeline";
+    writeFileSync(inputsFile, JSON.stringify(inputs, null, 2));
+    symlinkSync(join(REPO_ROOT, "node_modules"), join(origin, "node_modules"));
+    execFileSync("npm", ["run", "--silent", "pin"], { cwd: origin, env: { ...process.env, ...NIX_ENV }, stdio: "ignore" });
+    rmSync(join(origin, "node_modules"));
+    git("commit", "--quiet", "-am", "the pull request: vm runs the pipeline too");
     image = runnerImage(join(root, "image"));
     sshd = await startSshd();
 
@@ -196,12 +207,17 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       expect(missing.stderr.trim()).toBe("error: infra.lock.json does not exist, so there is nothing to check against; run `npm run pin` and commit infra.lock.json (docs/github.md)");
     }, TIMEOUT);
 
-    test("diff: plans, summarizes and updates the one sticky comment", async () => {
+    test("diff: plans, summarizes, says what changed inside the hosts against the base, and updates the one sticky comment", async () => {
       expectConclusion(await running.planned, "success");
       expect(comments.planned).toHaveLength(1);
-      expect(comments.planned[0].body.startsWith(MARKER)).toBe(true);
-      expect(comments.planned[0].body).not.toContain("old plan");
-      expect(comments.planned[0].body).toMatch(/to add/);
+      const body = comments.planned[0].body;
+      expect(body.startsWith(MARKER)).toBe(true);
+      expect(body).not.toContain("old plan");
+      expect(body).toMatch(/to add/);
+      // Below the plan: host vm changed against the base commit (a git worktree of it), its image did not.
+      expect(body.indexOf("### Inside the hosts and images")).toBeGreaterThan(body.indexOf("to add"));
+      expect(body).toMatch(/<summary>Host <code>vm<\/code>: /);
+      expect(body).toMatch(/Unchanged: image <code>base<\/code>/);
     }, TIMEOUT);
 
     test("diff: a failed plan replaces the comment with 'plan failed' and a link to the run", async () => {

@@ -187,12 +187,14 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   const log: string[] = [];
   const posts: (() => void)[] = [];
   let mark = Date.now();
-  const record = (name: string, outcome: StepResult["outcome"], output: string, id?: string) => {
+  // continue-on-error: the step's outcome is kept, its conclusion is success and the job goes on.
+  const record = (name: string, outcome: StepResult["outcome"], output: string, id?: string, continueOnError = false) => {
     results.push({ name, outcome, output });
-    log.push(`=== ${name}: ${outcome} (${((Date.now() - mark) / 1000).toFixed(1)} s)\n${output.trimEnd()}`);
+    log.push(`=== ${name}: ${outcome}${outcome === "failure" && continueOnError ? " (continue-on-error)" : ""} (${((Date.now() - mark) / 1000).toFixed(1)} s)\n${output.trimEnd()}`);
     mark = Date.now();
-    if (id) steps[id] = { outcome, conclusion: outcome, outputs: {} };
-    if (outcome === "failure") failed = true;
+    const conclusion = continueOnError ? "success" : outcome;
+    if (id) steps[id] = { outcome, conclusion, outputs: {} };
+    if (conclusion === "failure") failed = true;
   };
   const envFor = (stepEnv: Record<string, string>) => ({ ...base, ...jobEnv, ...stepEnv, PATH: [...path, aptBin, options.image].join(":") });
 
@@ -271,7 +273,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
         output = (e as Error).message;
       }
     }
-    record(name, outcome, output, step.id);
+    record(name, outcome, output, step.id, step["continue-on-error"] === true);
   }
   for (const post of posts) post();
   if (posts.length) log.push(`=== post steps ran (job ${conclusion()})`);
