@@ -30,6 +30,12 @@ const labels = z
     z.string().regex(LABEL_KEY, { message: "label keys are lowercase letters, digits, '_' and '-', starting with a letter" }),
     z.string().regex(LABEL_VALUE, { message: "label values are at most 63 lowercase letters, digits, '_' and '-'" }),
   )
+  // Google reserves label keys starting with "goog" (its own goog-terraform-provisioned, goog-dm, ...) and refuses them.
+  .superRefine((map, ctx) => {
+    for (const key of Object.keys(map).filter((k) => k.startsWith("goog"))) {
+      ctx.addIssue({ code: "custom", path: [key], message: 'Google reserves label keys starting with "goog"; choose another key' });
+    }
+  })
   .describe("Labels added to every labelled resource.");
 /** An IPv4 range: four octets of 0-255 and a prefix length of 0-32. */
 function isIpv4Cidr(text: string): boolean {
@@ -109,7 +115,17 @@ const host = z.strictObject({
   diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
   subnetwork: subnetwork.optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
-  tags: z.array(gceName).max(64).default([]).describe("Extra network tags (at most 64)."),
+  tags: z
+    .array(gceName)
+    .max(64)
+    // Google refuses an instance whose tags repeat one.
+    .superRefine((tags, ctx) => {
+      tags.forEach((tag, i) => {
+        if (tags.indexOf(tag) < i) ctx.addIssue({ code: "custom", path: [i], message: `repeats the tag ${shown(tag)}; list each tag once` });
+      });
+    })
+    .default([])
+    .describe("Extra network tags (at most 64)."),
   labels: labels.default({}),
   externalIp: z
     .boolean()
