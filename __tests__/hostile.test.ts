@@ -39,6 +39,7 @@ function fullSettings(): SettingsInput & Record<string, unknown> {
     system: "x86_64-linux",
     imageBucket: "test-project-images",
     imageBucketLocation: "EU",
+    imageStorageLocation: "eu",
     labels: { team: "data" },
     ociSource: "https://example.com/repo",
     lockFile: "infra.lock.json",

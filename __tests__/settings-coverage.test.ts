@@ -77,6 +77,7 @@ const CASES: Record<string, Case> = {
   imageBucket: { set: (r) => (r.imageBucket = "other-images"), where: ["google_storage_bucket", "ImageBucket"], shows: '"name":"other-images"' },
   createImageBucket: { set: (r) => (r.createImageBucket = false), where: ["google_storage_bucket", "ImageBucket"], shows: "[]", inverse: true },
   imageBucketLocation: { set: (r) => (r.imageBucketLocation = "EU"), where: ["google_storage_bucket", "ImageBucket"], shows: '"location":"EU"' },
+  imageStorageLocation: { set: (r) => (r.imageStorageLocation = "eu"), where: image, shows: '"storage_locations":["eu"]' },
   labels: { set: (r) => (r.labels = { team: "data" }), where: "provider", shows: '"team":"data"' },
   stateDir: { set: (r) => (r.stateDir = "state"), where: deploy, shows: '"DEPLOY_KNOWN_HOSTS":"state/known_hosts/infra"' },
   "backend.type": { set: (r) => (r.backend = { type: "local" }), where: "backend", shows: '"local":{"path":' },

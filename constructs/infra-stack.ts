@@ -59,6 +59,7 @@ export class InfraStack extends TerraformStack {
         public: image.public,
         guestOsFeatures: image.guestOsFeatures,
         labels: { "image-id": imageId },
+        storageLocation: settings.imageStorageLocation ?? settings.region,
       });
       new TerraformOutput(this, imageOutputId(imageId), { value: this.images[imageId].name });
     }

@@ -63,13 +63,14 @@ const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
 
 /**
  * A 32-character digest, in Nix's base-32 alphabet, of everything that makes
- * Google create a new image: the store path, the guest OS features and the
- * source URL. Changing any of them gives a new name, so a replacement never
+ * Google create a new image: the store path (which carries the system, so the
+ * architecture too), the guest OS features, the source URL and the storage
+ * location. Changing any of them gives a new name, so a replacement never
  * collides with the image it replaces.
  */
-export function imageDigest(storePath: string, guestOsFeatures: readonly string[], sourceUrl: string): string {
+export function imageDigest(storePath: string, guestOsFeatures: readonly string[], sourceUrl: string, storageLocation: string): string {
   const bytes = createHash("sha256")
-    .update(JSON.stringify([storePath, [...guestOsFeatures].sort(), sourceUrl]))
+    .update(JSON.stringify([storePath, [...guestOsFeatures].sort(), sourceUrl, storageLocation]))
     .digest();
   let out = "";
   for (let i = 0; i < 32; i++) {

@@ -204,6 +204,11 @@ const settingsBase = z.strictObject({
     .regex(/^[A-Za-z][A-Za-z0-9-]{1,29}$/, { message: "must be a Cloud Storage location such as EU, US, eur4 or europe-west1" })
     .optional()
     .describe("Bucket location; default: the region."),
+  imageStorageLocation: z
+    .string()
+    .regex(/^[a-z]+(-[a-z]+[0-9]+)?$/, { message: "must be a region such as europe-west1 or a multi-region such as eu" })
+    .optional()
+    .describe("Where Google stores the images (storage_locations): a region or a multi-region such as eu. Default: the region, which an organisation's gcp.resourceLocations policy allows when it allows the region."),
   labels: labels.default({}),
   ociSource: z
     .string()
