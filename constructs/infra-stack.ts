@@ -105,6 +105,7 @@ export class InfraStack extends TerraformStack {
         zone: settings.zone,
         flake: settings.flake,
         image: this.images[host.image],
+        system: settings.system,
         planned: resolved.hosts[hostId],
         boot: configurations[host.nixosConfiguration].efi ? "efi" : "bios",
         knownHostsFile: knownHostsFile(settings.stateDir, id),

@@ -10,6 +10,15 @@ export const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 /** Label values: may be empty. */
 export const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 
+/**
+ * The boot disk's architecture for each Nix system. Google refuses an Arm
+ * machine type with a disk it takes for x86 ("Requested boot disk
+ * architecture ... is not compatible with machine type architecture"), and
+ * google_compute_image (provider 6.50) has no architecture argument: the
+ * instance's boot_disk.initialize_params.architecture carries it.
+ */
+export const DISK_ARCHITECTURE = { "x86_64-linux": "X86_64", "aarch64-linux": "ARM64" } as const;
+
 /** Bucket names without dots (dotted names need domain verification). */
 export const BUCKET_NAME = /^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$/;
 export const BUCKET_NAME_RULE = "3-63 characters: lowercase letters, digits, '-' and '_', starting and ending with a letter or digit";
