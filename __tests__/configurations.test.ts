@@ -4,7 +4,7 @@
  * errors synth gives when the settings disagree.
  */
 import { configurationFacts } from "../lib/configurations.js";
-import { bootsFromNvme, machineSeries } from "../lib/machine-types.js";
+import { BOOT_DISK_TYPES, bootsFromNvme, machineSeries } from "../lib/machine-types.js";
 import type { SettingsInput } from "../lib/settings.js";
 import { baseSettings, settings, settingsProblems } from "./helpers/settings.js";
 
@@ -13,10 +13,12 @@ const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE+H2rOXenM9JDtjlEpNNyxxCmUw5
 
 const problems = settingsProblems;
 
-function withHost(machineType: string, guestOsFeatures?: string[]): SettingsInput {
+/** A host of that machine type; series that boot only from Hyperdisk get it unless diskType says otherwise. */
+function withHost(machineType: string, guestOsFeatures?: string[], diskType?: string): SettingsInput {
   const raw = baseSettings();
   raw.images = { base: { nixosConfiguration: "gce-base", family: "nixos-base", ...(guestOsFeatures ? { guestOsFeatures: guestOsFeatures as never } : {}) } };
-  raw.hosts = { db: { ...raw.hosts!.vm, machineType } };
+  const hyperdiskOnly = BOOT_DISK_TYPES[machineSeries(machineType)]?.includes("pd-balanced") === false;
+  raw.hosts = { db: { ...raw.hosts!.vm, machineType, diskType: (diskType ?? (hyperdiskOnly ? "hyperdisk-balanced" : "pd-balanced")) as never } };
   return raw;
 }
 
@@ -41,6 +43,17 @@ describe("machine types", () => {
     expect(problems(withHost("c3-standard-4", ["GVNIC", "UEFI_COMPATIBLE"]))).toEqual([]);
     expect(problems(withHost("e2-standard-2"))).toEqual([]);
     expect(problems(withHost("e2-standard-2", ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC", "UEFI_COMPATIBLE"]))).toEqual([]);
+  });
+
+  test("a disk type the machine series cannot boot from is refused, naming diskType and the series", () => {
+    expect(problems(withHost("n4-standard-2", ["GVNIC", "UEFI_COMPATIBLE"], "pd-balanced"))).toEqual([
+      'hosts.db.diskType: "pd-balanced" is not a disk type of the N4 series (n4-standard-2); it takes "hyperdisk-balanced"',
+    ]);
+    expect(problems(withHost("e2-small", undefined, "hyperdisk-balanced"))).toEqual([
+      'hosts.db.diskType: "hyperdisk-balanced" is not a disk type of the E2 series (e2-small); it takes "pd-standard", "pd-balanced", "pd-ssd"',
+    ]);
+    // A series the table does not list is not checked.
+    expect(problems(withHost("c3-standard-4", ["GVNIC", "UEFI_COMPATIBLE"], "hyperdisk-balanced"))).toEqual([]);
   });
 
   test("an Arm machine type needs system aarch64-linux, and an aarch64 system needs an Arm machine type", () => {

@@ -20,6 +20,7 @@ import {
 } from "./gce.js";
 import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
 import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
+import { diskTypeProblem } from "./machine-types.js";
 import { FLAKE_ATTR } from "./resolved.js";
 import { sshPublicKeyProblem } from "./ssh-public-key.js";
 import { hasControlChars, oneLine, shown } from "./text.js";
@@ -310,6 +311,8 @@ function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
     for (const key of Object.keys(h.labels).filter((k) => INSTANCE_LABELS.includes(k))) {
       add(["hosts", id, "labels", key], "is set by the stack (the host id); choose another key");
     }
+    const diskType = diskTypeProblem(h.machineType, h.diskType);
+    if (diskType) add(["hosts", id, "diskType"], diskType);
     // A subnetwork path names its region; the VM's zone must be in it.
     const subnetRegion = /\/regions\/([^/]+)\/subnetworks\//.exec(h.subnetwork ?? "")?.[1];
     const region = s.zone.replace(/-[a-z]$/, "");
