@@ -65,7 +65,7 @@ function fullSettings(): SettingsInput & Record<string, unknown> {
         nixGc: { schedule: "daily" },
       },
     },
-    ociImages: { ingest: { package: "oci-ingest", version: "1.0.0" } },
+    ociImages: { ingest: { package: "oci-ingest", version: "1.0.0", user: "65534:65534" } },
   };
 }
 

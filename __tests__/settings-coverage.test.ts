@@ -17,6 +17,7 @@ const NOT_IN_OUTPUT: Record<string, string> = {
   system: "chooses packages.<system> at nix eval (resolver.test.ts: attribute paths)",
   ociSource: "read by the flake: it labels the OCI images, so it changes their store paths",
   lockFile: "read by synth and npm run pin (synth.test.ts)",
+  "ociImages.*.user": "read by the flake (oci/default.nix): it sets the image's user, so it changes the store path (oci.test.ts)",
   "nixGc.keepGenerations": "read by the flake (nixos/maintenance.nix): it changes the hosts' systems (flake.test.ts)",
   "nixGc.schedule": "read by the flake (nixos/maintenance.nix): it changes the hosts' systems (flake.test.ts)",
   "hosts.*.nixGc.keepGenerations": "read by the flake (nixos/maintenance.nix): it changes the host's system (flake.test.ts)",

@@ -154,6 +154,11 @@ const ociImage = z.strictObject({
   version: z
     .string()
     .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" }),
+  user: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/, { message: "must be a user[:group], by name or number, such as 65534:65534 or 0" })
+    .optional()
+    .describe("User the container runs as (the image config's User). Default 65534:65534 (nobody); \"0\" runs it as root."),
 });
 
 const backend = z.discriminatedUnion("type", [
