@@ -17,6 +17,7 @@ tmp=${TMPDIR:-/tmp}
 work=$(mktemp -d "$tmp/deploy-rs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-config.sh"
+trap 'ssh_close; rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-wait.sh"
 
 # Check before acting, like the build and push steps: a flake edited after
