@@ -238,6 +238,10 @@ describeWithNix(`hosts with real Nix`, () => {
       rmSync(recorder, { recursive: true, force: true });
     });
 
+    /** The host runs its image's system again, so the next run deploys (a host on the planned system is left alone). */
+    const imageSystemAgain = () => {
+      for (const file of [join(recorder, "hosts", "a-4242", "current-system"), join(recorder, "current-system")]) rmSync(file, { force: true });
+    };
     /** What Terraform substitutes for the references at apply time. */
     const applied = (exec: LocalExec, address = "127.0.0.1"): LocalExec => ({
       ...exec,
@@ -300,6 +304,7 @@ describeWithNix(`hosts with real Nix`, () => {
         [join(fixture.dir, "my tmp"), "/tmp"],
       ]) {
         mkdirSync(tmp, { recursive: true });
+        imageSystemAgain();
         const run = await runLocalExec(exec, env({ TMPDIR: tmp }));
         expect(run.exitCode).toBe(0);
         const sshOpts = argv("deploy.argv")[6];
@@ -347,6 +352,7 @@ describeWithNix(`hosts with real Nix`, () => {
 
         // The same host booted the way its configuration is built for: deployed.
         booted(expected);
+        imageSystemAgain();
         const matching = await runLocalExec(exec, env());
         expect(matching.exitCode).toBe(0);
         expect(matching.all).not.toContain("booted with");
@@ -421,6 +427,7 @@ describeWithNix(`hosts with real Nix`, () => {
         const stateDir = join(fixture.dir, "state.dir_-1");
         const { exec } = await deployExec(flake, stateDir);
         expect(exec.environment.DEPLOY_FLAKE).toBe(flake);
+        imageSystemAgain();
         const run = await runLocalExec(exec, env());
         expect(run.exitCode).toBe(0);
         expect(argv("deploy.argv").at(-1)).toBe(`${flake}#a`);

@@ -48,6 +48,19 @@ if [ "$booted" != "$DEPLOY_EXPECTED_BOOT" ]; then
   exit 1
 fi
 
+# Already active (the step was replaced destroy-first in an apply that stopped
+# before it, e.g. at a refused build, and the change was then dropped): the
+# host runs the planned system, and activating it again would only restart
+# what it runs.
+current=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" readlink -f /run/current-system) || {
+  log "could not ask $DEPLOY_HOST which system it runs (ssh failed, see above); nothing was deployed"
+  exit 1
+}
+if [ "$current" = "$DEPLOY_EXPECTED_SYSTEM" ]; then
+  log "already active: $current; nothing to deploy"
+  exit 0
+fi
+
 log "building deploy-rs from $DEPLOY_RS_INSTALLABLE (the flake's pin, not PATH)"
 nix_cmd build --out-link "$work/deploy-rs" "$DEPLOY_RS_INSTALLABLE"
 
