@@ -4,6 +4,7 @@
  * configuration gets is the flake's to compute (flake.test.ts).
  */
 import { execFileSync } from "node:child_process";
+import { BOOT_DISK_TYPES, machineSeries } from "../lib/machine-types.js";
 import type { SettingsInput } from "../lib/settings.js";
 import { baseSettings, settingsProblems } from "./helpers/settings.js";
 import { findTool } from "./helpers/tools.js";
@@ -13,10 +14,12 @@ const FORMS = ["daily", "weekly", "monthly", "04:00", "Sun 03:15", "*-*-* 03:15:
 
 const problems = settingsProblems;
 
-function withHost(machineType: string, guestOsFeatures?: string[]): SettingsInput {
+/** A host of that machine type; series that boot only from Hyperdisk get it unless diskType says otherwise. */
+function withHost(machineType: string, guestOsFeatures?: string[], diskType?: string): SettingsInput {
   const raw = baseSettings();
   raw.images = { base: { nixosConfiguration: "gce-base", family: "nixos-base", ...(guestOsFeatures ? { guestOsFeatures: guestOsFeatures as never } : {}) } };
-  raw.hosts = { db: { ...raw.hosts!.vm, machineType } };
+  const hyperdiskOnly = BOOT_DISK_TYPES[machineSeries(machineType)]?.includes("pd-balanced") === false;
+  raw.hosts = { db: { ...raw.hosts!.vm, machineType, diskType: (diskType ?? (hyperdiskOnly ? "hyperdisk-balanced" : "pd-balanced")) as never } };
   return raw;
 }
 
@@ -43,6 +46,17 @@ describe("machine types", () => {
       'hosts.db.machineType: c3-standard-4 boots from NVMe and needs images.base.guestOsFeatures to include "GVNIC" (gVNIC is its only network interface)',
       'hosts.db.machineType: c3-standard-4 boots from NVMe and needs images.base.guestOsFeatures to include "UEFI_COMPATIBLE" (GRUB cannot be installed on /dev/sda there; the image must boot with EFI)',
     ]);
+  });
+
+  test("a disk type the machine series cannot boot from is refused, naming diskType and the series", () => {
+    expect(problems(withHost("n4-standard-2", ["GVNIC", "UEFI_COMPATIBLE"], "pd-balanced"))).toEqual([
+      'hosts.db.diskType: "pd-balanced" is not a disk type of the N4 series (n4-standard-2); it takes "hyperdisk-balanced"',
+    ]);
+    expect(problems(withHost("e2-small", undefined, "hyperdisk-balanced"))).toEqual([
+      'hosts.db.diskType: "hyperdisk-balanced" is not a disk type of the E2 series (e2-small); it takes "pd-standard", "pd-balanced", "pd-ssd"',
+    ]);
+    // A series the table does not list is not checked.
+    expect(problems(withHost("c3-standard-4", ["GVNIC", "UEFI_COMPATIBLE"], "hyperdisk-balanced"))).toEqual([]);
   });
 
   test("an Arm machine type needs system aarch64-linux, and an aarch64 system needs an Arm machine type", () => {

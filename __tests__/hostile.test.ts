@@ -39,6 +39,7 @@ function fullSettings(): SettingsInput & Record<string, unknown> {
     system: "x86_64-linux",
     imageBucket: "test-project-images",
     imageBucketLocation: "EU",
+    imageStorageLocation: "eu",
     labels: { team: "data" },
     ociSource: "https://example.com/repo",
     lockFile: "infra.lock.json",
@@ -66,7 +67,7 @@ function fullSettings(): SettingsInput & Record<string, unknown> {
         secrets: { token: { owner: "root", mode: "0400" } },
       },
     },
-    ociImages: { ingest: { package: "oci-ingest", version: "1.0.0" } },
+    ociImages: { ingest: { package: "oci-ingest", version: "1.0.0", user: "65534:65534" } },
   };
 }
 

@@ -75,7 +75,9 @@ describe("image chain synthesis", () => {
     const source = `https://storage.googleapis.com/test-project-images/${objectName}`;
     expect(image.raw_disk.source).toBe(source);
     expect(image.depends_on).toEqual([expect.stringMatching(/^null_resource\.base-image_Upload_/)]);
-    expect(image.name).toBe(`nixos-base-${imageDigest(resolved.images.base.storePath, ["VIRTIO_SCSI_MULTIQUEUE"], source)}`);
+    expect(image.name).toBe(`nixos-base-${imageDigest(resolved.images.base.storePath, ["VIRTIO_SCSI_MULTIQUEUE"], source, "europe-west1")}`);
+    // Where Google keeps the image: the region unless imageStorageLocation says otherwise (an org policy may allow only the region).
+    expect(image.storage_locations).toEqual(["europe-west1"]);
     expect(image.family).toBe("nixos-base");
     expect(image.labels).toEqual({ "image-id": "base", "nix-store-hash": hash, "nixos-label": "25-11-20260107-d351d06" });
     expect(image.guest_os_features).toEqual([{ type: "VIRTIO_SCSI_MULTIQUEUE" }]);
@@ -90,10 +92,11 @@ describe("image chain synthesis", () => {
     const base = name({});
     const features = name({ images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"] } } });
     const bucket = name({ imageBucket: "other-images" });
-    expect(new Set([base, features, bucket]).size).toBe(3);
+    const location = name({ imageStorageLocation: "eu" });
+    expect(new Set([base, features, bucket, location]).size).toBe(4);
     expect(name({})).toBe(base);
     // Order of features does not matter to Google, so not to the name either.
-    expect(imageDigest("/nix/store/x", ["A", "B"], "u")).toBe(imageDigest("/nix/store/x", ["B", "A"], "u"));
+    expect(imageDigest("/nix/store/x", ["A", "B"], "u", "eu")).toBe(imageDigest("/nix/store/x", ["B", "A"], "u", "eu"));
     expect(base).toMatch(/^nixos-base-[0-9a-df-np-sv-z]{32}$/);
   });
 

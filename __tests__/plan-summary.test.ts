@@ -149,6 +149,16 @@ describe("plan summary of every action and kind", () => {
     ]);
   });
 
+  test("an instance update that removes or rewrites metadata keys says so (an operator's gcloud compute ssh key goes), naming keys only", () => {
+    const before = { name: "vm", metadata: { "ssh-keys": "deploy:ssh-ed25519 AAAA\noperator:ssh-ed25519 BBBB", "enable-oslogin": "FALSE", "operator-note": "x" } };
+    const after = { name: "vm", metadata: { "ssh-keys": "deploy:ssh-ed25519 AAAA", "enable-oslogin": "FALSE" } };
+    const md = renderPlanSummary([{ stack: "infra", plan: planOf(change("google_compute_instance.vm-vm_Instance_1", ["update"], before, after)) }]);
+    expect(bullets(md)).toEqual([
+      "- update `google_compute_instance.vm-vm_Instance_1`: instance `vm`; metadata `ssh-keys` rewritten, `operator-note` removed: keys set outside the stack (gcloud compute ssh) are undone",
+    ]);
+    expect(md).not.toContain("BBBB");
+  });
+
   test("an upload step shows its object", () => {
     const upload = planOf(change("null_resource.base-image_Upload_1", ["create"], null, { triggers: { object: "gs://b/nixos/h/f.raw.tar.gz", image: "nixos-base-x" } }));
     expect(bullets(renderPlanSummary([{ stack: "infra", plan: upload }]))).toEqual([

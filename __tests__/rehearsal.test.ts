@@ -285,6 +285,44 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     await expectNoChanges(p);
   }, TIMEOUT);
 
+  test("g2. a build refused (the flake changed after the plan) leaves the next apply nothing to redo but the build: the GC-roots step stays; the deploy step, destroyed first, finds its host on the planned system and activates nothing", async () => {
+    const { project: p, rehearsal: deployedRehearsal } = await deployed();
+    const activations = p.activations();
+    const roots = p.gcRoots();
+    const edit = (change: (inputs: any) => void) => {
+      const inputs = p.flake.readInputs();
+      change(inputs);
+      p.flake.writeInputs(inputs);
+    };
+    const original = p.flake.readInputs();
+    // An image and a host change are planned; the flake changes again before the apply, which refuses the build.
+    edit((i) => {
+      i.configurations["gce-base"].image = "base v2";
+      i.configurations.worker.services = "pipeline v2";
+    });
+    await p.synth();
+    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+    edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
+    const refused = await p.apply("reviewed.tfplan");
+    steps.push(ran(refused.summary));
+    expect(refused.run.exitCode).not.toBe(0);
+    expect(refused.summary.errors.join("\n")).toContain("nix-image: the flake changed after synth");
+    // The change is dropped: the flake is back to what the hosts run. Only the refused (tainted) build is redone.
+    p.flake.writeInputs(original);
+    const rehearsal = await p.synth();
+    const next = await p.apply();
+    const summary = expectApplied(next);
+    steps.push(ran(summary));
+    // Terraform destroys a replaced deploy step first, before the build refuses (create_before_destroy there would
+    // be forced onto the VM, which would then take its own name while it exists: 409), so the step runs again.
+    expect(ran(summary)).toBe("build 1, deploy 1");
+    expect(next.run.events.map((e) => e.hook?.output ?? "").join("\n")).toMatch(/deploy-rs\[worker\]: already active: \/nix\/store\/\w+-nixos-system-worker; nothing to deploy/);
+    expect(plannedSystems(rehearsal)).toEqual(plannedSystems(deployedRehearsal));
+    expect(p.activations()).toEqual(activations);
+    expect(p.gcRoots()).toEqual(roots);
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
   test("h. an object deleted out of band: the plan stays empty, and a later image change from a fresh runner rebuilds and re-uploads", async () => {
     const { project: p, rehearsal } = await deployed();
     const upload = Object.values(rehearsal.config.resource.terraform_data).find((b: any) => b.provisioner?.[0]["local-exec"].command === "constructs/gce-image.sh") as any;

@@ -74,7 +74,7 @@ describe("the rehearsal rewrite (pure)", () => {
 
   test("an image is replaced on what Google cannot update; its labels are updated in place", () => {
     const image = standIn(config, "google_compute_image__base-image_Image_").block;
-    expect(Object.keys(image.triggers_replace).sort()).toEqual(["description", "family", "guest_os_features", "name", "raw_disk"]);
+    expect(Object.keys(image.triggers_replace).sort()).toEqual(["description", "family", "guest_os_features", "name", "raw_disk", "storage_locations"]);
     expect(image.input.labels["nix-store-hash"]).toMatch(/^[0-9a-z]{32}$/);
     expect(image.lifecycle).toEqual({ create_before_destroy: true });
     expect(image.depends_on).toEqual([expect.stringMatching(/^terraform_data\.null_resource__base-image_Upload_\w+$/)]);

@@ -193,6 +193,13 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(one({ ...baseSettings(), zone: "us-central1-a" })).toBe("zone: is not in region europe-west1; use a zone of europe-west1, such as europe-west1-b");
   });
 
+  test('label keys starting with "goog" (reserved by Google) and a repeated network tag are refused', () => {
+    expect(one({ ...baseSettings(), labels: { "goog-team": "x" } })).toBe('labels.goog-team: Google reserves label keys starting with "goog"; choose another key');
+    expect(one(withHost({ labels: { googly: "x" } }))).toMatch(/^hosts\.vm\.labels\.googly: Google reserves/);
+    expect(one(withHost({ tags: ["web", "db", "web"] }))).toBe('hosts.vm.tags[2]: repeats the tag "web"; list each tag once');
+    expect(settingsProblems(withHost({ tags: ["web", "db"], labels: { team: "goo" } }))).toEqual([]);
+  });
+
   test("a subnetwork path must be in the zone's region; tags are at most 64", () => {
     const path = (region: string) => `projects/test-project/regions/${region}/subnetworks/data`;
     expect(one(withHost({ subnetwork: path("us-central1") }))).toBe(

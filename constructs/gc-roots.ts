@@ -31,6 +31,12 @@ export class GcRoots extends Construct {
     this.prune = new Resource(this, "Prune", {
       triggers: { dir: literal(dir), keep },
       dependsOn: props.after,
+      // Replaced after its successor ran, not destroyed first: an apply that
+      // stops earlier (a build refused because the flake changed after the
+      // plan) then leaves it in the state, and the next apply does not run it
+      // again for nothing. What it depends on (builds, images) is
+      // create-before-destroy already, so Terraform forces that on nothing else.
+      lifecycle: { createBeforeDestroy: true },
       provisioners: [localExec<PruneGcRootsEnv>(STEP_SCRIPTS.pruneGcRoots, { GC_ROOT_DIR: dir, GC_ROOTS_KEEP: keep })],
     });
   }

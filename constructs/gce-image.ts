@@ -25,6 +25,12 @@ export interface GceImageProps {
   readonly guestOsFeatures?: string[];
   /** @default {} */
   readonly labels?: Record<string, string>;
+  /**
+   * Where Google stores the image (storage_locations): a region or a
+   * multi-region. Unset, Google picks the multi-region nearest the bucket,
+   * which a gcp.resourceLocations policy allowing only the region refuses.
+   */
+  readonly storageLocation: string;
 }
 
 /**
@@ -51,7 +57,7 @@ export class GceImage extends Construct {
     // The full store hash makes every configuration change a new object.
     this.objectName = `nixos/${build.storeHash}/${build.fileName}`;
     const sourceUrl = `https://storage.googleapis.com/${bucket.bucketName}/${this.objectName}`;
-    this.digest = imageDigest(build.storePath, guestOsFeatures, sourceUrl);
+    this.digest = imageDigest(build.storePath, guestOsFeatures, sourceUrl, props.storageLocation);
     const name = imageName(props.family, this.digest);
 
     // An upload step instead of google_storage_bucket_object: that resource
@@ -74,6 +80,7 @@ export class GceImage extends Construct {
       family: props.family,
       description: `NixOS ${build.nixosLabel}, ${build.storePath}`,
       rawDisk: { source: sourceUrl },
+      storageLocations: [props.storageLocation],
       guestOsFeatures: guestOsFeatures.map((type) => ({ type })),
       labels: {
         ...props.labels,

@@ -5,6 +5,7 @@ import { ServiceAccount } from "@cdktf/provider-google/lib/service-account/index
 import { Annotations, TerraformOutput } from "cdktf";
 import { makeUniqueId } from "cdktf/lib/private/unique.js";
 import { Construct } from "constructs";
+import { DISK_ARCHITECTURE } from "../lib/gce.js";
 import { firewallName, hostOutputId, instanceName as instanceNameFor, serviceAccountId, type HostOutputKey } from "../lib/names.js";
 import type { ResolvedHost } from "../lib/nix.js";
 import type { HostSettings, Settings } from "../lib/settings.js";
@@ -16,6 +17,8 @@ import type { ImageRegistry } from "./image-registry.js";
 
 /** Google's source range for Identity-Aware Proxy TCP forwarding. */
 export const IAP_SOURCE_RANGE = "35.235.240.0/20";
+
+const ARCHITECTURE = "boot_disk[0].initialize_params[0].architecture";
 
 /** Roles every host needs: writing its logs and metrics. Nothing else by default. */
 export const HOST_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
@@ -34,6 +37,8 @@ export interface HostProps {
   readonly flake: string;
   /** The image the VM first boots. */
   readonly image: GceImage;
+  /** Nix system of the host's configuration and image: it gives the boot disk's architecture. */
+  readonly system: keyof typeof DISK_ARCHITECTURE;
   /** The host's planned system. */
   readonly planned: ResolvedHost;
   /** How its configuration boots: "efi" for UEFI_COMPATIBLE images (lib/configurations.ts computes it as the flake does). */
@@ -120,7 +125,7 @@ export class Host extends Construct {
       tags: host.tags,
       labels: { ...host.labels, host: name },
       bootDisk: {
-        initializeParams: { image: props.image.selfLink, size: host.diskSizeGb, type: host.diskType },
+        initializeParams: { image: props.image.selfLink, size: host.diskSizeGb, type: host.diskType, architecture: DISK_ARCHITECTURE[props.system] },
       },
       networkInterface: [
         {
@@ -143,9 +148,12 @@ export class Host extends Construct {
       // Default: the image is only the first boot; deploy-rs converges the
       // host. With recreateOnImageChange the new VM exists before the old one
       // goes, so a failed build or import leaves the old VM running.
+      // The architecture counts when a VM is created: VMs created before it was
+      // set may read back without one, and it is ForceNew. A new system is a
+      // new image anyway (its store path differs), so nothing is lost.
       lifecycle: host.recreateOnImageChange
-        ? { createBeforeDestroy: true }
-        : { ignoreChanges: ["boot_disk[0].initialize_params[0].image"] },
+        ? { createBeforeDestroy: true, ignoreChanges: [ARCHITECTURE] }
+        : { ignoreChanges: ["boot_disk[0].initialize_params[0].image", ARCHITECTURE] },
     });
     this.sshAddress = direct ? this.instance.networkInterface.get(0).accessConfig.get(0).natIp : instanceName;
     this.ssh = {

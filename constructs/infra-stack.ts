@@ -59,6 +59,7 @@ export class InfraStack extends TerraformStack {
         public: image.public,
         guestOsFeatures: image.guestOsFeatures,
         labels: { "image-id": imageId },
+        storageLocation: settings.imageStorageLocation ?? settings.region,
       });
       new TerraformOutput(this, imageOutputId(imageId), { value: this.images[imageId].name });
     }
@@ -100,6 +101,7 @@ export class InfraStack extends TerraformStack {
         zone: settings.zone,
         flake: settings.flake,
         image: this.images[host.image],
+        system: settings.system,
         planned: resolved.hosts[hostId],
         // The flake builds a configuration for EFI when its images are UEFI_COMPATIBLE; the settings make them agree (lib/configurations.ts).
         boot: settings.images[host.image].guestOsFeatures.includes("UEFI_COMPATIBLE") ? "efi" : "bios",

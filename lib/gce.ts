@@ -10,6 +10,15 @@ export const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 /** Label values: may be empty. */
 export const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 
+/**
+ * The boot disk's architecture for each Nix system. Google refuses an Arm
+ * machine type with a disk it takes for x86 ("Requested boot disk
+ * architecture ... is not compatible with machine type architecture"), and
+ * google_compute_image (provider 6.50) has no architecture argument: the
+ * instance's boot_disk.initialize_params.architecture carries it.
+ */
+export const DISK_ARCHITECTURE = { "x86_64-linux": "X86_64", "aarch64-linux": "ARM64" } as const;
+
 /** Bucket names without dots (dotted names need domain verification). */
 export const BUCKET_NAME = /^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$/;
 export const BUCKET_NAME_RULE = "3-63 characters: lowercase letters, digits, '-' and '_', starting and ending with a letter or digit";
@@ -57,13 +66,14 @@ const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
 
 /**
  * A 32-character digest, in Nix's base-32 alphabet, of everything that makes
- * Google create a new image: the store path, the guest OS features and the
- * source URL. Changing any of them gives a new name, so a replacement never
+ * Google create a new image: the store path (which carries the system, so the
+ * architecture too), the guest OS features, the source URL and the storage
+ * location. Changing any of them gives a new name, so a replacement never
  * collides with the image it replaces.
  */
-export function imageDigest(storePath: string, guestOsFeatures: readonly string[], sourceUrl: string): string {
+export function imageDigest(storePath: string, guestOsFeatures: readonly string[], sourceUrl: string, storageLocation: string): string {
   const bytes = createHash("sha256")
-    .update(JSON.stringify([storePath, [...guestOsFeatures].sort(), sourceUrl]))
+    .update(JSON.stringify([storePath, [...guestOsFeatures].sort(), sourceUrl, storageLocation]))
     .digest();
   let out = "";
   for (let i = 0; i < 32; i++) {

@@ -127,3 +127,32 @@ export function machineTypeProblems(
   }
   return problems;
 }
+
+/**
+ * Boot disk types (hosts.*.diskType) each machine series accepts; a series
+ * not listed is not checked. Fourth-generation series attach Hyperdisk only;
+ * E2, N1, T2A, C2 and C2D have no Hyperdisk at all (Google refuses either
+ * mismatch with a 400 when it creates the VM). Source: Google's Compute
+ * Engine documentation, "About Hyperdisk" (its machine series support table,
+ * https://cloud.google.com/compute/docs/disks/hyperdisks) and the machine
+ * series pages, as read in 2025: recheck when Google adds a series.
+ */
+export const BOOT_DISK_TYPES: Readonly<Record<string, readonly string[]>> = {
+  c4: ["hyperdisk-balanced"],
+  c4a: ["hyperdisk-balanced"],
+  c4d: ["hyperdisk-balanced"],
+  n4: ["hyperdisk-balanced"],
+  e2: ["pd-standard", "pd-balanced", "pd-ssd"],
+  n1: ["pd-standard", "pd-balanced", "pd-ssd"],
+  t2a: ["pd-standard", "pd-balanced", "pd-ssd"],
+  c2: ["pd-standard", "pd-balanced", "pd-ssd"],
+  c2d: ["pd-standard", "pd-balanced", "pd-ssd"],
+};
+
+/** Why the machine type cannot boot from that disk type, or undefined. */
+export function diskTypeProblem(machineType: string, diskType: string): string | undefined {
+  const series = machineSeries(machineType);
+  const allowed = BOOT_DISK_TYPES[series];
+  if (!allowed || allowed.includes(diskType)) return undefined;
+  return `"${diskType}" is not a disk type of the ${series.toUpperCase()} series (${machineType}); it takes ${allowed.map((t) => `"${t}"`).join(", ")}`;
+}

@@ -299,9 +299,17 @@ function bullet(c: ResourceChange, kind: { verb: Verb; order?: string }, title: 
     if (c.change.replace_paths.length > 5) paths.push(`${c.change.replace_paths.length - 5} more`);
     details.push(`forced by ${paths.join(", ")}`);
   }
+  if (kind.verb === "update") details.push(...metadataDetail(c));
   const reason = c.action_reason ? REASONS[c.action_reason] : undefined;
   if (reason) details.push(reason);
   return details.length ? `${text}: ${details.join("; ")}` : text;
+}
+
+/** An instance update's metadata keys removed or rewritten (names only): the stack owns the whole map, so what gcloud compute ssh or a person added goes. */
+function metadataDetail(c: ResourceChange): string[] {
+  const [before, after] = [c.change.before, c.change.after].map((v) => (isObject(v) && isObject(v.metadata) ? v.metadata : undefined));
+  const names = before && after ? Object.keys(before).filter((k) => after[k] !== before[k]).map((k) => `\`${code(k)}\` ${Object.hasOwn(after, k) ? "rewritten" : "removed"}`) : [];
+  return names.length ? [`metadata ${names.join(", ")}: keys set outside the stack (gcloud compute ssh) are undone`] : [];
 }
 
 /** "`new`", "`new` (was `old`)" or "`old`" for a destroy; placeholders for sensitive and unknown values. */

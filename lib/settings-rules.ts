@@ -6,7 +6,7 @@
  */
 import { configurationProblems } from "./configurations.js";
 import { REGION, ZONE } from "./gce.js";
-import { machineTypeProblems, unknownMachineType } from "./machine-types.js";
+import { diskTypeProblem, machineTypeProblems, unknownMachineType } from "./machine-types.js";
 import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
 import type { SettingsShape } from "./settings.js";
 import { hasControlChars, shown } from "./text.js";
@@ -74,6 +74,8 @@ export function crossChecks(s: SettingsShape): CrossProblem[] {
     if (subnetRegion && subnetRegion !== region) {
       add(["hosts", id, "subnetwork"], `is in region ${subnetRegion}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
     }
+    const diskType = diskTypeProblem(h.machineType, h.diskType);
+    if (diskType) add(["hosts", id, "diskType"], diskType);
     const image = s.images[h.image];
     if (image && !unknownMachineType(h.machineType)) for (const p of machineTypeProblems(id, h.machineType, h.image, image.guestOsFeatures, s.system)) add(p.path, p.message);
   }

@@ -31,6 +31,12 @@ const labels = z
     z.string().regex(LABEL_KEY, { message: "label keys are lowercase letters, digits, '_' and '-', starting with a letter" }),
     z.string().regex(LABEL_VALUE, { message: "label values are at most 63 lowercase letters, digits, '_' and '-'" }),
   )
+  // Google reserves label keys starting with "goog" (its own goog-terraform-provisioned, goog-dm, ...) and refuses them.
+  .superRefine((map, ctx) => {
+    for (const key of Object.keys(map).filter((k) => k.startsWith("goog"))) {
+      ctx.addIssue({ code: "custom", path: [key], message: 'Google reserves label keys starting with "goog"; choose another key' });
+    }
+  })
   .describe("Labels added to every labelled resource.");
 const cidr = z.string().refine(isIpv4Cidr, { message: "must be an IPv4 CIDR range such as 203.0.113.0/24 (octets 0-255, prefix 0-32)" });
 /** Google refuses bucket names that start with "goog" or contain "google" or a close misspelling. */
@@ -127,7 +133,17 @@ const host = z.strictObject({
   diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
   subnetwork: subnetwork.optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
-  tags: z.array(gceName).max(64).default([]).describe("Extra network tags (at most 64)."),
+  tags: z
+    .array(gceName)
+    .max(64)
+    // Google refuses an instance whose tags repeat one.
+    .superRefine((tags, ctx) => {
+      tags.forEach((tag, i) => {
+        if (tags.indexOf(tag) < i) ctx.addIssue({ code: "custom", path: [i], message: `repeats the tag ${shown(tag)}; list each tag once` });
+      });
+    })
+    .default([])
+    .describe("Extra network tags (at most 64)."),
   labels: labels.default({}),
   externalIp: z
     .boolean()
@@ -156,6 +172,11 @@ const ociImage = z.strictObject({
   version: z
     .string()
     .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" }),
+  user: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/, { message: "must be a user[:group], by name or number, such as 65534:65534 or 0" })
+    .optional()
+    .describe("User the container runs as (the image config's User). Default 65534:65534 (nobody); \"0\" runs it as root."),
 });
 
 const backend = z.discriminatedUnion("type", [
@@ -207,6 +228,11 @@ const settingsBase = z.strictObject({
     .regex(/^[A-Za-z][A-Za-z0-9-]{1,29}$/, { message: "must be a Cloud Storage location such as EU, US, eur4 or europe-west1" })
     .optional()
     .describe("Bucket location; default: the region."),
+  imageStorageLocation: z
+    .string()
+    .regex(/^[a-z]+(-[a-z]+[0-9]+)?$/, { message: "must be a region such as europe-west1 or a multi-region such as eu" })
+    .optional()
+    .describe("Where Google stores the images (storage_locations): a region or a multi-region such as eu. Default: the region, which an organisation's gcp.resourceLocations policy allows when it allows the region."),
   labels: labels.default({}),
   ociSource: z
     .string()

@@ -5,6 +5,7 @@ log() { echo "rollback[$DEPLOY_HOST]: $*" >&2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/rollback.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/ssh-config.sh"
+trap 'ssh_close; rm -rf "$work"' EXIT
 # No boot-mode check, unlike the deploy step: the firmware comes with the VM's
 # disk, and every generation on it was its image's or one the deploy step
 # admitted for that firmware, whatever the settings say now.
