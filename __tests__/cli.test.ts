@@ -15,7 +15,7 @@ describe("npm run <command> from an empty directory", () => {
   afterEach(() => rmSync(work, { recursive: true, force: true }));
   // cwd is an empty directory, so anything a command writes there shows.
   // synth is the cdktf app, main.ts (npm run synth runs its bundle).
-  const entry = (bin: string) => (bin === "synth" ? join(REPO_ROOT, "main.ts") : join(REPO_ROOT, "bin", `${bin}.ts`));
+  const entry = (bin: string) => (bin === "synth" ? join(REPO_ROOT, "main.ts") : join(REPO_ROOT, bin === "bench-synth" ? "tools" : "bin", `${bin}.ts`));
   const run = (bin: string, ...args: string[]) =>
     execa("node", ["--import", TSX, entry(bin), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
 

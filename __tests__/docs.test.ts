@@ -116,7 +116,7 @@ describe("the README settings table against infra.schema.json's source (lib/sett
 });
 
 describe("files the docs name", () => {
-  const TOP = "(?:lib|bin|constructs|nixos|oci|pkgs|__tests__|docs|examples|\\.github|\\.ci)";
+  const TOP = "(?:lib|bin|tools|constructs|nixos|oci|pkgs|__tests__|docs|examples|\\.github|\\.ci)";
   /** Repository paths in the text; `/usr/bin/time` or `/etc/nixos/…` are not (a `/` before them). */
   function namedPaths(text: string): string[] {
     const found = [...text.matchAll(new RegExp(`(?<![\\w/.-])(${TOP}/[\\w./{},<>*-]*[\\w}>/])`, "g"))].map((m) => m[1]);
@@ -142,14 +142,14 @@ describe("files the docs name", () => {
     expect(missing).toEqual([]);
   });
 
-  test("the layout names every file of bin/, lib/, constructs/ (scripts), nixos/, oci/ and pkgs/", () => {
+  test("the layout names every file of bin/, lib/, tools/, constructs/ (scripts), nixos/, oci/ and pkgs/", () => {
     const named = new Set(namedPaths(README));
     const patterns = [...named]
       .filter((p) => p.includes("<"))
       .map((p) => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/<[^>]+>/g, "[^/]+")}$`));
     const files = (dir: string): string[] =>
       readdirSync(join(REPO_ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
-    const unnamed = ["bin", "lib", "nixos", "oci", "pkgs", ...files("constructs").filter((f) => f.endsWith(".sh"))]
+    const unnamed = ["bin", "lib", "tools", "nixos", "oci", "pkgs", ...files("constructs").filter((f) => f.endsWith(".sh"))]
       .flatMap((f) => (f.includes(".") ? [f] : files(f)))
       .filter((f) => {
         const base = f.split("/").pop()!;

@@ -19,7 +19,7 @@ import {
   renderPlanSummary,
   type ResourceChange,
   type TerraformPlan,
-} from "../lib/plan-summary.js";
+} from "../tools/plan-summary.js";
 import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
 
 const PLANS = join(FIXTURES, "plans");

@@ -2,7 +2,7 @@
  * `npm run rehearse` as a user runs it: its own project (the program's files
  * linked in, the fixture flake as ./flake), real Terraform, Nix and a local
  * registry, the test doubles for gcloud, ssh and deploy-rs. Apart from
- * rehearsal.test.ts, whose scenarios drive lib/rehearse.ts in-process, so the
+ * rehearsal.test.ts, whose scenarios drive tools/rehearse.ts in-process, so the
  * two files run side by side.
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";

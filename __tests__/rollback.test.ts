@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { localExecs } from "./helpers/local-exec.js";
-import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
+import { DOUBLES, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
 import { resource, staticResolved, synthStack } from "./helpers/stack.js";
 import { parseSettings } from "../lib/settings.js";
@@ -25,7 +25,7 @@ describe("npm run rollback", () => {
       cwd: REPO_ROOT,
       reject: false,
       all: true,
-      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(FIXTURES, "doubles", "host-ssh")}:${process.env.PATH}`, ...env },
+      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(DOUBLES, "host-ssh")}:${process.env.PATH}`, ...env },
     });
   const rollback = (...args: string[]) => rollbackWith({}, ...args);
 

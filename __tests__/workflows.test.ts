@@ -22,7 +22,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
-import { PLAN_SUMMARY_MARKER } from "../lib/plan-summary.js";
+import { PLAN_SUMMARY_MARKER } from "../tools/plan-summary.js";
 import { REPO_ROOT } from "./helpers/nix.js";
 
 const WORKFLOWS = join(REPO_ROOT, ".github", "workflows");

@@ -4,7 +4,7 @@
  * `terraform show -json <planfile>`. `<stack>=-` reads that stack's plan from stdin.
  */
 import { runCli, usageRequested } from "../lib/cli.js";
-import { parsePlan, parsePlanArgs, PLAN_SUMMARY_USAGE, readPlanFile, renderPlanSummary, type StackPlan } from "../lib/plan-summary.js";
+import { parsePlan, parsePlanArgs, PLAN_SUMMARY_USAGE, readPlanFile, renderPlanSummary, type StackPlan } from "../tools/plan-summary.js";
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

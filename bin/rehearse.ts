@@ -2,7 +2,7 @@
  * npm run rehearse [-- [--fresh] [--verbose] [--destroy]]
  *
  * Rehearses `cdktf deploy infra` offline: synthesizes, rewrites the infra
- * stack so that real Terraform core applies it (lib/rehearse.ts), and runs
+ * stack so that real Terraform core applies it (tools/rehearse.ts), and runs
  * `terraform init`, `apply` and `plan -detailed-exitcode` in
  * .infra/rehearsal/infra, with real Nix builds and test doubles for Google
  * Cloud Storage (gcloud), the hosts (ssh) and deploy-rs. Its state persists,
@@ -15,7 +15,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
 import { runCli, usageRequested } from "../lib/cli.js";
-import { type LocalRegistry, startLocalRegistry } from "../lib/local-registry.js";
+import { type LocalRegistry, startLocalRegistry } from "../tools/local-registry.js";
 import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
@@ -26,15 +26,15 @@ import {
   STEP_KINDS,
   summarizeApply,
   type TerraformEvent,
-} from "../lib/rehearse.js";
+} from "../tools/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
 import { STEP_SCRIPTS } from "../lib/steps.js";
-import { applyReviewed, interruptTerraform, terraform } from "../lib/terraform.js";
-import { startSshBanner } from "../__tests__/fixtures/doubles/ssh-banner.js";
+import { applyReviewed, interruptTerraform, terraform } from "../tools/terraform.js";
+import { startSshBanner } from "../tools/doubles/ssh-banner.js";
 
 /** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
 const BASE = ".infra/rehearsal";
-const DOUBLES = fileURLToPath(new URL("../__tests__/fixtures/doubles", import.meta.url));
+const DOUBLES = fileURLToPath(new URL("../tools/doubles", import.meta.url));
 const ACTIONS: Record<string, string> = { create: "creating", update: "updating", delete: "destroying", read: "reading" };
 
 await runCli(async () => {

@@ -15,7 +15,7 @@ export interface GcRootsProps {
 
 /**
  * Drops the GC roots of images no longer planned, and their upload locks
- * (lib/sh/upload-lock.sh). Terraform runs no destroy
+ * (constructs/gce-image-lock.sh). Terraform runs no destroy
  * provisioner for a replaced create_before_destroy resource nor for one
  * removed from the configuration (hashicorp/terraform 13395, 31266), so a
  * build step cannot clean up after itself: this step runs whenever the set

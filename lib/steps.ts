@@ -19,7 +19,7 @@ export const STEP_SCRIPTS = {
   pruneGcRoots: "constructs/gc-roots.sh",
   deploy: "constructs/deploy-rs.sh",
   pushOci: "constructs/oci-image.sh",
-  rollback: "lib/sh/rollback.sh",
+  rollback: "bin/rollback.sh",
 } as const;
 
 /** NixImage build step (constructs/nix-image.sh). */
@@ -54,7 +54,7 @@ export interface PruneGcRootsEnv {
   readonly GC_ROOTS_KEEP: string;
 }
 
-/** How deploys and rollbacks reach a host (lib/sh/ssh-config.sh). */
+/** How deploys and rollbacks reach a host (constructs/deploy-rs-ssh-config.sh). */
 export interface SshEnv {
   readonly DEPLOY_HOST: string;
   readonly DEPLOY_CONNECT: "iap" | "direct";

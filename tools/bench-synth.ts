@@ -42,7 +42,7 @@ await runCli(() => {
   const work = mkdtempSync(join(tmpdir(), "bench-synth-"));
   try {
     // A copy outside any git repository: Nix reads it as a plain path.
-    cpSync(join(ROOT, "__tests__", "fixtures", "flake"), join(work, "flake"), { recursive: true });
+    cpSync(join(ROOT, "examples", "flake"), join(work, "flake"), { recursive: true });
     console.log("hosts  wall (s)  nix eval (s)  peak RSS (MiB)  cdk.tf.json (KiB)");
     for (const n of counts) {
       process.stderr.write(`bench-synth: ${n} host(s)…\n`);

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { nameConflicts, protectedDeletes } from "./name-conflicts.js";
-import { NixError } from "./nix.js";
+import { NixError } from "../lib/nix.js";
 
 /** First line of the comment; the workflow finds its own comment by it. */
 export const PLAN_SUMMARY_MARKER = "<!-- nixos-gce-cdktf plan summary -->";

@@ -15,8 +15,8 @@
  * Pure functions only: bin/rehearse.ts and the tests run Terraform.
  */
 import { nameConflicts as findNameConflicts, protectedDeletes } from "./name-conflicts.js";
-import { literal } from "./scripts.js";
-import { STEP_SCRIPTS } from "./steps.js";
+import { literal } from "../lib/scripts.js";
+import { STEP_SCRIPTS } from "../lib/steps.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Block = Record<string, any>;
@@ -250,7 +250,7 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
   for (const type of Object.keys(stack.resource ?? {})) {
     if (type === "null_resource" || type === "terraform_data") continue;
     if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for resource type ${type}; the rehearsal knows google_*, null_resource and terraform_data`);
-    if (!FORCE_NEW[type]) throw new RehearsalError(`${type} has no entry in FORCE_NEW (lib/rehearse.ts); add its ForceNew attributes from the provider's schema`);
+    if (!FORCE_NEW[type]) throw new RehearsalError(`${type} has no entry in FORCE_NEW (tools/rehearse.ts); add its ForceNew attributes from the provider's schema`);
   }
   for (const type of Object.keys(stack.data ?? {})) {
     if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for data source ${type}`);
@@ -308,7 +308,7 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
     if (head in config) return `${address}.input${configPath(config, steps)}`;
     if (steps.length === 1 && head in defaults && defaults[head as keyof ProviderDefaults] !== undefined) return lit(defaults[head as keyof ProviderDefaults]);
     throw new RehearsalError(
-      `${original}.${normalized} is read, but the rehearsal has no value for it: not in its configuration and not in COMPUTED (lib/rehearse.ts)`,
+      `${original}.${normalized} is read, but the rehearsal has no value for it: not in its configuration and not in COMPUTED (tools/rehearse.ts)`,
     );
   };
   const rewrite = <T>(value: T): T => rewriteValue(value, rewriteTraversal) as T;
@@ -658,7 +658,7 @@ export interface SavedPlan {
 
 /**
  * Creates Google would refuse and deletes the provider refuses
- * (lib/name-conflicts.ts), read from a plan of stand-ins and named by the
+ * (tools/name-conflicts.ts), read from a plan of stand-ins and named by the
  * original addresses.
  */
 export function nameConflicts(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {
