@@ -1,6 +1,6 @@
 /** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
 import { testWithTools } from "./helpers/tools.js";
-import { literal } from "../lib/scripts.js";
+import { literal } from "../lib/steps.js";
 import { closeSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { execa } from "execa";

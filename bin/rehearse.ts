@@ -28,7 +28,7 @@ import {
   type TerraformEvent,
 } from "../tools/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
-import { STEP_SCRIPTS } from "../lib/steps.js";
+import { PUSH_OCI_SCRIPT } from "../constructs/oci-image.js";
 import { applyReviewed, interruptTerraform, terraform } from "../tools/terraform.js";
 import { startSshBanner } from "../tools/doubles/ssh-banner.js";
 
@@ -94,7 +94,7 @@ await runCli(async () => {
   say(`synthesized in ${synthSeconds.toFixed(1)} s`);
 
   const stack = JSON.parse(readFileSync(join(base, "cdktf.out", "stacks", INFRA_STACK, "cdk.tf.json"), "utf8"));
-  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === STEP_SCRIPTS.pushOci));
+  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === PUSH_OCI_SCRIPT));
   const registry = pushes ? await startRegistry(dirs.registry) : undefined;
   // Direct-SSH hosts' deploys wait for an SSH banner on their external IP, which the rehearsal puts on loopback.
   const banner = await startSshBanner();

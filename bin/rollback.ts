@@ -12,7 +12,7 @@ import { hostOutputId, type HostOutputKey } from "../lib/names.js";
 import { INFRA_STACK, knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 import { oneLine } from "../lib/text.js";
-import { type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
+import type { SshEnv } from "../constructs/deploy-rs.js";
 
 const USAGE = "usage: npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]";
 const NAMED = ["--address", "--instance-id", "--instance-name"];
@@ -70,7 +70,7 @@ await runCli(() => {
     return value;
   };
   const instance = renamed ? (instanceName ?? output("instance-name")) : host;
-  // The same contract as the deploy step's (lib/steps.ts SshEnv).
+  // The same contract as the deploy step's (constructs/deploy-rs.ts SshEnv).
   const ssh: SshEnv = {
     DEPLOY_HOST: direct ? (address ?? output("address")) : instance,
     DEPLOY_CONNECT: direct ? "direct" : "iap",
@@ -82,6 +82,6 @@ await runCli(() => {
     DEPLOY_INSTANCE_ID: instanceId ?? output("instance-id"),
     DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, INFRA_STACK),
   };
-  const run = spawnSync("bash", [STEP_SCRIPTS.rollback], { env: { ...process.env, ...ssh }, stdio: "inherit" });
+  const run = spawnSync("bash", ["bin/rollback.sh"], { env: { ...process.env, ...ssh }, stdio: "inherit" });
   if (run.status !== 0) process.exitCode = run.status ?? 1;
 });

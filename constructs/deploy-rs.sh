@@ -1,5 +1,5 @@
 # DeployRs step: `bash constructs/deploy-rs.sh` from the project root (local-exec).
-# Every value arrives through the environment (lib/steps.ts DeployEnv):
+# Every value arrives through the environment (DeployEnv in deploy-rs.ts):
 #   DEPLOY_FLAKE DEPLOY_NODE DEPLOY_CONFIGURATION DEPLOY_RS_INSTALLABLE
 #   DEPLOY_EXPECTED_SYSTEM DEPLOY_EXPECTED_BOOT DEPLOY_INSTANCE_ADDRESS DEPLOY_WAIT_SECONDS DEPLOY_CONFIRM_TIMEOUT
 #   DEPLOY_ACTIVATION_TIMEOUT, and the deploy-rs-ssh-config.sh inputs.

@@ -1,8 +1,16 @@
 import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import type { ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
-import { literal } from "../lib/scripts.js";
-import { localExec, type PruneGcRootsEnv, STEP_SCRIPTS } from "../lib/steps.js";
+import { literal, localExec } from "../lib/steps.js";
+
+export const PRUNE_GC_ROOTS_SCRIPT = "constructs/gc-roots.sh";
+
+/** GcRoots prune step. */
+export interface PruneGcRootsEnv {
+  readonly GC_ROOT_DIR: string;
+  /** Space-separated names of the roots to keep. */
+  readonly GC_ROOTS_KEEP: string;
+}
 
 export interface GcRootsProps {
   /** Directory of the GC roots, relative to the project root. */
@@ -31,7 +39,7 @@ export class GcRoots extends Construct {
     this.prune = new Resource(this, "Prune", {
       triggers: { dir: literal(dir), keep },
       dependsOn: props.after,
-      provisioners: [localExec<PruneGcRootsEnv>(STEP_SCRIPTS.pruneGcRoots, { GC_ROOT_DIR: dir, GC_ROOTS_KEEP: keep })],
+      provisioners: [localExec<PruneGcRootsEnv>(PRUNE_GC_ROOTS_SCRIPT, { GC_ROOT_DIR: dir, GC_ROOTS_KEEP: keep })],
     });
   }
 }

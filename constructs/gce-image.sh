@@ -1,6 +1,6 @@
 # GceImage upload step: `bash constructs/gce-image.sh` from the project root
-# (local-exec). Every value arrives through the environment (lib/steps.ts
-# UploadImageEnv): UPLOAD_BUCKET UPLOAD_OBJECT and the build step's inputs.
+# (local-exec). Every value arrives through the environment (UploadImageEnv in
+# gce-image.ts): UPLOAD_BUCKET UPLOAD_OBJECT and the build step's inputs.
 #
 # Idempotent and recoverable: an object that is already in the bucket is
 # left alone; a file missing from this machine's store (a fresh runner) is

@@ -15,8 +15,12 @@
  * Pure functions only: bin/rehearse.ts and the tests run Terraform.
  */
 import { nameConflicts as findNameConflicts, protectedDeletes } from "./name-conflicts.js";
-import { literal } from "../lib/scripts.js";
-import { STEP_SCRIPTS } from "../lib/steps.js";
+import { literal } from "../lib/steps.js";
+import { DEPLOY_SCRIPT } from "../constructs/deploy-rs.js";
+import { UPLOAD_IMAGE_SCRIPT } from "../constructs/gce-image.js";
+import { PRUNE_GC_ROOTS_SCRIPT } from "../constructs/gc-roots.js";
+import { BUILD_IMAGE_SCRIPT } from "../constructs/nix-image.js";
+import { PUSH_OCI_SCRIPT } from "../constructs/oci-image.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Block = Record<string, any>;
@@ -189,11 +193,11 @@ export type StepKind = "build" | "upload" | "image" | "gcroots" | "instance" | "
 export const STEP_KINDS: readonly StepKind[] = ["build", "upload", "image", "instance", "deploy", "gcroots", "push", "other"];
 
 const SCRIPT_KINDS: Record<string, StepKind> = {
-  [STEP_SCRIPTS.buildImage]: "build",
-  [STEP_SCRIPTS.uploadImage]: "upload",
-  [STEP_SCRIPTS.pruneGcRoots]: "gcroots",
-  [STEP_SCRIPTS.deploy]: "deploy",
-  [STEP_SCRIPTS.pushOci]: "push",
+  [BUILD_IMAGE_SCRIPT]: "build",
+  [UPLOAD_IMAGE_SCRIPT]: "upload",
+  [PRUNE_GC_ROOTS_SCRIPT]: "gcroots",
+  [DEPLOY_SCRIPT]: "deploy",
+  [PUSH_OCI_SCRIPT]: "push",
 };
 const TYPE_KINDS: Record<string, StepKind> = { google_compute_image: "image", google_compute_instance: "instance" };
 
@@ -487,7 +491,7 @@ function withStepEnvironment(provisioner: Block, options: RehearsalOptions): Blo
   for (const [key, value] of Object.entries(options.stepEnvironment ?? {})) {
     if (key in environment) environment[key] = literal(value);
   }
-  if (options.ociRegistry && exec.command === STEP_SCRIPTS.pushOci) {
+  if (options.ociRegistry && exec.command === PUSH_OCI_SCRIPT) {
     const repository = String(environment.OCI_REPOSITORY);
     environment.OCI_REPOSITORY = literal(`${options.ociRegistry}/${repository.split("/").pop()}`);
     environment.OCI_AUTH = "none";
