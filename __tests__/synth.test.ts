@@ -1,5 +1,5 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
-import { fstatSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWithNix, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
@@ -28,28 +28,54 @@ describe("app errors", () => {
   });
 });
 
-describe("npm run build", () => {
-  // Two synths in one checkout (npm test's and a user's, or npm run rehearse's) each rebuild
+describe("the app command, bin/synth.js (a copy beside a two-file app)", () => {
+  let dir: string;
+  const bundle = () => join(dir, "dist", "main.js");
+  const run = async (...args: string[]) => {
+    const { execa } = await import("execa");
+    return (await execa("node", [join(dir, "bin", "synth.js"), ...args], { cwd: dir })).stdout;
+  };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "synth-launcher-"));
+    mkdirSync(join(dir, "bin"));
+    copyFileSync(join(REPO_ROOT, "bin", "synth.js"), join(dir, "bin", "synth.js"));
+    symlinkSync(join(REPO_ROOT, "node_modules"), join(dir, "node_modules"));
+    writeFileSync(join(dir, "package.json"), '{"type": "module"}');
+    writeFileSync(join(dir, "main.ts"), 'import { value } from "./value.js";\nconsole.log(value);\n');
+    writeFileSync(join(dir, "value.ts"), "export const value: number = 1;\n");
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("bundles when a source or esbuild's version changed, and only then", async () => {
+    expect(await run()).toBe("1");
+    const built = statSync(bundle()).ino;
+    expect(await run()).toBe("1");
+    expect(statSync(bundle()).ino).toBe(built);
+    writeFileSync(join(dir, "value.ts"), "export const value: number = 2;\n");
+    expect(await run()).toBe("2");
+    const rebuilt = statSync(bundle()).ino;
+    expect(rebuilt).not.toBe(built);
+    const stamp = join(dir, "dist", "main.inputs.json");
+    writeFileSync(stamp, JSON.stringify({ ...JSON.parse(readFileSync(stamp, "utf8")), esbuild: "0.0.1" }));
+    await run();
+    expect(statSync(bundle()).ino).not.toBe(rebuilt);
+  });
+
+  // Two synths in one checkout (npm test's and a user's, or npm run rehearse's) may both rebuild
   // dist/main.js; written in place, the other's node read it truncated (a SyntaxError, or an
   // empty module that exited 0 having synthesized nothing).
-  test("replaces dist/main.js in one step: a reader that opened the old bundle keeps all of it", async () => {
-    const { execa } = await import("execa");
-    const dist = join(REPO_ROOT, "dist");
-    const build = () => execa("npm", ["run", "--silent", "build"], { cwd: REPO_ROOT });
-    await build();
-    const before = readFileSync(join(dist, "main.js"));
-    // Another build's temporary file (a user's, in this checkout) is not this test's concern.
-    const halfBuilt = () => readdirSync(dist).filter((f) => f.startsWith(".main."));
-    const othersHalfBuilt = halfBuilt();
-    const reader = openSync(join(dist, "main.js"), "r");
+  test("--build replaces dist/main.js in one step: a reader that opened the old bundle keeps all of it", async () => {
+    await run("--build");
+    const before = readFileSync(bundle());
+    const reader = openSync(bundle(), "r");
     try {
-      await build();
+      await run("--build");
       const old = Buffer.alloc(before.length + 1);
       expect(readSync(reader, old, 0, old.length, 0)).toBe(before.length);
       expect(old.subarray(0, before.length).equals(before)).toBe(true);
-      expect(statSync(join(dist, "main.js")).ino).not.toBe(fstatSync(reader).ino);
+      expect(statSync(bundle()).ino).not.toBe(fstatSync(reader).ino);
       // Nothing half-built is left beside it.
-      expect(halfBuilt().filter((f) => !othersHalfBuilt.includes(f))).toEqual([]);
+      expect(readdirSync(join(dir, "dist")).sort()).toEqual(["main.inputs.json", "main.js"]);
     } finally {
       closeSync(reader);
     }
