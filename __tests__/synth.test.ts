@@ -171,7 +171,6 @@ describeWithNix(`npm run pin`, () => {
       const stale = await pin("--check");
       expect(stale.exitCode).toBe(1);
       expect(stale.all).toMatch(/error: .*infra\.lock\.json is stale; run `npm run pin`:\n {2}hosts\.vm\.toplevel: \/nix\/store\/\w{32}-nixos-system-vm → \/nix\/store\/\w{32}-nixos-system-vm$/);
-      expect((await pin("--bogus")).all).toContain("error: unknown argument --bogus; usage: npm run pin [-- --check]");
     } finally {
       fixture.cleanup();
     }

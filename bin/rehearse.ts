@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { runCli, usageRequested } from "../lib/cli.js";
+import { parseCommand, runCli } from "../lib/cli.js";
 import { type LocalRegistry, startLocalRegistry } from "../tools/local-registry.js";
 import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import {
@@ -38,15 +38,20 @@ const DOUBLES = fileURLToPath(new URL("../tools/doubles", import.meta.url));
 const ACTIONS: Record<string, string> = { create: "creating", update: "updating", delete: "destroying", read: "reading" };
 
 await runCli(async () => {
-  const args = process.argv.slice(2);
-  const usage = "usage: npm run rehearse [-- [--fresh] [--verbose] [--destroy]]";
-  if (usageRequested(args, usage)) return;
-  const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose" && a !== "--destroy");
-  if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; ${usage}`);
-  const verbose = args.includes("--verbose");
+  const args = parseCommand({
+    usage: "npm run rehearse [-- [--fresh] [--verbose] [--destroy]]",
+    does: `Rehearses cdktf deploy infra offline: real Terraform core applies the synthesized stack with stand-ins for Google, real Nix builds and test doubles (state in ${BASE}).`,
+    flags: {
+      fresh: { help: "start from empty state instead of the last rehearsal's" },
+      verbose: { help: "show each step's output" },
+      destroy: { help: "rehearse cdktf destroy infra of what the rehearsals deployed" },
+    },
+  });
+  if (!args) return;
+  const verbose = args.flags.verbose === true;
   // What `cdktf destroy infra` runs: terraform destroy, i.e. a plan -destroy and its apply.
-  const destroy = args.includes("--destroy");
-  if (destroy && args.includes("--fresh")) throw new RehearsalError("--destroy destroys what the last rehearsals deployed; it cannot start --fresh");
+  const destroy = args.flags.destroy === true;
+  if (destroy && args.flags.fresh) throw new RehearsalError("--destroy destroys what the last rehearsals deployed; it cannot start --fresh");
   const started = Date.now();
   const root = process.cwd();
   const base = resolve(root, BASE);
@@ -54,7 +59,7 @@ await runCli(async () => {
   const file = settingsFile();
   loadSettings(file); // bad settings stop here, with the settings' own messages
 
-  if (args.includes("--fresh")) rmSync(base, { recursive: true, force: true });
+  if (args.flags.fresh) rmSync(base, { recursive: true, force: true });
   const dirs = { gcs: join(base, "gcs"), hosts: join(base, "hosts"), registry: join(base, "registry") };
   for (const dir of [stackDir, ...Object.values(dirs)]) mkdirSync(dir, { recursive: true });
   const say = (line: string) => process.stderr.write(`rehearse: ${line}\n`);
