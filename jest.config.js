@@ -1,10 +1,11 @@
 /**
  * ESM + ts-jest: execa is ESM-only, so the tests run as ES modules.
  * Two projects: "unit" is `npm test`; "rehearsal" (`npm run test:rehearsal`)
- * holds the rehearsal's scenarios, real Terraform applies of whole stacks
- * that take minutes, and runs after it in .ci/run.
+ * holds the rehearsal tooling's tests (tools/rehearse.ts) and its scenarios,
+ * real Terraform applies of whole stacks that take minutes; .ci/run runs it
+ * after npm test.
  */
-const REHEARSAL = ["<rootDir>/__tests__/rehearsal.test.ts", "<rootDir>/__tests__/rehearse-cli.test.ts"];
+const REHEARSAL = ["<rootDir>/__tests__/rehearsal.test.ts", "<rootDir>/__tests__/rehearse-cli.test.ts", "<rootDir>/__tests__/rehearse.test.ts"];
 
 const shared = {
   preset: "ts-jest/presets/default-esm",
