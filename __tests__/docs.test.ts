@@ -142,14 +142,14 @@ describe("files the docs name", () => {
     expect(missing).toEqual([]);
   });
 
-  test("the layout names every file of bin/, lib/, tools/, constructs/ (scripts), nixos/, oci/ and pkgs/", () => {
+  test("the layout names every file of bin/, lib/, constructs/ (scripts), nixos/, oci/ and pkgs/", () => {
     const named = new Set(namedPaths(README));
     const patterns = [...named]
       .filter((p) => p.includes("<"))
       .map((p) => new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\]/g, "\\$&").replace(/<[^>]+>/g, "[^/]+")}$`));
     const files = (dir: string): string[] =>
       readdirSync(join(REPO_ROOT, dir), { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? files(`${dir}/${e.name}`) : [`${dir}/${e.name}`]));
-    const unnamed = ["bin", "lib", "tools", "nixos", "oci", "pkgs", ...files("constructs").filter((f) => f.endsWith(".sh"))]
+    const unnamed = ["bin", "lib", "nixos", "oci", "pkgs", ...files("constructs").filter((f) => f.endsWith(".sh"))]
       .flatMap((f) => (f.includes(".") ? [f] : files(f)))
       .filter((f) => {
         const base = f.split("/").pop()!;
