@@ -5,20 +5,22 @@
  *
  * Plain JavaScript, so it needs no TypeScript loader: starting one would cost
  * more than the check. dist/main.inputs.json records the esbuild version and
- * the size and mtime of every file the bundle read (esbuild's metafile), plus
- * node_modules/.package-lock.json, which every npm install rewrites (npm gives
- * files from tarballs a fixed mtime). Any difference rebuilds.
+ * the size and mtime of every file the bundle read (esbuild's metafile), of
+ * the files that configure the build (this one, package.json, tsconfig.json),
+ * and of node_modules/.package-lock.json, which every npm install rewrites
+ * (npm may give files from tarballs a fixed mtime). Any difference rebuilds.
  */
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
-const ROOT = join(import.meta.dirname, "..");
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const DIST = join(ROOT, "dist");
 const BUNDLE = join(DIST, "main.js");
 const STAMP = join(DIST, "main.inputs.json");
-const INSTALLED = "node_modules/.package-lock.json";
+/** Read by the build without esbuild listing them. */
+const CONFIGURATION = ["bin/synth.js", "package.json", "tsconfig.json", "node_modules/.package-lock.json"];
 const require = createRequire(import.meta.url);
 
 /** [mtimeMs, size] of a path relative to ROOT, or null when it is missing. */
@@ -71,9 +73,9 @@ async function build() {
       logLevel: "warning",
     });
     const inputs = {};
-    for (const path of [...Object.keys(result.metafile.inputs), INSTALLED]) {
+    for (const path of [...Object.keys(result.metafile.inputs), ...CONFIGURATION]) {
       const state = fileState(path);
-      inputs[path] = state && state[0] < started ? state : "changed during the build";
+      inputs[path] = state === null || state[0] < started ? state : "changed during the build";
     }
     writeFileSync(`${temp}.inputs`, JSON.stringify({ esbuild: esbuildVersion(), inputs }));
     renameSync(temp, BUNDLE);
