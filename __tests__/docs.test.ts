@@ -116,7 +116,7 @@ describe("the README settings table against infra.schema.json's source (lib/sett
 });
 
 describe("files the docs name", () => {
-  const TOP = "(?:lib|bin|constructs|nixos|oci|pkgs|__tests__|docs|examples|\\.github|\\.ci)";
+  const TOP = "(?:lib|bin|tools|constructs|nixos|oci|pkgs|__tests__|docs|examples|\\.github|\\.ci)";
   /** Repository paths in the text; `/usr/bin/time` or `/etc/nixos/…` are not (a `/` before them). */
   function namedPaths(text: string): string[] {
     const found = [...text.matchAll(new RegExp(`(?<![\\w/.-])(${TOP}/[\\w./{},<>*-]*[\\w}>/])`, "g"))].map((m) => m[1]);

@@ -67,8 +67,8 @@ describeWithNix("host-diff with real Nix", () => {
     });
 
   beforeAll(() => {
-    base = fixtureFlake("host-diff", "host-diff-base-");
-    head = fixtureFlake("host-diff", "host-diff-head-");
+    base = fixtureFlake("host-diff-base-", "host-diff");
+    head = fixtureFlake("host-diff-head-", "host-diff");
     const inputs = head.readInputs();
     inputs.salt = base.readInputs().salt;
     for (const name of ["vm", "vm2"]) {
@@ -123,7 +123,7 @@ describeWithNix("host-diff with real Nix", () => {
   });
 
   test("a flake that imports from a derivation is refused, not built during the evaluation", async () => {
-    const ifd = fixtureFlake("host-diff", "host-diff-ifd-");
+    const ifd = fixtureFlake("host-diff-ifd-", "host-diff");
     try {
       const inputs = ifd.readInputs();
       inputs.configurations.vm.importFromDerivation = true;
@@ -139,7 +139,7 @@ describeWithNix("host-diff with real Nix", () => {
   });
 
   test("a base that does not evaluate: one line on stdout, Nix's error on stderr, exit 0 so the comment posts", async () => {
-    const broken = fixtureFlake("host-diff", "host-diff-broken-");
+    const broken = fixtureFlake("host-diff-broken-", "host-diff");
     try {
       broken.writeInputs({ ...broken.readInputs(), broken: true });
       const file = join(work, "infra.json");

@@ -1,6 +1,6 @@
 /** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
 import { testWithTools } from "./helpers/tools.js";
-import { literal } from "../lib/scripts.js";
+import { literal } from "../lib/steps.js";
 import { closeSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
@@ -11,7 +11,7 @@ import { NixImage } from "../constructs/nix-image.js";
 import { imageDigest, imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, DOUBLES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
@@ -180,7 +180,7 @@ const NIX_PATH = NIX ?? "nix";
 function gcsDouble(base: string) {
   const dir = join(base, `gcs-${Math.random().toString(36).slice(2)}`);
   mkdirSync(dir);
-  copyFileSync(join(FIXTURES, "doubles", "gcloud", "gcloud"), join(dir, "gcloud"));
+  copyFileSync(join(DOUBLES, "gcloud", "gcloud"), join(dir, "gcloud"));
   return {
     dir,
     env: { ...NIX_ENV, GCS_DOUBLE_DIR: dir, PATH: `${dir}:${process.env.PATH}` },

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
-import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
+import { DOUBLES, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 import { type Registry, startRegistry } from "./helpers/registry.js";
 import { describeWithTools, testWithTools } from "./helpers/tools.js";
 import { settings } from "./helpers/settings.js";
@@ -206,7 +206,7 @@ describeWithTools(["nix", "docker-registry", "skopeo", "umoci"], "push to a real
     // records each call's argv and the auth file it is given.
     const bin = join(fixture.dir, "bin");
     mkdirSync(bin);
-    copyFileSync(join(FIXTURES, "doubles", "gcloud", "gcloud"), join(bin, "gcloud"));
+    copyFileSync(join(DOUBLES, "gcloud", "gcloud"), join(bin, "gcloud"));
     const skopeo = (await execa("sh", ["-c", "command -v skopeo"])).stdout;
     writeFileSync(
       join(bin, "skopeo"),

@@ -1,6 +1,6 @@
 /**
  * The rehearsal: the synthesized infra stack applied by real Terraform core
- * (Google resources as terraform_data stand-ins, lib/rehearse.ts), with real
+ * (Google resources as terraform_data stand-ins, tools/rehearse.ts), with real
  * Nix builds of the fixture flake, the steps' real scripts, and test doubles
  * for gcloud storage, ssh and deploy-rs. Each scenario asserts what ran and
  * what did not, from `terraform apply -json` events and the doubles' logs.
@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { App, Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
-import { type ApplySummary, type Rehearsal, rehearsalConfig, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
-import { terraform } from "../lib/terraform.js";
+import { type ApplySummary, type Rehearsal, rehearsalConfig, STEP_KINDS, type StepKind } from "../tools/rehearse.js";
+import { terraform } from "../tools/terraform.js";
 import { parseSettings, type SettingsInput } from "../lib/settings.js";
 import { NIX, NIX_ENV, nixSpy } from "./helpers/nix.js";
 import { describeWithTools } from "./helpers/tools.js";

@@ -1,4 +1,4 @@
-/** lib/rehearse.ts: the rewrite of the infra stack for offline Terraform core, as a pure function and through real Terraform. */
+/** tools/rehearse.ts: the rewrite of the infra stack for offline Terraform core, as a pure function and through real Terraform. */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,9 +12,9 @@ import {
   type StandIn,
   summarizeApply,
   type TerraformEvent,
-} from "../lib/rehearse.js";
+} from "../tools/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { applyReviewed, terraform, terraformBinary } from "../lib/terraform.js";
+import { applyReviewed, terraform, terraformBinary } from "../tools/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";
 import { App, Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
@@ -236,7 +236,7 @@ describe("the rehearsal rewrite (pure)", () => {
 
   test("what the rehearsal cannot stand in for stops it with a message naming the fix", () => {
     expect(() => rehearsalConfig({ resource: { google_sql_database: { d: { name: "x" } } } })).toThrow(
-      "rehearse: google_sql_database has no entry in FORCE_NEW (lib/rehearse.ts); add its ForceNew attributes from the provider's schema",
+      "rehearse: google_sql_database has no entry in FORCE_NEW (tools/rehearse.ts); add its ForceNew attributes from the provider's schema",
     );
     expect(() => rehearsalConfig({ resource: { aws_instance: { i: {} } } })).toThrow("rehearse: no stand-in for resource type aws_instance");
     expect(() =>

@@ -10,9 +10,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { REQUIRED_APIS } from "../constructs/bootstrap-stack.js";
-import { rehearsalConfig } from "../lib/rehearse.js";
+import { rehearsalConfig } from "../tools/rehearse.js";
 import { parseSettings, type SettingsInput } from "../lib/settings.js";
-import { terraform } from "../lib/terraform.js";
+import { terraform } from "../tools/terraform.js";
 import { REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings, settingsProblems } from "./helpers/settings.js";
 import { resources, staticResolved, synthStack } from "./helpers/stack.js";

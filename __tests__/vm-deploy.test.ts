@@ -9,7 +9,7 @@ import { ComputeFirewall } from "@cdktf/provider-google/lib/compute-firewall/ind
 import { resolveWithNix } from "../lib/nix.js";
 import type { Settings } from "../lib/settings.js";
 import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV } from "./helpers/nix.js";
+import { describeWithNix, DOUBLES, fixtureFlake, type FixtureFlake, NIX_ENV } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
@@ -264,7 +264,7 @@ describeWithNix(`hosts with real Nix`, () => {
       ...NIX_ENV,
       RECORDER_DIR: recorder,
       DEPLOY_SSH_PORT: String(port),
-      PATH: `${join(FIXTURES, "doubles", "host-ssh")}:${process.env.PATH}`,
+      PATH: `${join(DOUBLES, "host-ssh")}:${process.env.PATH}`,
       ...extra,
     });
     const argv = (file: string) => readFileSync(join(recorder, file), "utf8").split("\0").slice(0, -1);

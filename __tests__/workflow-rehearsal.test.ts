@@ -24,7 +24,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { rehearsalConfig } from "../lib/rehearse.js";
+import { rehearsalConfig } from "../tools/rehearse.js";
 import { baseSettings } from "./helpers/settings.js";
 import { type Sshd, startSshd } from "./helpers/sshd.js";
 import { type Comment, type JobOptions, type JobResult, runJob, runnerImage } from "./helpers/workflow-runner.js";

@@ -6,13 +6,17 @@
  * deploy would start from nothing and fail on every resource that exists
  * (409 "already exists").
  */
-import { runCli, usageRequested } from "../lib/cli.js";
+import { parseCommand, runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 
 await runCli(() => {
-  if (usageRequested(process.argv.slice(2), "usage: npm run check-backend (reads the settings file INFRA_CONFIG names, by default infra.json)", { none: true })) return;
+  const command = {
+    usage: "npm run check-backend",
+    does: "Exits 1 when the infra stack would keep its state on this machine (settings from INFRA_CONFIG, default infra.json); the workflows run it before they plan or deploy.",
+  };
+  if (!parseCommand(command)) return;
   const file = settingsFile();
   const settings = loadSettings(file);
   if (settings.backend.type !== "gcs") {

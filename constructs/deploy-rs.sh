@@ -1,8 +1,8 @@
 # DeployRs step: `bash constructs/deploy-rs.sh` from the project root (local-exec).
-# Every value arrives through the environment (lib/steps.ts DeployEnv):
+# Every value arrives through the environment (DeployEnv in deploy-rs.ts):
 #   DEPLOY_FLAKE DEPLOY_NODE DEPLOY_CONFIGURATION DEPLOY_RS_INSTALLABLE
 #   DEPLOY_EXPECTED_SYSTEM DEPLOY_EXPECTED_BOOT DEPLOY_INSTANCE_ADDRESS DEPLOY_WAIT_SECONDS DEPLOY_CONFIRM_TIMEOUT
-#   DEPLOY_ACTIVATION_TIMEOUT, and the ssh-config.sh inputs.
+#   DEPLOY_ACTIVATION_TIMEOUT, and the deploy-rs-ssh-config.sh inputs.
 set -euo pipefail
 log() { echo "deploy-rs[$DEPLOY_NODE]: $*" >&2; }
 # Terraform runs steps in parallel, and concurrent evaluations sharing Nix's
@@ -16,9 +16,9 @@ tmp=${TMPDIR:-/tmp}
 [[ $tmp == *[[:space:]]* ]] && tmp=/tmp
 work=$(mktemp -d "$tmp/deploy-rs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-config.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/deploy-rs-ssh-config.sh"
 trap 'ssh_close; rm -rf "$work"' EXIT
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-wait.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/deploy-rs-ssh-wait.sh"
 
 # Check before acting, like the build and push steps: a flake edited after
 # the plan must not reach the host, not even for the seconds before a

@@ -4,9 +4,17 @@ import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { Annotations } from "cdktf";
 import { Construct } from "constructs";
 import { imageDigest, imageName, labelValue } from "../lib/gce.js";
-import { localExec, STEP_SCRIPTS, type UploadImageEnv } from "../lib/steps.js";
+import { localExec } from "../lib/steps.js";
 import type { ImageBucket } from "./image-bucket.js";
-import type { NixImage } from "./nix-image.js";
+import type { BuildImageEnv, NixImage } from "./nix-image.js";
+
+export const UPLOAD_IMAGE_SCRIPT = "constructs/gce-image.sh";
+
+/** GceImage upload step: builds again only when the file is missing. */
+export interface UploadImageEnv extends BuildImageEnv {
+  readonly UPLOAD_BUCKET: string;
+  readonly UPLOAD_OBJECT: string;
+}
 
 export interface GceImageProps {
   /** The build step whose output is uploaded. */
@@ -67,7 +75,7 @@ export class GceImage extends Construct {
       triggers: { object: `gs://${bucket.bucketName}/${this.objectName}`, image: name },
       dependsOn: [build.build, ...bucket.dependables],
       provisioners: [
-        localExec<UploadImageEnv>(STEP_SCRIPTS.uploadImage, {
+        localExec<UploadImageEnv>(UPLOAD_IMAGE_SCRIPT, {
           ...build.environment,
           UPLOAD_BUCKET: bucket.bucketName,
           UPLOAD_OBJECT: this.objectName,

@@ -9,9 +9,8 @@ import { DISK_ARCHITECTURE } from "../lib/gce.js";
 import { firewallName, hostOutputId, instanceName as instanceNameFor, serviceAccountId, type HostOutputKey } from "../lib/names.js";
 import type { ResolvedHost } from "../lib/nix.js";
 import type { HostSettings, Settings } from "../lib/settings.js";
-import { literal } from "../lib/scripts.js";
-import type { SshEnv } from "../lib/steps.js";
-import { DeployRs } from "./deploy-rs.js";
+import { literal } from "../lib/steps.js";
+import { DeployRs, type SshEnv } from "./deploy-rs.js";
 import type { GceImage } from "./gce-image.js";
 import type { ImageRegistry } from "./image-registry.js";
 

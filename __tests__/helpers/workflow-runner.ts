@@ -29,7 +29,7 @@ import { execa } from "execa";
 import { data, Evaluator, Lexer, Parser } from "@actions/expressions";
 import { truthy } from "@actions/expressions/result";
 import { parse } from "yaml";
-import { FIXTURES } from "./nix.js";
+import { DOUBLES, FIXTURES } from "./nix.js";
 
 /** Debian packages whose tools a fresh ubuntu-latest runner does not have (plus terraform, which setup-terraform adds). */
 const NOT_ON_RUNNER = ["nix-bin", "umoci", "docker-registry"];
@@ -354,7 +354,7 @@ const USES: Record<string, (call: UsesCall) => Promise<string | void> | string |
     return `auth double: credentials for ${call.inputs.service_account}`;
   },
   "google-github-actions/setup-gcloud": (call) => {
-    call.path.unshift(join(FIXTURES, "doubles", "gcloud"));
+    call.path.unshift(join(DOUBLES, "gcloud"));
     return "setup-gcloud double: the gcloud double on PATH";
   },
   // actions/cache restores here and saves in its post step, which runs only when the job succeeded.

@@ -1,4 +1,4 @@
-# Sourced by constructs/deploy-rs.sh after ssh-config.sh: defines wait_for_ssh, which waits
+# Sourced by constructs/deploy-rs.sh after deploy-rs-ssh-config.sh: defines wait_for_ssh, which waits
 # up to DEPLOY_WAIT_SECONDS until SSH answers on the host.
 #   direct: the SSH banner on DEPLOY_HOST:DEPLOY_SSH_PORT;
 #   iap:    an answer to authentication through the same tunnel deploys use

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from "node:fs";
 import { nameConflicts, type NamedChange, protectedDeletes } from "./name-conflicts.js";
-import { NixError } from "./nix.js";
+import { NixError } from "../lib/nix.js";
 
 /** First line of the comment; the workflow finds its own comment by it. */
 export const PLAN_SUMMARY_MARKER = "<!-- nixos-gce-cdktf plan summary -->";
@@ -192,19 +192,19 @@ export interface PlanArg {
   readonly file: string;
 }
 
-export const PLAN_SUMMARY_USAGE = "usage: npm run plan-summary -- <stack>=<plan.json> [<stack>=<plan.json> ...] (<plan.json> may be - for stdin, once)";
+export const PLAN_SUMMARY_USAGE = "npm run plan-summary -- <stack>=<plan.json> [<stack>=<plan.json> ...]";
 
 /** `<stack>=<file>` arguments; stack names are plain words so they are safe in Markdown. */
 export function parsePlanArgs(args: readonly string[]): PlanArg[] {
-  if (args.length === 0) throw new PlanFileError(PLAN_SUMMARY_USAGE);
+  if (args.length === 0) throw new PlanFileError(`usage: ${PLAN_SUMMARY_USAGE}`);
   const seen = new Set<string>();
   const parsed = args.map((arg) => {
     const eq = arg.indexOf("=");
-    if (eq < 0) throw new PlanFileError(`"${arg}" is not <stack>=<plan.json>; ${PLAN_SUMMARY_USAGE}`);
+    if (eq < 0) throw new PlanFileError(`"${arg}" is not <stack>=<plan.json>; usage: ${PLAN_SUMMARY_USAGE}`);
     const stack = arg.slice(0, eq);
     const file = arg.slice(eq + 1);
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(stack)) throw new PlanFileError(`"${stack}" is not a stack name (letters, digits, '.', '_', '-')`);
-    if (!file) throw new PlanFileError(`no plan file given for stack ${stack}; ${PLAN_SUMMARY_USAGE}`);
+    if (!file) throw new PlanFileError(`no plan file given for stack ${stack}; usage: ${PLAN_SUMMARY_USAGE}`);
     if (seen.has(stack)) throw new PlanFileError(`stack ${stack} is given twice`);
     seen.add(stack);
     return { stack, file };

@@ -10,15 +10,10 @@ import { spawnSync } from "node:child_process";
 import { chmodSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { parseArgs } from "node:util";
-import { runCli } from "../lib/cli.js";
+import { parseCommand, runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 
 const ROOT = resolve(import.meta.dirname, "..");
-const USAGE = `usage: npm run bench-host-diff [-- <hosts> ...]
-Times npm run host-diff on fleets of that many hosts (default 1 100) against the host-diff fixture flake.
-  <hosts>     host counts, whole numbers from 1 to 10000
-  -h, --help  print this help`;
 
 function configurations(n: number, postgresql: string) {
   const packages = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`lib${i}`, `1.${i}`]));
@@ -27,8 +22,13 @@ function configurations(n: number, postgresql: string) {
 }
 
 await runCli(() => {
-  const { values, positionals } = parseArgs({ options: { help: { type: "boolean", short: "h" } }, allowPositionals: true });
-  if (values.help) return void process.stdout.write(`${USAGE}\n`);
+  const args = parseCommand({
+    usage: "npm run bench-host-diff [-- <hosts> ...]",
+    does: "Times npm run host-diff on fleets of that many hosts (default 1 100) against the host-diff example flake (examples/host-diff).",
+    positionals: { min: 0, max: Infinity, name: "<hosts>", help: "host counts, whole numbers from 1 to 10000" },
+  });
+  if (!args) return;
+  const { positionals } = args;
   const counts = positionals.length ? positionals.map(Number) : [1, 100];
   if (counts.some((n) => !Number.isInteger(n) || n < 1 || n > 10_000)) throw new NixError(`host counts must be whole numbers from 1 to 10000 (got ${positionals.join(" ")})`);
   const nix = spawnSync("sh", ["-c", "command -v nix"], { encoding: "utf8" }).stdout.trim();
@@ -45,7 +45,7 @@ await runCli(() => {
       process.stderr.write(`bench-host-diff: ${n} host(s)…\n`);
       const salt = `${Date.now()}-${n}`;
       for (const [side, postgresql] of [["base", "16.4"], ["head", "16.6"]] as const) {
-        cpSync(join(ROOT, "__tests__", "fixtures", "host-diff"), join(work, `${side}-${n}`), { recursive: true });
+        cpSync(join(ROOT, "examples", "host-diff"), join(work, `${side}-${n}`), { recursive: true });
         writeFileSync(join(work, `${side}-${n}`, "inputs.json"), JSON.stringify({ salt, configurations: configurations(n, postgresql) }));
       }
       const hosts = Object.fromEntries(Array.from({ length: n }, (_, i) => [`host-${i}`, { nixosConfiguration: `host-${i}`, image: "base", machineType: "e2-small" }]));
