@@ -1,14 +1,28 @@
-/** ESM + ts-jest: execa is ESM-only, so the tests run as ES modules. */
-export default {
+/**
+ * ESM + ts-jest: execa is ESM-only, so the tests run as ES modules.
+ * Two projects: "unit" is `npm test`; "rehearsal" (`npm run test:rehearsal`)
+ * holds the rehearsal tooling's tests (tools/rehearse.ts) and its scenarios,
+ * real Terraform applies of whole stacks that take minutes; .ci/run runs it
+ * after npm test.
+ */
+const REHEARSAL = ["<rootDir>/__tests__/rehearsal.test.ts", "<rootDir>/__tests__/rehearse-cli.test.ts", "<rootDir>/__tests__/rehearse.test.ts"];
+
+const shared = {
   preset: "ts-jest/presets/default-esm",
   testEnvironment: "node",
   roots: ["<rootDir>/__tests__"],
-  testMatch: ["**/*.test.ts"],
   setupFilesAfterEnv: ["<rootDir>/__tests__/setup.ts"],
   moduleNameMapper: { "^(\\.{1,2}/.*)\\.js$": "$1" },
   transform: {
     "^.+\\.ts$": ["ts-jest", { useESM: true, diagnostics: false }],
   },
+};
+
+export default {
+  projects: [
+    { ...shared, displayName: "unit", testMatch: ["**/*.test.ts"], testPathIgnorePatterns: ["/node_modules/", ...REHEARSAL] },
+    { ...shared, displayName: "rehearsal", testMatch: REHEARSAL },
+  ],
   testTimeout: 60000,
   // Jest's default is one worker per core less one: on 2 cores, one file at a
   // time, in band. Much of a file's time is waiting (SSH waits, Terraform's

@@ -10,35 +10,53 @@ import { describeWithTool } from "./helpers/tools.js";
 const TSX = join(REPO_ROOT, "node_modules", "tsx", "dist", "loader.mjs");
 
 describe("npm run <command> from an empty directory", () => {
-  let work: string;
-  beforeEach(() => (work = mkdtempSync(join(tmpdir(), "cli-"))));
-  afterEach(() => rmSync(work, { recursive: true, force: true }));
-  // cwd is an empty directory, so anything a command writes there shows.
-  // synth is the cdktf app, main.ts (npm run synth runs its bundle).
-  const entry = (bin: string) => (bin === "synth" ? join(REPO_ROOT, "main.ts") : join(REPO_ROOT, "bin", `${bin}.ts`));
+  // cwd is an empty directory, so anything a command writes there shows (one for the file: the tests run concurrently and write nothing).
+  // Made here, not in beforeAll: jest starts concurrent tests before any hook runs.
+  const work = mkdtempSync(join(tmpdir(), "cli-"));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  // The file each npm script runs (`node --import tsx <file>`); synth is the cdktf app, main.ts (npm run synth runs its bundle).
+  const scripts: Record<string, string> = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts;
+  const entry = (bin: string) => join(REPO_ROOT, bin === "synth" ? "main.ts" : /--import tsx (\S+\.ts)$/.exec(scripts[bin])![1]);
   const run = (bin: string, ...args: string[]) =>
     execa("node", ["--import", TSX, entry(bin), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
 
-  const commands = ["synth", "pin", "rehearse", "rollback", "schema", "check-backend", "bench-synth", "plan-summary"];
-  test("every npm script that is not a tool's own (esbuild, tsc, jest) has its usage here", () => {
-    const scripts = Object.keys(JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts);
-    expect(scripts.filter((s) => !["build", "typecheck", "test"].includes(s)).sort()).toEqual([...commands].sort());
+  const commands = ["synth", "pin", "rehearse", "rollback", "schema", "check-backend", "bench-synth", "plan-summary", "host-diff", "bench-host-diff"];
+  test("every npm script but build, typecheck and the tests is a command here", () => {
+    expect(Object.keys(scripts).filter((s) => !["build", "typecheck", "test", "test:rehearsal"].includes(s)).sort()).toEqual([...commands].sort());
   });
-  test.each([...commands.map((c) => [c, "--help"]), ["pin", "-h"]])("%s %s prints its usage, exits 0 and does nothing else", async (bin, flag) => {
+
+  test.concurrent.each(commands.map((c) => [c, c === "pin" ? "-h" : "--help"]))("%s %s prints its usage and one line per flag, exits 0 and does nothing else", async (bin, flag) => {
     const r = await run(bin, flag);
     expect({ code: r.exitCode, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
-    expect(r.stdout).toMatch(new RegExp(`^usage: npm run ${bin}\\b[^\\n]*$`));
+    const [usage, does, ...rows] = r.stdout.split("\n");
+    expect(usage).toMatch(new RegExp(`^usage: npm run ${bin}\\b`));
+    expect(does).toMatch(/^[A-Z].*\.$/);
+    expect(rows.at(-1)).toMatch(/^ {2}-h, --help {2,}print this help and exit$/);
+    // Every flag of the usage line has its own line, and every line is `  <flag or argument>  <help>`.
+    for (const name of usage.match(/--[a-z][\w-]*/g) ?? []) expect(rows.filter((row) => row.startsWith(`  ${name}`))).toHaveLength(1);
+    for (const row of rows) expect(row).toMatch(/^ {2}\S.*\S {2,}\S/);
     // Read literally, the usage is a command that works: npm passes a second "--" on as an argument.
-    expect(r.stdout.match(/(?<![\w-])--(?![\w-])/g)?.length ?? 0).toBeLessThanOrEqual(1);
+    expect(usage.match(/(?<![\w-])--(?![\w-])/g)?.length ?? 0).toBeLessThanOrEqual(1);
     // schema once wrote infra.schema.json when asked for help.
     expect(readdirSync(work)).toEqual([]);
   });
 
-  test.each(["synth", "schema", "check-backend"])("%s takes no arguments and says so", async (bin) => {
-    const r = await run(bin, "--check");
+  // One parser (lib/cli.ts parseCommand) for all; rehearse would otherwise start a rehearsal.
+  test.concurrent.each(["rehearse", "pin"])("%s refuses an unknown option with its usage, before doing anything", async (bin) => {
+    const r = await run(bin, "--bogus");
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(new RegExp(`^error: unexpected argument --check; usage: npm run ${bin}\\b[^\\n]*$`));
+    expect(r.stderr).toMatch(new RegExp(`^error: (rehearse: )?unknown option --bogus; usage: npm run ${bin}\\b[^\\n]*$`));
     expect(readdirSync(work)).toEqual([]);
+  });
+
+  test.concurrent.each([
+    ["synth", ["stray"], "unexpected argument stray; usage: npm run synth"],
+    ["rollback", ["vm", "--address"], "--address needs a value; usage: npm run rollback -- <host>"],
+    ["rollback", [], "usage: npm run rollback -- <host>"],
+  ])("%s %j: says what is wrong, with the usage", async (bin, args, message) => {
+    const r = await run(bin, ...args);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^error: ${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}[^\\n]*$`));
   });
 });
 

@@ -9,9 +9,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { configurationFacts } from "../lib/configurations.js";
 import { parseSettings, type SettingsInput } from "../lib/settings.js";
 import { describeWithNix, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
+import { testWithTools } from "./helpers/tools.js";
 
 const AGREEMENT_FIXTURE = join(REPO_ROOT, "__tests__", "fixtures", "flake-agreement.nix");
 const CREATED = "1970-01-01T00:00:01Z";
@@ -211,13 +211,13 @@ describe("Nix files of the repository (no Nix needed)", () => {
 });
 
 describeWithNix(`Nix files parse`, () => {
-  test.each(NIX_FILES)("nix-instantiate --parse %s", (file) => {
-    expect(() =>
-      execFileSync("nix-instantiate", ["--parse", join(REPO_ROOT, file)], {
-        env: { ...process.env, ...NIX_ENV },
-        stdio: ["ignore", "ignore", "pipe"],
-      }),
-    ).not.toThrow();
+  test("nix-instantiate --parse reads every one (one call; an error names its file)", () => {
+    const parsed = spawnSync("nix-instantiate", ["--parse", ...NIX_FILES.map((file) => join(REPO_ROOT, file))], {
+      env: { ...process.env, ...NIX_ENV },
+      stdio: ["ignore", "ignore", "pipe"],
+      encoding: "utf8",
+    });
+    expect({ status: parsed.status, stderr: parsed.stderr }).toEqual({ status: 0, stderr: "" });
   });
 });
 
@@ -237,6 +237,7 @@ interface ConfigurationValues {
   generations: { wantedBy: string[]; before: string[]; script: string };
   guard: { image: string; etc: string };
   failedAssertions: string[];
+  secrets: { files: Record<string, { owner: string; mode: string }>; unit: Record<string, any> | null; ingest: Record<string, any> | null };
 }
 
 /** Runs the agreement fixture against the flake at `root` (its flake.nix reads root/infra.json). */
@@ -335,11 +336,13 @@ describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for it
 
 const KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIDak1cG0qnI2CezlcAFHtPb8JaQT9Cp9VVdPn4Femahm test@example";
 const KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE+H2rOXenM9JDtjlEpNNyxxCmUw597vURL0PQuLolAs deploy@example";
+// Owned by the deploy user: every configuration declares it, also the host modules the tests write.
+const SECRETS = { "warehouse-password": {}, "pipeline-source-token": { owner: "ops", mode: "0440" } };
 /**
  * Settings that differ from every default the modules could fall back to: a
  * deploy user other than "deploy", an EFI image for an NVMe machine type,
  * nixGc at the top and per host, and hosts sharing a configuration and an
- * image (their keys are united).
+ * image (their keys are united), and secrets (one with its own owner and mode).
  */
 const VARIANT: SettingsInput = {
   project: "test-project",
@@ -350,10 +353,21 @@ const VARIANT: SettingsInput = {
   nixGc: { keepGenerations: 7 },
   images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC", "UEFI_COMPATIBLE"] } },
   hosts: {
-    db: { nixosConfiguration: "vm", image: "base", machineType: "c3-standard-4", sshKeys: [KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" } },
-    web: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY_A, KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" } },
+    db: { nixosConfiguration: "vm", image: "base", machineType: "c3-standard-4", sshKeys: [KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" }, secrets: SECRETS },
+    web: { nixosConfiguration: "vm", image: "base", machineType: "e2-small", sshKeys: [KEY_A, KEY_B], nixGc: { keepGenerations: 3, schedule: "daily" }, secrets: SECRETS },
   },
   ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
+};
+
+/**
+ * What the flake must give each configuration of VARIANT, written out: the
+ * flake (nixos/configurations.nix) is the one place that computes it. Keys:
+ * of every host that runs the configuration or first boots an image built
+ * from it; EFI: its images are UEFI_COMPATIBLE; nixGc: its hosts' overrides.
+ */
+const VARIANT_FACTS: Record<string, { deployKeys: string[]; efi: boolean; nixGc: { schedule: string; keepGenerations: number } }> = {
+  "gce-base": { deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { schedule: "weekly", keepGenerations: 7 } },
+  vm: { deployKeys: [KEY_A, KEY_B].sort(), efi: true, nixGc: { schedule: "daily", keepGenerations: 3 } },
 };
 
 /** A copy of the flake's files with other settings in its infra.json. */
@@ -411,14 +425,12 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     expect(parseSettings(VARIANT, "variant").deploy.user).toBe("ops");
   });
 
-  test("deploy keys are declared in Nix: exactly what lib/configurations.ts computes from the settings", () => {
+  test("deploy keys are declared in Nix: those of every host that runs the configuration or first boots its image", () => {
+    const values = runs[1].agreement!.configurationValues;
+    expect(Object.keys(values).sort()).toEqual(Object.keys(VARIANT_FACTS).sort());
+    for (const [name, v] of Object.entries(values)) expect({ name, keys: v.userKeys.ops }).toEqual({ name, keys: VARIANT_FACTS[name].deployKeys });
     each(({ label, settings, values }) => {
-      const { facts } = configurationFacts(settings);
-      expect(Object.keys(values).sort()).toEqual(Object.keys(facts).sort());
-      for (const [name, v] of Object.entries(values)) {
-        expect({ label, name, keys: v.userKeys[settings.deploy.user] }).toEqual({ label, name, keys: facts[name].deployKeys });
-        expect(facts[name].deployKeys.length).toBeGreaterThan(0);
-      }
+      for (const [name, v] of Object.entries(values)) expect({ label, name, keys: v.userKeys[settings.deploy.user].length > 0 }).toEqual({ label, name, keys: true });
     });
   });
 
@@ -454,7 +466,6 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     try {
       writeFileSync(join(root, "nixos", "hosts", "bare.nix"), "{ }\n");
       const bare = evaluateAgreement(root).configurationValues.bare;
-      const { facts } = configurationFacts(parseSettings(raw, "bare"));
       expect({
         deployUser: bare.deployUser,
         keys: bare.userKeys.ops,
@@ -463,7 +474,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
         rootLogin: bare.ssh.PermitRootLogin,
         firewall: bare.firewall.enable,
         failed: bare.failedAssertions,
-      }).toEqual({ deployUser: "ops", keys: facts.bare.deployKeys, osLogin: false, efi: true, rootLogin: "no", firewall: true, failed: [] });
+      }).toEqual({ deployUser: "ops", keys: [KEY_B], osLogin: false, efi: true, rootLogin: "no", firewall: true, failed: [] });
     } finally {
       rmSync(root, { recursive: true, force: true });
     }
@@ -477,19 +488,17 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
 
   test("EFI follows UEFI_COMPATIBLE of the image: GRUB on the ESP, not /dev/sda", () => {
     each(({ label, settings, values }) => {
-      const { facts } = configurationFacts(settings);
       for (const [name, v] of Object.entries(values)) {
-        expect({ label, name, efi: v.efi, grub: v.grubDevice }).toEqual({ label, name, efi: facts[name].efi, grub: facts[name].efi ? "nodev" : "/dev/sda" });
+        const efi = label === "variant" ? VARIANT_FACTS[name].efi : Object.values(settings.images).some((i) => i.guestOsFeatures.includes("UEFI_COMPATIBLE"));
+        expect({ label, name, efi: v.efi, grub: v.grubDevice }).toEqual({ label, name, efi, grub: efi ? "nodev" : "/dev/sda" });
       }
     });
-    expect(runs[1].agreement!.configurationValues.vm.efi).toBe(true);
   });
 
   test("nix.gc runs on the nixGc schedule, after pruning the system profile to keepGenerations", () => {
     each(({ label, settings, values }) => {
-      const { facts } = configurationFacts(settings);
       for (const [name, v] of Object.entries(values)) {
-        const gc = facts[name].nixGc;
+        const gc = label === "variant" ? VARIANT_FACTS[name].nixGc : settings.nixGc;
         expect({ label, name, ...v.nixGc }).toEqual({ label, name, automatic: true, dates: gc.schedule, keepGenerations: gc.keepGenerations });
         expect(v.generations.wantedBy).toEqual(["nix-gc.service"]);
         expect(v.generations.before).toEqual(["nix-gc.service"]);
@@ -524,6 +533,105 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  testWithTools(["systemd-analyze"], "nix.gc.dates from a host module wins over nixGc.schedule; the system's check runs systemd-analyze calendar on it", () => {
+    // The build machine's systemd stands in for the hosts' (the stand-in's systemd.package).
+    const check = (dates?: string) => {
+      const root = flakeWithSettings(VARIANT);
+      try {
+        if (dates) {
+          const hosts = join(root, "nixos", "hosts");
+          writeFileSync(join(hosts, "vm-own.nix"), readFileSync(join(hosts, "vm.nix")));
+          writeFileSync(join(hosts, "vm.nix"), `{\n  imports = [ ./vm-own.nix ];\n  nix.gc.dates = ${JSON.stringify(dates)};\n}\n`);
+        }
+        const env = { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root };
+        const built = spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "systemChecks.vm.nix-gc-dates-check"], { env, encoding: "utf8" });
+        return { dates: evaluateAgreement(root).configurationValues.vm.nixGc.dates, built: built.status === 0, stderr: built.stderr };
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    expect(check()).toMatchObject({ dates: "daily", built: true });
+    expect(check("Mon..Fri *-*-* 02:00:00")).toMatchObject({ dates: "Mon..Fri *-*-* 02:00:00", built: true });
+    const refused = check("Sun 25:00");
+    expect(refused).toMatchObject({ dates: "Sun 25:00", built: false });
+    expect(refused.stderr).toContain("nix.gc.dates: systemd refuses the calendar event 'Sun 25:00'");
+  });
+
+  testWithTools(["ssh-keygen"], "a key whose shape synth takes but OpenSSH refuses fails the system's check (the hosts' ssh-keygen reads every deploy key)", () => {
+    const field = (data: Buffer) => Buffer.concat([Buffer.from([0, 0, 0, data.length]), data]);
+    // An Ed25519 key of 31 bytes, not 32: whole base64, the right type inside.
+    const short = `ssh-ed25519 ${Buffer.concat([field(Buffer.from("ssh-ed25519")), field(Buffer.alloc(31, 7))]).toString("base64")} short@example`;
+    const build = (key: string) => {
+      const raw: SettingsInput = { ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, sshKeys: [key] } } };
+      expect(parseSettings(raw, "variant").hosts.db.sshKeys).toEqual([key]);
+      const root = flakeWithSettings(raw);
+      try {
+        const env = { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root };
+        return spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "systemChecks.vm.deploy-keys-check"], { env, encoding: "utf8" });
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    expect(build(KEY_B).status).toBe(0);
+    const refused = build(short);
+    expect(refused.status).not.toBe(0);
+    expect(refused.stderr).toContain(`infra.deployKeys: OpenSSH refuses the key starting ${short.slice(0, 40)}`);
+  });
+
+  test("infra.secrets: the secrets of the hosts that run the configuration, fetched by a oneshot unit into /run/secrets after the network; no unit without secrets", () => {
+    // Written out, as VARIANT_FACTS: only the variant's vm (run by db and web) lists secrets; an image's configuration fetches none.
+    const variantVm = { "pipeline-source-token": { owner: "ops", mode: "0440" }, "warehouse-password": { owner: "root", mode: "0400" } };
+    each(({ label, values }) => {
+      for (const [name, v] of Object.entries(values)) {
+        const files: Record<string, { owner: string; mode: string }> = label === "variant" && name === "vm" ? variantVm : {};
+        expect({ label, name, files: v.secrets.files }).toEqual({ label, name, files });
+        const entries = Object.entries(files).sort(([a], [b]) => (a < b ? -1 : 1)).map(([n, f]) => `${n}:${f.owner}:${f.mode}`);
+        expect({ label, name, unit: v.secrets.unit }).toEqual({
+          label,
+          name,
+          unit: entries.length === 0 ? null : {
+            description: expect.any(String),
+            wantedBy: ["multi-user.target"],
+            wants: ["network-online.target"],
+            after: ["network-online.target"],
+            serviceConfig: expect.objectContaining({
+              Type: "oneshot",
+              RemainAfterExit: true,
+              RuntimeDirectory: "secrets",
+              ExecStart: `/double/infra-secrets-fetch/bin/infra-secrets-fetch ${entries.join(" ")}`,
+            }),
+          },
+        });
+      }
+    });
+  });
+
+  test("the pipeline's source token: its jobs wait for the fetch and get the file, never the value; a token, owner or name the host cannot have fails an assertion", () => {
+    const worker = "{\n  imports = [\n    ../services/postgresql.nix\n    ../services/pipeline.nix\n  ];\n  infra.services.postgres.enable = true;\n  infra.services.pipeline.enable = true;\n  infra.services.pipeline.sourceTokenSecret = \"pipeline-source-token\";\n}\n";
+    const evaluate = (secrets: Record<string, { owner?: string }>) => {
+      const root = flakeWithSettings({ ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, nixosConfiguration: "worker", secrets } } });
+      try {
+        writeFileSync(join(root, "nixos", "hosts", "worker.nix"), worker);
+        return evaluateAgreement(root).configurationValues.worker;
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    const listed = evaluate({ "pipeline-source-token": { owner: "root" } });
+    expect(listed.failedAssertions).toEqual([]);
+    const ingest = listed.secrets.ingest!;
+    expect(ingest.requires).toEqual(["postgresql.target", "infra-secrets.service"]);
+    expect(ingest.after).toEqual(["postgresql.target", "infra-secrets.service"]);
+    expect(ingest.serviceConfig.LoadCredential).toBe("source-token:/run/secrets/pipeline-source-token");
+    expect(ingest.environment.SOURCE_TOKEN_FILE).toBe("%d/source-token");
+
+    expect(evaluate({ other: { owner: "ghost" }, "../x": {} }).failedAssertions.sort()).toEqual([
+      'infra.secrets.other: owner "ghost" is no user of this host; declare it or choose another owner in infra.json',
+      'infra.secrets: "../x" is no Secret Manager id (letters, digits, -, _)',
+      'infra.services.pipeline.sourceTokenSecret: "pipeline-source-token" is not among this host\'s secrets; list it under hosts.<id>.secrets in infra.json',
+    ]);
   });
 
   test("/etc/nixos/configuration.nix, in the image and through /etc, makes nixos-rebuild fail with what to do", () => {
@@ -565,6 +673,12 @@ describeWithNix(`the stand-in module system refuses what NixOS refuses (real Nix
       writeFileSync(join(root, "nixos", "hosts", "typo.nix"), "{\n  virtualisation.googleComputeImage.efiSupport = true;\n}\n"),
     );
     expect(error).toContain("The option `virtualisation.googleComputeImage.efiSupport' does not exist");
+  });
+
+  test("a configuration without a module names the modules there, in the form synth turns into one line (lib/nix.ts)", () => {
+    expect(evaluationError(runs("vmm"), () => {})).toContain(
+      'nixosConfiguration "vmm" is unknown (known: gce-base, vm): infra.json uses it, but nixos/hosts/vmm.nix is missing',
+    );
   });
 
   test("a misspelt project option does not exist", () => {

@@ -18,7 +18,7 @@ const git = (dir: string, ...args: string[]) => execa("git", ["-C", dir, ...args
 describe("evalFlakeRef", () => {
   test("a local path inside a git repository becomes git+file with the subdirectory; outside one, path:", () => {
     expect(evalFlakeRef(".", REPO_ROOT)).toBe(`git+file://${REPO_ROOT}`);
-    expect(evalFlakeRef("./__tests__/fixtures/flake", REPO_ROOT)).toBe(`git+file://${REPO_ROOT}?dir=__tests__%2Ffixtures%2Fflake`);
+    expect(evalFlakeRef("./examples/flake", REPO_ROOT)).toBe(`git+file://${REPO_ROOT}?dir=examples%2Fflake`);
     expect(evalFlakeRef("/", REPO_ROOT)).toBe("path:/");
     expect(evalFlakeRef("path:sub", "/srv/p")).toBe("path:/srv/p/sub");
     expect(evalFlakeRef("github:org/repo", REPO_ROOT)).toBe("github:org/repo");

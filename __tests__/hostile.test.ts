@@ -17,16 +17,14 @@ import { REAL_KEY } from "./helpers/settings.js";
 
 /** Marks the hostile part, so its copies can be found in the output. */
 const MARK = "Q7Z";
-const HOSTILE = [
-  `${MARK}\${file("/etc/hostname")}`,
-  `${MARK}%{ if true }x%{ endif }`,
-  `${MARK}'quote"double`,
-  `${MARK}$(touch pwned)\`id\``,
-  `${MARK}\nsecond line`,
-  `${MARK}$\${x}$$\${y}`,
-  // cdktf's own token markers: resolved by cdktf before any escaping.
-  `${MARK}\${TfToken[TOKEN.1]}#{TfToken[TOKEN.1]}`,
-];
+/**
+ * One strong value: spaces, quotes, `;`, `$()`, backticks and Terraform's
+ * template syntax (`${…}`, `%{…}`, `$${`). Values reach a shell only through a
+ * local-exec environment, so it must arrive verbatim wherever it is accepted.
+ */
+const STRONG = `${MARK} a'b"c; $(touch pwned) \`id\` \${file("/etc/hostname")} %{ if true }x%{ endif } $\${x}$$\${y}`;
+/** What no key may carry: a newline, and cdktf's own token markers (cdktf resolves them before any escaping). */
+const HOSTILE = [STRONG, `${STRONG} \${TfToken[TOKEN.1]}#{TfToken[TOKEN.1]}\nsecond line`];
 
 /** Settings with every optional string key present. */
 function fullSettings(): SettingsInput & Record<string, unknown> {
@@ -39,11 +37,13 @@ function fullSettings(): SettingsInput & Record<string, unknown> {
     system: "x86_64-linux",
     imageBucket: "test-project-images",
     imageBucketLocation: "EU",
+    imageStorageLocation: "eu",
     labels: { team: "data" },
     ociSource: "https://example.com/repo",
     lockFile: "infra.lock.json",
     stateDir: ".infra",
     nixGc: { keepGenerations: 5, schedule: "weekly" },
+    secretLocations: ["europe-west1"],
     backend: { type: "gcs", bucket: "test-project-state", prefix: "nixos-gce" },
     deploy: { user: "deploy", package: "deploy-rs" },
     registry: { repository: "pipeline" },
@@ -62,9 +62,10 @@ function fullSettings(): SettingsInput & Record<string, unknown> {
         sshKeys: [`${REAL_KEY} me@example`],
         runsOciImages: ["ingest"],
         nixGc: { schedule: "daily" },
+        secrets: { token: { owner: "root", mode: "0400" } },
       },
     },
-    ociImages: { ingest: { package: "oci-ingest", version: "1.0.0" } },
+    ociImages: { ingest: { package: "oci-ingest", version: "1.0.0", user: "65534:65534" } },
   };
 }
 
@@ -138,10 +139,9 @@ function markedStrings(raw: unknown): string[] {
 const slots = stringSlots(settingsJsonSchema());
 const cases: { slot: Step[]; hostile: string; value: string }[] = [];
 for (const slot of slots) {
-  for (const hostile of HOSTILE) {
-    // The hostile text alone, and after a valid value (an SSH key's comment is free text).
-    cases.push({ slot, hostile, value: hostile }, { slot, hostile, value: ` ${hostile}` });
-  }
+  // The hostile text alone, and after a valid value (an SSH key's comment is free text).
+  for (const hostile of HOSTILE) cases.push({ slot, hostile, value: hostile });
+  cases.push({ slot, hostile: STRONG, value: ` ${STRONG}` });
 }
 
 describe("hostile values through every string key of the settings", () => {

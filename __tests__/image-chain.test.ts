@@ -1,20 +1,17 @@
 /** The image chain: NixImage build step → upload of the bucket object → content-hashed compute image. */
 import { testWithTools } from "./helpers/tools.js";
-import { literal } from "../lib/scripts.js";
+import { literal } from "../lib/steps.js";
 import { closeSync, constants, copyFileSync, existsSync, lstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { execa } from "execa";
 import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-iam-member/index.js";
 import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
-import { App, Testing } from "cdktf";
-import { GceImage } from "../constructs/gce-image.js";
-import { ImageBucket } from "../constructs/image-bucket.js";
-import { InfraStack } from "../constructs/infra-stack.js";
+import { Testing } from "cdktf";
 import { NixImage } from "../constructs/nix-image.js";
 import { imageDigest, imageName } from "../lib/gce.js";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, runLocalExec } from "./helpers/local-exec.js";
-import { describeWithNix, FIXTURES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
+import { describeWithNix, DOUBLES, fixtureFlake, type FixtureFlake, NIX, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 
@@ -78,7 +75,9 @@ describe("image chain synthesis", () => {
     const source = `https://storage.googleapis.com/test-project-images/${objectName}`;
     expect(image.raw_disk.source).toBe(source);
     expect(image.depends_on).toEqual([expect.stringMatching(/^null_resource\.base-image_Upload_/)]);
-    expect(image.name).toBe(`nixos-base-${imageDigest(resolved.images.base.storePath, ["VIRTIO_SCSI_MULTIQUEUE"], source)}`);
+    expect(image.name).toBe(`nixos-base-${imageDigest(resolved.images.base.storePath, ["VIRTIO_SCSI_MULTIQUEUE"], source, "europe-west1")}`);
+    // Where Google keeps the image: the region unless imageStorageLocation says otherwise (an org policy may allow only the region).
+    expect(image.storage_locations).toEqual(["europe-west1"]);
     expect(image.family).toBe("nixos-base");
     expect(image.labels).toEqual({ "image-id": "base", "nix-store-hash": hash, "nixos-label": "25-11-20260107-d351d06" });
     expect(image.guest_os_features).toEqual([{ type: "VIRTIO_SCSI_MULTIQUEUE" }]);
@@ -93,10 +92,11 @@ describe("image chain synthesis", () => {
     const base = name({});
     const features = name({ images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"] } } });
     const bucket = name({ imageBucket: "other-images" });
-    expect(new Set([base, features, bucket]).size).toBe(3);
+    const location = name({ imageStorageLocation: "eu" });
+    expect(new Set([base, features, bucket, location]).size).toBe(4);
     expect(name({})).toBe(base);
     // Order of features does not matter to Google, so not to the name either.
-    expect(imageDigest("/nix/store/x", ["A", "B"], "u")).toBe(imageDigest("/nix/store/x", ["B", "A"], "u"));
+    expect(imageDigest("/nix/store/x", ["A", "B"], "u", "eu")).toBe(imageDigest("/nix/store/x", ["B", "A"], "u", "eu"));
     expect(base).toMatch(/^nixos-base-[0-9a-df-np-sv-z]{32}$/);
   });
 
@@ -165,28 +165,6 @@ describe("image chain synthesis", () => {
   });
 
   describe("bad input gives clear errors", () => {
-    const build = (scope: App) => {
-      const stack = new InfraStack(scope, "s", { settings: imagesOnly(), resolved: staticResolved(imagesOnly()) });
-      return new NixImage(stack, "b", { flake: ".", configuration: "c", planned: staticResolved(imagesOnly()).images.base, gcRootDir: ".infra/gcroots" });
-    };
-    const bucket = (scope: App) => new ImageBucket(scope, "bucket", { name: "b-images", location: "EU", create: false });
-    test("a family with capitals", () => {
-      const app = Testing.app();
-      expect(() => new GceImage(app, "i", { build: build(app), bucket: bucket(app), family: "Nixos_Base" })).toThrow(
-        `GceImage: family "Nixos_Base" is not a valid GCE name (1-63 characters: lowercase letters, digits and '-', starting with a letter and not ending with '-')`,
-      );
-    });
-    test("a family too long", () => {
-      const app = Testing.app();
-      expect(() => new GceImage(app, "i", { build: build(app), bucket: bucket(app), family: "f".repeat(43) })).toThrow(
-        'GceImage: family "' + "f".repeat(43) + '" is 43 characters; image names are <family>-<hash> and keep at least 20 hash characters, so a family may have at most 42 characters',
-      );
-    });
-    test("an invalid bucket name", () => {
-      expect(() => new ImageBucket(Testing.app(), "b", { name: "Images!", location: "EU" })).toThrow(
-        `ImageBucket: name "Images!" is not a valid bucket name (3-63 characters: lowercase letters, digits, '-' and '_', starting and ending with a letter or digit)`,
-      );
-    });
     test("a planned path that is not a store path", () => {
       const app = Testing.app();
       expect(
@@ -202,7 +180,7 @@ const NIX_PATH = NIX ?? "nix";
 function gcsDouble(base: string) {
   const dir = join(base, `gcs-${Math.random().toString(36).slice(2)}`);
   mkdirSync(dir);
-  copyFileSync(join(FIXTURES, "doubles", "gcloud", "gcloud"), join(dir, "gcloud"));
+  copyFileSync(join(DOUBLES, "gcloud", "gcloud"), join(dir, "gcloud"));
   return {
     dir,
     env: { ...NIX_ENV, GCS_DOUBLE_DIR: dir, PATH: `${dir}:${process.env.PATH}` },

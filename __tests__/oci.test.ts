@@ -1,11 +1,12 @@
 /** OCI images: Artifact Registry resources, and the push step run for real against a local registry. */
 import { ArtifactRegistryRepository } from "@cdktf/provider-google/lib/artifact-registry-repository/index.js";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { resolveWithNix } from "../lib/nix.js";
 import { localExecs, type LocalExec, runLocalExec } from "./helpers/local-exec.js";
-import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV } from "./helpers/nix.js";
+import { DOUBLES, FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./helpers/nix.js";
 import { type Registry, startRegistry } from "./helpers/registry.js";
 import { describeWithTools, testWithTools } from "./helpers/tools.js";
 import { settings } from "./helpers/settings.js";
@@ -77,6 +78,26 @@ describe("registry synthesis", () => {
     expect(outputs["oci-ingest-reference"].value).toBe(`europe-west1-docker.pkg.dev/test-project/pipeline/ingest:0.1.0-${hash}`);
     expect(outputs["oci-ingest-digest-reference"].value).toMatch(/^\$\{data\.google_artifact_registry_docker_image\.ingest-oci_Pushed_\w+\.self_link\}$/);
     expect(json).not.toMatch(/access[_-]?token|password|private/i);
+  });
+});
+
+describeWithTools(["nix"], "the project's OCI images, built by real Nix (a double of dockerTools writes the image config)", () => {
+  test("every image runs as nobody (65534:65534) unless ociImages.<id>.user names another", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "oci-config-"));
+    try {
+      const settingsFile = join(dir, "infra.json");
+      const ociImages = { ingest: { package: "oci-ingest", version: "0.1.0" }, transform: { package: "oci-transform", version: "0.2.0", user: "0" } };
+      writeFileSync(settingsFile, JSON.stringify({ ociImages }));
+      const built = await execa("nix", ["build", "--impure", "--json", "--no-link", "--file", join(FIXTURES, "oci-image-config.nix"), "oci-ingest", "oci-transform"], {
+        env: { ...NIX_ENV, INFRA_REPO_ROOT: REPO_ROOT, INFRA_SETTINGS: settingsFile },
+      });
+      const [ingest, transform] = JSON.parse(built.stdout).map((b: { outputs: { out: string } }) => JSON.parse(readFileSync(b.outputs.out, "utf8")).config);
+      expect(ingest.User).toBe("65534:65534");
+      expect(transform.User).toBe("0");
+      expect(ingest.Entrypoint).toEqual([expect.stringMatching(/^\/nix\/store\/\w{32}-pipeline-ingest\/bin\/pipeline-ingest$/)]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
@@ -185,7 +206,7 @@ describeWithTools(["nix", "docker-registry", "skopeo", "umoci"], "push to a real
     // records each call's argv and the auth file it is given.
     const bin = join(fixture.dir, "bin");
     mkdirSync(bin);
-    copyFileSync(join(FIXTURES, "doubles", "gcloud", "gcloud"), join(bin, "gcloud"));
+    copyFileSync(join(DOUBLES, "gcloud", "gcloud"), join(bin, "gcloud"));
     const skopeo = (await execa("sh", ["-c", "command -v skopeo"])).stdout;
     writeFileSync(
       join(bin, "skopeo"),

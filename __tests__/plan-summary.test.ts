@@ -16,10 +16,11 @@ import {
   parsePlanArgs,
   PLAN_SUMMARY_MARKER,
   PlanFileError,
+  readPlanFile,
   renderPlanSummary,
   type ResourceChange,
   type TerraformPlan,
-} from "../lib/plan-summary.js";
+} from "../tools/plan-summary.js";
 import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
 
 const PLANS = join(FIXTURES, "plans");
@@ -149,6 +150,16 @@ describe("plan summary of every action and kind", () => {
     ]);
   });
 
+  test("an instance update that removes or rewrites metadata keys says so (an operator's gcloud compute ssh key goes), naming keys only", () => {
+    const before = { name: "vm", metadata: { "ssh-keys": "deploy:ssh-ed25519 AAAA\noperator:ssh-ed25519 BBBB", "enable-oslogin": "FALSE", "operator-note": "x" } };
+    const after = { name: "vm", metadata: { "ssh-keys": "deploy:ssh-ed25519 AAAA", "enable-oslogin": "FALSE" } };
+    const md = renderPlanSummary([{ stack: "infra", plan: planOf(change("google_compute_instance.vm-vm_Instance_1", ["update"], before, after)) }]);
+    expect(bullets(md)).toEqual([
+      "- update `google_compute_instance.vm-vm_Instance_1`: instance `vm`; metadata `ssh-keys` rewritten, `operator-note` removed: keys set outside the stack (gcloud compute ssh) are undone",
+    ]);
+    expect(md).not.toContain("BBBB");
+  });
+
   test("an upload step shows its object", () => {
     const upload = planOf(change("null_resource.base-image_Upload_1", ["create"], null, { triggers: { object: "gs://b/nixos/h/f.raw.tar.gz", image: "nixos-base-x" } }));
     expect(bullets(renderPlanSummary([{ stack: "infra", plan: upload }]))).toEqual([
@@ -163,6 +174,7 @@ describe("plan summary of every action and kind", () => {
         "google_service_account.vm-vm_ServiceAccount_1",
         "google_project_iam_member.vm-vm_logging-logWriter_1",
         "google_compute_firewall.vm-vm_SshFirewall_1",
+        "google_secret_manager_secret.secret-token_Secret_1",
         "google_artifact_registry_repository.Registry_Repository_1",
         "null_resource.ingest-oci_Push_1",
         "null_resource.vm-deploy_Deploy_1",
@@ -187,6 +199,7 @@ describe("plan summary of every action and kind", () => {
       "**OCI pushes**",
       "**OCI registry**",
       "**Firewalls**",
+      "**Secrets**",
       "**Service accounts & IAM**",
       "**Buckets**",
       "**Other**",
@@ -225,6 +238,21 @@ describe("plan summary of every action and kind", () => {
     expect(warnings).toEqual([
       `> **Warning:** google_compute_instance.db-vm_Instance_0000AAAA would be deleted (replaced), but its deletion protection is on: ${fix}`,
       `> **Warning:** google_compute_instance.old-vm_Instance_0000BBBB would be deleted (removed), but its deletion protection is on: ${fix}`,
+    ]);
+  });
+
+  test("a secret removed or replaced is called out: its versions, the values, go with it", () => {
+    const plan = planOf(
+      change("google_secret_manager_secret.secret-token_Secret_0000AAAA", ["delete"], { secret_id: "token" }, null),
+      change("google_secret_manager_secret.secret-key_Secret_0000BBBB", ["delete", "create"], { secret_id: "key" }, { secret_id: "key" }),
+      change("google_secret_manager_secret.secret-new_Secret_0000CCCC", ["create"], null, { secret_id: "new" }),
+    );
+    const warnings = renderPlanSummary([{ stack: "infra", plan }])
+      .split("\n")
+      .filter((l) => l.startsWith("> **Warning:**"));
+    expect(warnings).toEqual([
+      "> **Warning:** google_secret_manager_secret.secret-token_Secret_0000AAAA would be deleted with all its versions: its values are gone for good",
+      "> **Warning:** google_secret_manager_secret.secret-key_Secret_0000BBBB would be replaced, its versions deleted: add the value again after the apply (gcloud secrets versions add key --data-file=FILE)",
     ]);
   });
 
@@ -364,26 +392,25 @@ describe("npm run plan-summary", () => {
     );
   });
 
-  test("a missing file, invalid JSON and a non-plan exit 1 naming the file, without a stack trace", async () => {
+  test("a missing file, invalid JSON and a non-plan are named", () => {
     const invalid = join(work, "invalid.json");
     writeFileSync(invalid, "{ not json");
     const state = join(work, "state.json");
     writeFileSync(state, JSON.stringify({ format_version: "1.0", terraform_version: "1.11.4", values: { root_module: {} } }));
-    const missing = join(work, "missing.json");
-    const cases: [string[], RegExp][] = [
-      [[`infra=${missing}`], new RegExp(`^error: ${missing}: no such file$`)],
-      [[`infra=${invalid}`], new RegExp(`^error: ${invalid}: not valid JSON \\(.+\\)$`)],
-      [[`infra=${state}`], new RegExp(`^error: ${state}: not a Terraform plan: no resource_changes array \\(expected the output of \`terraform show -json <planfile>\`\\)$`)],
-      [[`bootstrap=${join(PLANS, "no-changes.json")}`, `infra=${work}`], new RegExp(`^error: ${work}: is a directory, not a plan JSON file$`)],
-      [[], /^error: usage: npm run plan-summary -- <stack>=<plan.json>/],
+    const cases: [string, RegExp][] = [
+      [join(work, "missing.json"), new RegExp(`^${join(work, "missing.json")}: no such file$`)],
+      [invalid, new RegExp(`^${invalid}: not valid JSON \\(.+\\)$`)],
+      [state, new RegExp(`^${state}: not a Terraform plan: no resource_changes array \\(expected the output of \`terraform show -json <planfile>\`\\)$`)],
+      [work, new RegExp(`^${work}: is a directory, not a plan JSON file$`)],
     ];
-    for (const [args, stderr] of cases) {
-      const run = await cli(args);
-      expect(run.stderr).toMatch(stderr);
-      expect(run.stderr).not.toMatch(/\n\s+at /);
-      expect(run.stdout).toBe("");
-      expect(run.exitCode).toBe(1);
-    }
+    for (const [file, message] of cases) expect(() => readPlanFile(file)).toThrow(message);
+  });
+
+  test("a file it cannot read exits 1 with one line, without a stack trace", async () => {
+    const run = await cli([`bootstrap=${join(PLANS, "no-changes.json")}`, `infra=${join(work, "missing.json")}`]);
+    expect(run.stderr).toBe(`error: ${join(work, "missing.json")}: no such file`);
+    expect(run.stdout).toBe("");
+    expect(run.exitCode).toBe(1);
   });
 
   test("invalid JSON on stdin is named <stdin>", async () => {

@@ -1,6 +1,6 @@
 /**
  * The rehearsal: the synthesized infra stack applied by real Terraform core
- * (Google resources as terraform_data stand-ins, lib/rehearse.ts), with real
+ * (Google resources as terraform_data stand-ins, tools/rehearse.ts), with real
  * Nix builds of the fixture flake, the steps' real scripts, and test doubles
  * for gcloud storage, ssh and deploy-rs. Each scenario asserts what ran and
  * what did not, from `terraform apply -json` events and the doubles' logs.
@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { App, Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
-import { type ApplySummary, type Rehearsal, rehearsalConfig, STEP_KINDS, type StepKind } from "../lib/rehearse.js";
-import { terraform } from "../lib/terraform.js";
+import { type ApplySummary, type Rehearsal, rehearsalConfig, STEP_KINDS, type StepKind } from "../tools/rehearse.js";
+import { terraform } from "../tools/terraform.js";
 import { parseSettings, type SettingsInput } from "../lib/settings.js";
 import { NIX, NIX_ENV, nixSpy } from "./helpers/nix.js";
 import { describeWithTools } from "./helpers/tools.js";
@@ -282,6 +282,44 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     // Recoverable: a new plan of what the flake says now applies cleanly.
     const { summary } = await applyNow(p);
     expect(ran(summary)).toBe("deploy 1");
+    await expectNoChanges(p);
+  }, TIMEOUT);
+
+  test("g2. a build refused (the flake changed after the plan) leaves the next apply nothing to redo but the build: the GC-roots step stays; the deploy step, destroyed first, finds its host on the planned system and activates nothing", async () => {
+    const { project: p, rehearsal: deployedRehearsal } = await deployed();
+    const activations = p.activations();
+    const roots = p.gcRoots();
+    const edit = (change: (inputs: any) => void) => {
+      const inputs = p.flake.readInputs();
+      change(inputs);
+      p.flake.writeInputs(inputs);
+    };
+    const original = p.flake.readInputs();
+    // An image and a host change are planned; the flake changes again before the apply, which refuses the build.
+    edit((i) => {
+      i.configurations["gce-base"].image = "base v2";
+      i.configurations.worker.services = "pipeline v2";
+    });
+    await p.synth();
+    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+    edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
+    const refused = await p.apply("reviewed.tfplan");
+    steps.push(ran(refused.summary));
+    expect(refused.run.exitCode).not.toBe(0);
+    expect(refused.summary.errors.join("\n")).toContain("nix-image: the flake changed after synth");
+    // The change is dropped: the flake is back to what the hosts run. Only the refused (tainted) build is redone.
+    p.flake.writeInputs(original);
+    const rehearsal = await p.synth();
+    const next = await p.apply();
+    const summary = expectApplied(next);
+    steps.push(ran(summary));
+    // Terraform destroys a replaced deploy step first, before the build refuses (create_before_destroy there would
+    // be forced onto the VM, which would then take its own name while it exists: 409), so the step runs again.
+    expect(ran(summary)).toBe("build 1, deploy 1");
+    expect(next.run.events.map((e) => e.hook?.output ?? "").join("\n")).toMatch(/deploy-rs\[worker\]: already active: \/nix\/store\/\w+-nixos-system-worker; nothing to deploy/);
+    expect(plannedSystems(rehearsal)).toEqual(plannedSystems(deployedRehearsal));
+    expect(p.activations()).toEqual(activations);
+    expect(p.gcRoots()).toEqual(roots);
     await expectNoChanges(p);
   }, TIMEOUT);
 

@@ -1,4 +1,4 @@
-/** lib/rehearse.ts: the rewrite of the infra stack for offline Terraform core, as a pure function and through real Terraform. */
+/** tools/rehearse.ts: the rewrite of the infra stack for offline Terraform core, as a pure function and through real Terraform. */
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -12,9 +12,9 @@ import {
   type StandIn,
   summarizeApply,
   type TerraformEvent,
-} from "../lib/rehearse.js";
+} from "../tools/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
-import { applyReviewed, terraform, terraformBinary } from "../lib/terraform.js";
+import { applyReviewed, terraform, terraformBinary } from "../tools/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";
 import { App, Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
@@ -74,7 +74,7 @@ describe("the rehearsal rewrite (pure)", () => {
 
   test("an image is replaced on what Google cannot update; its labels are updated in place", () => {
     const image = standIn(config, "google_compute_image__base-image_Image_").block;
-    expect(Object.keys(image.triggers_replace).sort()).toEqual(["description", "family", "guest_os_features", "name", "raw_disk"]);
+    expect(Object.keys(image.triggers_replace).sort()).toEqual(["description", "family", "guest_os_features", "name", "raw_disk", "storage_locations"]);
     expect(image.input.labels["nix-store-hash"]).toMatch(/^[0-9a-z]{32}$/);
     expect(image.lifecycle).toEqual({ create_before_destroy: true });
     expect(image.depends_on).toEqual([expect.stringMatching(/^terraform_data\.null_resource__base-image_Upload_\w+$/)]);
@@ -120,7 +120,11 @@ describe("the rehearsal rewrite (pure)", () => {
       return Object.entries(value).flatMap(([k, v]) => paths(v, [...prefix, k]));
     };
     const unclassified: string[] = [];
-    const variants = [stack, synthesized(everything({ createImageBucket: true, hosts: { vm: host({ subnetwork: "default", tags: ["db"], deletionProtection: true }) } }))];
+    const variants = [
+      stack,
+      synthesized(everything({ createImageBucket: true, hosts: { vm: host({ subnetwork: "default", tags: ["db"], deletionProtection: true }) } })),
+      synthesized(everything({ secretLocations: ["europe-west1"], hosts: { vm: host({ secrets: { token: {} } }) }, ociImages: {} })),
+    ];
     for (const synthesizedStack of variants) {
       for (const [type, byName] of Object.entries<Record<string, any>>(synthesizedStack.resource)) {
         if (!type.startsWith("google_")) continue;
@@ -232,7 +236,7 @@ describe("the rehearsal rewrite (pure)", () => {
 
   test("what the rehearsal cannot stand in for stops it with a message naming the fix", () => {
     expect(() => rehearsalConfig({ resource: { google_sql_database: { d: { name: "x" } } } })).toThrow(
-      "rehearse: google_sql_database has no entry in FORCE_NEW (lib/rehearse.ts); add its ForceNew attributes from the provider's schema",
+      "rehearse: google_sql_database has no entry in FORCE_NEW (tools/rehearse.ts); add its ForceNew attributes from the provider's schema",
     );
     expect(() => rehearsalConfig({ resource: { aws_instance: { i: {} } } })).toThrow("rehearse: no stand-in for resource type aws_instance");
     expect(() =>

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { localExecs } from "./helpers/local-exec.js";
-import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
+import { DOUBLES, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
 import { resource, staticResolved, synthStack } from "./helpers/stack.js";
 import { parseSettings } from "../lib/settings.js";
@@ -25,7 +25,7 @@ describe("npm run rollback", () => {
       cwd: REPO_ROOT,
       reject: false,
       all: true,
-      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(FIXTURES, "doubles", "host-ssh")}:${process.env.PATH}`, ...env },
+      env: { INFRA_CONFIG: join(work, "infra.json"), RECORDER_DIR: work, PATH: `${join(DOUBLES, "host-ssh")}:${process.env.PATH}`, ...env },
     });
   const rollback = (...args: string[]) => rollbackWith({}, ...args);
 
@@ -84,15 +84,8 @@ describe("npm run rollback", () => {
     const unknown = await rollback("web");
     expect(unknown.exitCode).toBe(1);
     expect(unknown.all).toBe('error: no host "web" in the settings (known: vm)');
-    const usage = await rollback();
-    expect(usage.all).toBe("error: usage: npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]");
-    // Names every object has are not hosts.
-    for (const name of ["constructor", "toString", "__proto__"]) {
-      const inherited = await rollback(name, "--address", "203.0.113.7", "--instance-id", "99");
-      expect([name, inherited.exitCode, inherited.all]).toEqual([name, 1, `error: no host "${name}" in the settings (known: vm)`]);
-    }
-    const misspelt = await rollback("vm", "--adress", "203.0.113.7");
-    expect(misspelt.exitCode).toBe(1);
-    expect(misspelt.all).toBe("error: unknown option --adress; usage: npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]");
+    // A name every object has is not a host. (Arguments: cli.test.ts.)
+    const inherited = await rollback("constructor", "--address", "203.0.113.7", "--instance-id", "99");
+    expect([inherited.exitCode, inherited.all]).toEqual([1, 'error: no host "constructor" in the settings (known: vm)']);
   });
 });

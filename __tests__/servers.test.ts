@@ -1,5 +1,5 @@
 /**
- * The servers tests and npm run rehearse start on a free port (lib/local-registry.ts, helpers/sshd.ts):
+ * The servers tests and npm run rehearse start on a free port (tools/local-registry.ts, helpers/sshd.ts):
  * a port taken between freePort() and their bind (another jest run, an
  * outgoing connection) must not leave the test talking to someone else's server.
  */
@@ -8,7 +8,7 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
-import { startLocalRegistry } from "../lib/local-registry.js";
+import { startLocalRegistry } from "../tools/local-registry.js";
 import { REPO_ROOT } from "./helpers/nix.js";
 import { startRegistry } from "./helpers/registry.js";
 import { startSshd } from "./helpers/sshd.js";
@@ -40,7 +40,7 @@ describeWithTool("docker-registry", "a registry whose port is taken", () => {
   });
 });
 
-describeWithTool("docker-registry", "npm run rehearse's registry (lib/local-registry.ts) whose port is taken", () => {
+describeWithTool("docker-registry", "npm run rehearse's registry (tools/local-registry.ts) whose port is taken", () => {
   test("answers on another port itself, and keeps its data in its directory for the next rehearsal", async () => {
     const { port, server } = await occupied();
     const dir = mkdtempSync(join(tmpdir(), "local-registry-"));
@@ -94,7 +94,7 @@ describe("npm run rehearse's registry without docker-registry", () => {
     const dir = mkdtempSync(join(tmpdir(), "local-registry-"));
     try {
       const bundle = join(dir, "local-registry.mjs");
-      await execa(join(REPO_ROOT, "node_modules", ".bin", "esbuild"), [join(REPO_ROOT, "lib", "local-registry.ts"), "--bundle", "--platform=node", "--format=esm", `--outfile=${bundle}`, "--log-level=warning"]);
+      await execa(join(REPO_ROOT, "node_modules", ".bin", "esbuild"), [join(REPO_ROOT, "tools", "local-registry.ts"), "--bundle", "--platform=node", "--format=esm", `--outfile=${bundle}`, "--log-level=warning"]);
       const script = `import(${JSON.stringify(bundle)}).then((m) => m.startLocalRegistry(${JSON.stringify(dir)})).then(() => console.log("started"), (e) => console.log(e.message))`;
       // A PATH without docker-registry (node's own directory may hold it: /usr/bin).
       const path = join(dir, "bin");

@@ -17,10 +17,13 @@ const NOT_IN_OUTPUT: Record<string, string> = {
   system: "chooses packages.<system> at nix eval (resolver.test.ts: attribute paths)",
   ociSource: "read by the flake: it labels the OCI images, so it changes their store paths",
   lockFile: "read by synth and npm run pin (synth.test.ts)",
+  "ociImages.*.user": "read by the flake (oci/default.nix): it sets the image's user, so it changes the store path (oci.test.ts)",
   "nixGc.keepGenerations": "read by the flake (nixos/maintenance.nix): it changes the hosts' systems (flake.test.ts)",
   "nixGc.schedule": "read by the flake (nixos/maintenance.nix): it changes the hosts' systems (flake.test.ts)",
   "hosts.*.nixGc.keepGenerations": "read by the flake (nixos/maintenance.nix): it changes the host's system (flake.test.ts)",
   "hosts.*.nixGc.schedule": "read by the flake (nixos/maintenance.nix): it changes the host's system (flake.test.ts)",
+  "hosts.*.secrets.*.owner": "read by the flake (nixos/secrets.nix): the file's owner on the host (flake.test.ts)",
+  "hosts.*.secrets.*.mode": "read by the flake (nixos/secrets.nix): the file's mode on the host (flake.test.ts)",
 };
 
 type Raw = Record<string, any>;
@@ -77,6 +80,7 @@ const CASES: Record<string, Case> = {
   imageBucket: { set: (r) => (r.imageBucket = "other-images"), where: ["google_storage_bucket", "ImageBucket"], shows: '"name":"other-images"' },
   createImageBucket: { set: (r) => (r.createImageBucket = false), where: ["google_storage_bucket", "ImageBucket"], shows: "[]", inverse: true },
   imageBucketLocation: { set: (r) => (r.imageBucketLocation = "EU"), where: ["google_storage_bucket", "ImageBucket"], shows: '"location":"EU"' },
+  imageStorageLocation: { set: (r) => (r.imageStorageLocation = "eu"), where: image, shows: '"storage_locations":["eu"]' },
   labels: { set: (r) => (r.labels = { team: "data" }), where: "provider", shows: '"team":"data"' },
   stateDir: { set: (r) => (r.stateDir = "state"), where: deploy, shows: '"DEPLOY_KNOWN_HOSTS":"state/known_hosts/infra"' },
   "backend.type": { set: (r) => (r.backend = { type: "local" }), where: "backend", shows: '"local":{"path":' },
@@ -133,6 +137,11 @@ const CASES: Record<string, Case> = {
     set: (r) => (host(r).runsOciImages = ["ingest"]),
     where: ["google_artifact_registry_repository_iam_member", "Registry_Read-vm"],
     shows: '"role":"roles/artifactregistry.reader"',
+  },
+  secretLocations: {
+    set: (r) => ((r.secretLocations = ["europe-west4"]), (host(r).secrets = { token: {} })),
+    where: ["google_secret_manager_secret", "secret-token"],
+    shows: '"replicas":[{"location":"europe-west4"}]',
   },
   "ociImages.*.package": { set: (r) => (r.ociImages.ingest.package = "oci-other"), where: push, shows: '"OCI_PACKAGE":"oci-other"' },
   "ociImages.*.version": { set: (r) => (r.ociImages.ingest.version = "2.0.0"), where: push, shows: '"OCI_TAG":"2.0.0-' },

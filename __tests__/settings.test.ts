@@ -7,6 +7,17 @@ import { loadSettings, parseSettings, SettingsError, settingsJsonSchema } from "
 import { REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings, settingsProblems } from "./helpers/settings.js";
 
+/** The problem lines of a settings file; [] when it loads. */
+function settingsFileProblems(file: string): string[] {
+  try {
+    loadSettings(file);
+    return [];
+  } catch (e) {
+    if (!(e instanceof SettingsError)) throw e;
+    return e.problems;
+  }
+}
+
 /** The problem lines of settings that must be rejected. */
 function problems(raw: unknown): string[] {
   const found = settingsProblems(raw);
@@ -178,6 +189,17 @@ describe("settings Google or the stack would refuse later are refused now, namin
     );
   });
 
+  test("the zone must lie in the region", () => {
+    expect(one({ ...baseSettings(), zone: "us-central1-a" })).toBe("zone: is not in region europe-west1; use a zone of europe-west1, such as europe-west1-b");
+  });
+
+  test('label keys starting with "goog" (reserved by Google) and a repeated network tag are refused', () => {
+    expect(one({ ...baseSettings(), labels: { "goog-team": "x" } })).toBe('labels.goog-team: Google reserves label keys starting with "goog"; choose another key');
+    expect(one(withHost({ labels: { googly: "x" } }))).toMatch(/^hosts\.vm\.labels\.googly: Google reserves/);
+    expect(one(withHost({ tags: ["web", "db", "web"] }))).toBe('hosts.vm.tags[2]: repeats the tag "web"; list each tag once');
+    expect(settingsProblems(withHost({ tags: ["web", "db"], labels: { team: "goo" } }))).toEqual([]);
+  });
+
   test("a subnetwork path must be in the zone's region; tags are at most 64", () => {
     const path = (region: string) => `projects/test-project/regions/${region}/subnetworks/data`;
     expect(one(withHost({ subnetwork: path("us-central1") }))).toBe(
@@ -283,6 +305,22 @@ describe("settings Google or the stack would refuse later are refused now, namin
     raw.hosts = JSON.parse(`{"__proto__": ${JSON.stringify(raw.hosts.vm)}, "vm": ${JSON.stringify(raw.hosts.vm)}}`);
     expect(problems(raw)).toEqual(['hosts.__proto__: "__proto__" cannot be a key here; rename it']);
     expect(problems({ ...baseSettings(), labels: JSON.parse('{"__proto__": "x"}') })).toEqual(['labels.__proto__: "__proto__" cannot be a key here; rename it']);
+  });
+
+  test("a JSON error gives the line and column", () => {
+    const dir = mkdtempSync(join(tmpdir(), "settings-file-"));
+    const problemsOf = (text: string) => {
+      writeFileSync(join(dir, "infra.json"), text);
+      return settingsFileProblems(join(dir, "infra.json"));
+    };
+    try {
+      // Node reports these three differently: "at position N", a quote of the text around a stray character, and nothing.
+      expect(problemsOf('{\n  "project": "p",\n}\n')).toEqual(["not valid JSON: line 3 column 1: Expected double-quoted property name"]);
+      expect(problemsOf(`{\n  "project": "p",\n  "labels": { "team": data }\n}\n`)).toEqual(["not valid JSON: line 3 column 23: Unexpected token 'd'"]);
+      expect(problemsOf("\n")).toEqual(["not valid JSON: line 2 column 1: Unexpected end of JSON input"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("file-level errors are one escaped, bounded line too; a byte order mark is not an error", () => {

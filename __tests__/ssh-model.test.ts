@@ -1,5 +1,5 @@
 /**
- * The SSH model with real OpenSSH: the ssh_config that lib/sh/ssh-config.sh
+ * The SSH model with real OpenSSH: the ssh_config that constructs/deploy-rs-ssh-config.sh
  * writes for deploys and rollbacks, against a real sshd on 127.0.0.1. IAP is
  * the one part played by a test double (gcloud), since Google's API cannot
  * be reached here.
@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { execa } from "execa";
-import { FIXTURES, REPO_ROOT } from "./helpers/nix.js";
+import { DOUBLES, REPO_ROOT } from "./helpers/nix.js";
 import { type Sshd, startSshd } from "./helpers/sshd.js";
 import { freePort } from "./helpers/ports.js";
 import { describeWithTools } from "./helpers/tools.js";
@@ -41,11 +41,12 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
       DEPLOY_KNOWN_HOSTS: knownHosts(),
       ...vars,
     };
-    await execa("bash", ["-c", 'work="$1"; source lib/sh/ssh-config.sh', "ssh-config", dir], { cwd: REPO_ROOT, env });
+    await execa("bash", ["-c", 'work="$1"; source constructs/deploy-rs-ssh-config.sh', "ssh-config", dir], { cwd: REPO_ROOT, env });
     return join(dir, "ssh_config");
   };
+  // Each call stands for a deploy of its own, which has its own $work and so its own shared connection.
   const ssh = (config: string, host: string, env: Record<string, string> = {}) =>
-    execa("ssh", ["-F", config, host, "echo connected as $(id -un)"], { env: { ...sshd.agentEnv, ...env }, reject: false });
+    execa("ssh", ["-F", config, "-o", "ControlPath=none", host, "echo connected as $(id -un)"], { env: { ...sshd.agentEnv, ...env }, reject: false });
 
   test("the host key is recorded on first contact, under an alias carrying the instance id, and enforced after", async () => {
     const config = await sshConfig({ DEPLOY_HOST: "127.0.0.1", DEPLOY_CONNECT: "direct" });
@@ -78,7 +79,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
       "ProxyCommand gcloud compute start-iap-tunnel a %p --listen-on-stdin --project=test-project --zone=europe-west1-b --verbosity=warning",
     );
     const run = await ssh(config, "a", {
-      PATH: `${join(FIXTURES, "doubles", "iap-gcloud")}:${process.env.PATH}`,
+      PATH: `${join(DOUBLES, "iap-gcloud")}:${process.env.PATH}`,
       RECORDER_DIR: work,
       IAP_DOUBLE_PORT: String(sshd.port),
     });
@@ -89,17 +90,66 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
     ]);
   });
 
+  test("a deploy's SSH sessions share one connection, so IAP starts one tunnel for them all (and one for the wait), closed at the end", async () => {
+    // The sessions of deploy-rs.sh in order: the wait, the boot check, deploy-rs's own (copy, then
+    // activate beside its wait, then confirm), the final check of the active system; then ssh_close.
+    const dir = mkdtempSync(join(work, "deploy-"));
+    const deploy = (sshOptions: string) =>
+      execa(
+        "bash",
+        [
+          "-c",
+          `set -euo pipefail; work="$1"; source constructs/deploy-rs-ssh-config.sh; source constructs/deploy-rs-ssh-wait.sh
+          s() { ssh -F "$work/ssh_config" ${sshOptions} "$DEPLOY_HOST" "$@"; }
+          wait_for_ssh; s test -d /; s true; s sleep 1 & s true; wait; s true; s readlink -f /
+          [ -S "$work/mux" ] && echo shared; ssh_close; [ -S "$work/mux" ] || echo closed`,
+          "deploy",
+          dir,
+        ],
+        {
+          cwd: REPO_ROOT,
+          env: {
+            ...sshd.agentEnv,
+            PATH: `${join(DOUBLES, "iap-gcloud")}:${process.env.PATH}`,
+            RECORDER_DIR: dir,
+            IAP_DOUBLE_PORT: String(sshd.port),
+            DEPLOY_NODE: "a",
+            DEPLOY_HOST: "a",
+            DEPLOY_CONNECT: "iap",
+            DEPLOY_SSH_USER: sshd.user,
+            DEPLOY_SSH_PORT: "22",
+            DEPLOY_PROJECT: "test-project",
+            DEPLOY_ZONE: "europe-west1-b",
+            DEPLOY_INSTANCE: "a",
+            DEPLOY_INSTANCE_ID: "7",
+            DEPLOY_KNOWN_HOSTS: knownHosts(),
+            DEPLOY_WAIT_SECONDS: "10",
+          },
+        },
+      );
+    const tunnels = () => readFileSync(join(dir, "gcloud.argv"), "utf8").trim().split("\n").length;
+    // Without sharing (ControlPath none turns it off), each of the 7 sessions starts a tunnel.
+    const unshared = await deploy("-o ControlPath=none");
+    expect(unshared.stdout).toBe("/\nclosed");
+    expect(tunnels()).toBe(7);
+    rmSync(join(dir, "gcloud.argv"));
+    const shared = await deploy("");
+    expect(shared.stdout).toBe("/\nshared\nclosed");
+    expect(tunnels()).toBe(2);
+    expect(readFileSync(join(dir, "ssh_config"), "utf8")).toContain(`ControlPath "${dir}/mux"`);
+  }, 60000);
+
   test("the deploy's wait step answers through the IAP tunnel, and times out with a clear message", async () => {
     const dir = mkdtempSync(join(work, "wait-"));
     // reportSeconds "0": a progress line after every failed attempt, so one comes before the 3 s run out however
     // slowly the machine runs the attempts (at "1", a loaded machine reached the deadline first).
     const waitFor = (iapPort: number, seconds = "3", reportSeconds = "30") =>
-      execa("bash", ["-c", 'set -euo pipefail; work="$1"; source lib/sh/ssh-config.sh; source lib/sh/ssh-wait.sh; wait_for_ssh', "wait", dir], {
+      execa("bash", ["-c", 'set -euo pipefail; work="$1"; source constructs/deploy-rs-ssh-config.sh; source constructs/deploy-rs-ssh-wait.sh; wait_for_ssh', "wait", dir], {
         cwd: REPO_ROOT,
         reject: false,
         env: {
           ...sshd.agentEnv,
-          PATH: `${join(FIXTURES, "doubles", "iap-gcloud")}:${process.env.PATH}`,
+          PATH: `${join(DOUBLES, "iap-gcloud")}:${process.env.PATH}`,
           RECORDER_DIR: work,
           IAP_DOUBLE_PORT: String(iapPort),
           DEPLOY_NODE: "a",
@@ -157,7 +207,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
   test("the deploy's wait step waits for a host that answers SSH only later (a VM still booting)", async () => {
     const dir = mkdtempSync(join(work, "wait-"));
     const port = await freePort();
-    const waiting = execa("bash", ["-c", 'set -euo pipefail; work="$1"; source lib/sh/ssh-config.sh; source lib/sh/ssh-wait.sh; wait_for_ssh', "wait", dir], {
+    const waiting = execa("bash", ["-c", 'set -euo pipefail; work="$1"; source constructs/deploy-rs-ssh-config.sh; source constructs/deploy-rs-ssh-wait.sh; wait_for_ssh', "wait", dir], {
       cwd: REPO_ROOT,
       reject: false,
       env: {

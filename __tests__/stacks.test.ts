@@ -2,7 +2,7 @@
 import { testWithTools } from "./helpers/tools.js";
 import { Testing } from "cdktf";
 import { BootstrapStack } from "../constructs/bootstrap-stack.js";
-import { literal } from "../lib/scripts.js";
+import { literal } from "../lib/steps.js";
 import { settings } from "./helpers/settings.js";
 import { hclFor, resource, resources, staticResolved, synthStack } from "./helpers/stack.js";
 

@@ -1,5 +1,5 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
-import { fstatSync, mkdtempSync, openSync, closeSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWithNix, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
@@ -28,28 +28,54 @@ describe("app errors", () => {
   });
 });
 
-describe("npm run build", () => {
-  // Two synths in one checkout (npm test's and a user's, or npm run rehearse's) each rebuild
+describe("the app command, bin/synth.js (a copy beside a two-file app)", () => {
+  let dir: string;
+  const bundle = () => join(dir, "dist", "main.js");
+  const run = async (...args: string[]) => {
+    const { execa } = await import("execa");
+    return (await execa("node", [join(dir, "bin", "synth.js"), ...args], { cwd: dir })).stdout;
+  };
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), "synth-launcher-"));
+    mkdirSync(join(dir, "bin"));
+    copyFileSync(join(REPO_ROOT, "bin", "synth.js"), join(dir, "bin", "synth.js"));
+    symlinkSync(join(REPO_ROOT, "node_modules"), join(dir, "node_modules"));
+    writeFileSync(join(dir, "package.json"), '{"type": "module"}');
+    writeFileSync(join(dir, "main.ts"), 'import { value } from "./value.js";\nconsole.log(value);\n');
+    writeFileSync(join(dir, "value.ts"), "export const value: number = 1;\n");
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("bundles when a source or esbuild's version changed, and only then", async () => {
+    expect(await run()).toBe("1");
+    const built = statSync(bundle()).ino;
+    expect(await run()).toBe("1");
+    expect(statSync(bundle()).ino).toBe(built);
+    writeFileSync(join(dir, "value.ts"), "export const value: number = 2;\n");
+    expect(await run()).toBe("2");
+    const rebuilt = statSync(bundle()).ino;
+    expect(rebuilt).not.toBe(built);
+    const stamp = join(dir, "dist", "main.inputs.json");
+    writeFileSync(stamp, JSON.stringify({ ...JSON.parse(readFileSync(stamp, "utf8")), esbuild: "0.0.1" }));
+    await run();
+    expect(statSync(bundle()).ino).not.toBe(rebuilt);
+  });
+
+  // Two synths in one checkout (npm test's and a user's, or npm run rehearse's) may both rebuild
   // dist/main.js; written in place, the other's node read it truncated (a SyntaxError, or an
   // empty module that exited 0 having synthesized nothing).
-  test("replaces dist/main.js in one step: a reader that opened the old bundle keeps all of it", async () => {
-    const { execa } = await import("execa");
-    const dist = join(REPO_ROOT, "dist");
-    const build = () => execa("npm", ["run", "--silent", "build"], { cwd: REPO_ROOT });
-    await build();
-    const before = readFileSync(join(dist, "main.js"));
-    // Another build's temporary file (a user's, in this checkout) is not this test's concern.
-    const halfBuilt = () => readdirSync(dist).filter((f) => f.startsWith(".main."));
-    const othersHalfBuilt = halfBuilt();
-    const reader = openSync(join(dist, "main.js"), "r");
+  test("--build replaces dist/main.js in one step: a reader that opened the old bundle keeps all of it", async () => {
+    await run("--build");
+    const before = readFileSync(bundle());
+    const reader = openSync(bundle(), "r");
     try {
-      await build();
+      await run("--build");
       const old = Buffer.alloc(before.length + 1);
       expect(readSync(reader, old, 0, old.length, 0)).toBe(before.length);
       expect(old.subarray(0, before.length).equals(before)).toBe(true);
-      expect(statSync(join(dist, "main.js")).ino).not.toBe(fstatSync(reader).ino);
+      expect(statSync(bundle()).ino).not.toBe(fstatSync(reader).ino);
       // Nothing half-built is left beside it.
-      expect(halfBuilt().filter((f) => !othersHalfBuilt.includes(f))).toEqual([]);
+      expect(readdirSync(join(dir, "dist")).sort()).toEqual(["main.inputs.json", "main.js"]);
     } finally {
       closeSync(reader);
     }
@@ -83,36 +109,44 @@ describeWithNix(`npm run synth with a fixture flake`, () => {
 
 describeWithNix(`settings errors come before nix eval`, () => {
   // Each of these once surfaced only after the evaluation, from a construct.
-  const cases: [string, (raw: any) => void, string][] = [
-    ["a family over 42 characters", (r) => (r.images.base.family = "f".repeat(43)), "images.base.family: must be at most 42 characters"],
-    ["sshSourceRanges: []", (r) => (r.hosts.vm.sshSourceRanges = []), "hosts.vm.sshSourceRanges: is empty"],
-    ["OCI ids whose outputs collide", (r) => (r.ociImages = { a: { package: "p", version: "1" }, "a-digest": { package: "q", version: "1" } }), 'ociImages.a-digest: gives the Terraform output "oci-a-digest-reference"'],
-    ["a recreate host id over 56 characters", (r) => (r.hosts = { ["h".repeat(57)]: { ...r.hosts.vm, recreateOnImageChange: true } }), "recreateOnImageChange: needs a host id of at most 56 characters"],
-    ["an image reference to a prototype key", (r) => (r.hosts.vm.image = "toString"), 'hosts.vm.image: no image "toString"'],
-    ["a lockFile that is not a lock", (r) => (r.lockFile = "README.md"), "README.md: not valid JSON"],
-  ];
-  test.each(cases)("%s: one line naming the key, and nix never runs", async (_name, mutate, line) => {
+  test("each is one line naming the key, and nix never runs", async () => {
     const fixture = fixtureFlake();
     const spy = nixSpy();
-    const raw: any = baseSettings({ flake: fixture.ref });
-    mutate(raw);
-    const run = await runSynth(raw, { PATH: `${spy.binDir}:${process.env.PATH}` });
+    const r: any = baseSettings({ flake: fixture.ref });
+    r.images.base.family = "f".repeat(43);
+    r.hosts.vm.sshSourceRanges = [];
+    r.ociImages = { a: { package: "p", version: "1" }, "a-digest": { package: "q", version: "1" } };
+    r.hosts["h".repeat(57)] = { ...r.hosts.vm, sshSourceRanges: undefined, recreateOnImageChange: true };
+    r.hosts.proto = { ...r.hosts.vm, sshSourceRanges: undefined, image: "toString" };
+    const settingsRun = await runSynth(r, { PATH: `${spy.binDir}:${process.env.PATH}` });
+    // The lock is read only once the settings are valid.
+    const lockRun = await runSynth({ ...baseSettings({ flake: fixture.ref }), lockFile: "README.md" }, { PATH: `${spy.binDir}:${process.env.PATH}` });
     const calls = spy.calls();
-    run.cleanup();
+    for (const run of [settingsRun, lockRun]) run.cleanup();
     spy.cleanup();
     fixture.cleanup();
-    expect(run.exitCode).toBe(1);
-    expect(run.stderr).toContain(line);
+    expect([settingsRun.exitCode, lockRun.exitCode]).toEqual([1, 1]);
+    for (const line of [
+      "images.base.family: must be at most 42 characters",
+      "hosts.vm.sshSourceRanges: is empty",
+      'ociImages.a-digest: gives the Terraform output "oci-a-digest-reference"',
+      "recreateOnImageChange: needs a host id of at most 56 characters",
+      'hosts.proto.image: no image "toString"',
+    ]) {
+      expect(settingsRun.stderr).toContain(line);
+    }
+    expect(lockRun.stderr).toContain("README.md: not valid JSON");
     expect(calls).toEqual([]);
   });
 });
 
 describeWithNix(`synth warnings`, () => {
-  test("risky settings are printed as warnings naming the construct", async () => {
+  test("risky settings are printed as warnings naming the construct, once for all the hosts they concern; the last line says what synth wrote where", async () => {
     const fixture = fixtureFlake();
     const raw = baseSettings({ flake: fixture.ref });
     raw.hosts!.vm.sshKeys = [];
     raw.hosts!.vm.sshSourceRanges = ["0.0.0.0/0"];
+    raw.hosts!.web = { ...raw.hosts!.vm, sshSourceRanges: undefined };
     raw.images!.base.public = true;
     const run = await runSynth({ ...raw, lockFile: `${fixture.dir}/infra.lock.json` });
     run.cleanup();
@@ -122,8 +156,9 @@ describeWithNix(`synth warnings`, () => {
       'warning: infra/base-image: image family "nixos-base" is public: every authenticated Google account can use it (images.*.public = true)',
       'warning: infra/vm-vm: host "vm" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)',
       'warning: infra/vm-vm: host "vm" has an external IP on the "default" network, whose default-allow-ssh rule (if not deleted) admits SSH from anywhere; use a dedicated network',
-      'warning: infra/vm-vm: host "vm" has no sshKeys: its deploy cannot log in as "deploy"',
+      'warning: 2 hosts (vm, web): has no sshKeys: its deploy cannot log in as "deploy"',
     ]);
+    expect(run.stderr.trimEnd().split("\n").at(-1)).toBe(`synth: wrote bootstrap, infra to ${run.outdir}/stacks/`);
   });
 });
 
@@ -134,7 +169,7 @@ describeWithNix(`npm run pin`, () => {
     const config = join(fixture.dir, "settings.json");
     writeFileSync(config, JSON.stringify({ ...baseSettings({ flake: fixture.ref }), lockFile: join(fixture.dir, "infra.lock.json") }));
     const pin = (...args: string[]) =>
-      execa("npm", ["run", "--silent", "pin", "--", ...args], { cwd: REPO_ROOT, env: { ...NIX_ENV, INFRA_CONFIG: config }, reject: false, all: true });
+      execa("node", ["--import", "tsx", "bin/pin.ts", ...args], { cwd: REPO_ROOT, env: { ...NIX_ENV, INFRA_CONFIG: config }, reject: false, all: true });
     try {
       const written = await pin();
       expect(written.all).toContain(`wrote ${join(fixture.dir, "infra.lock.json")}`);
@@ -145,7 +180,6 @@ describeWithNix(`npm run pin`, () => {
       const stale = await pin("--check");
       expect(stale.exitCode).toBe(1);
       expect(stale.all).toMatch(/error: .*infra\.lock\.json is stale; run `npm run pin`:\n {2}hosts\.vm\.toplevel: \/nix\/store\/\w{32}-nixos-system-vm → \/nix\/store\/\w{32}-nixos-system-vm$/);
-      expect((await pin("--bogus")).all).toContain("error: unknown argument --bogus; usage: npm run pin [-- --check]");
     } finally {
       fixture.cleanup();
     }
@@ -179,7 +213,7 @@ describeWithNix(`the cdktf CLI`, () => {
 describeWithNix(`the offline example`, () => {
   test("examples/offline.lock.json matches the fixture flake (npm run pin -- --check)", async () => {
     const { execa } = await import("execa");
-    const run = await execa("npm", ["run", "--silent", "pin", "--", "--check"], {
+    const run = await execa("node", ["--import", "tsx", "bin/pin.ts", "--check"], {
       cwd: REPO_ROOT,
       env: { ...NIX_ENV, INFRA_CONFIG: "examples/offline.json" },
       reject: false,

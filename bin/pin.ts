@@ -2,24 +2,28 @@
  * npm run pin            write the lock file of resolved store paths
  * npm run pin -- --check exit 1, naming each change, when the lock is stale
  */
-import { runCli, usageRequested } from "../lib/cli.js";
+import { parseCommand, runCli } from "../lib/cli.js";
 import { lockDifferences, lockText, readLock, writeLock } from "../lib/lock.js";
 import { NixError, resolveWithNix } from "../lib/nix.js";
 import { settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 
 await runCli(async () => {
-  const args = process.argv.slice(2);
-  const usage = "usage: npm run pin [-- --check]";
-  if (usageRequested(args, usage)) return;
-  const unknown = args.filter((a) => a !== "--check");
-  if (unknown.length) throw new NixError(`unknown argument ${unknown[0]}; ${usage}`);
+  const args = parseCommand({
+    usage: "npm run pin [-- --check]",
+    does: "Writes the lock file (settings' lockFile) of the store paths nix eval resolves, for synth with INFRA_RESOLVE=pinned.",
+    flags: { check: { help: "write nothing; exit 1, naming each change, when the lock is stale" } },
+  });
+  if (!args) return;
   const settings = loadSettings(settingsFile());
   // Read first: a lockFile that is not a lock stops before the evaluation, as in synth.
   const lock = readLock(settings.lockFile);
+  // Nothing to compare with: say so before the evaluation.
+  if (args.flags.check && !lock) {
+    throw new NixError(`${settings.lockFile} does not exist, so there is nothing to check against; run \`npm run pin\` and commit ${settings.lockFile} (docs/github.md)`);
+  }
   const resolved = await resolveWithNix(settings, { projectRoot: process.cwd() });
-  if (args.includes("--check")) {
-    if (!lock) throw new NixError(`${settings.lockFile} does not exist; run \`npm run pin\``);
+  if (args.flags.check && lock) {
     const changes = lockDifferences(lock, resolved);
     if (changes.length) throw new NixError(`${settings.lockFile} is stale; run \`npm run pin\`:\n  ${changes.join("\n  ")}`);
     process.stdout.write(`${settings.lockFile} is up to date\n`);

@@ -2,7 +2,7 @@
  * npm run rehearse [-- [--fresh] [--verbose] [--destroy]]
  *
  * Rehearses `cdktf deploy infra` offline: synthesizes, rewrites the infra
- * stack so that real Terraform core applies it (lib/rehearse.ts), and runs
+ * stack so that real Terraform core applies it (tools/rehearse.ts), and runs
  * `terraform init`, `apply` and `plan -detailed-exitcode` in
  * .infra/rehearsal/infra, with real Nix builds and test doubles for Google
  * Cloud Storage (gcloud), the hosts (ssh) and deploy-rs. Its state persists,
@@ -14,8 +14,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa } from "execa";
-import { runCli, usageRequested } from "../lib/cli.js";
-import { type LocalRegistry, startLocalRegistry } from "../lib/local-registry.js";
+import { parseCommand, runCli } from "../lib/cli.js";
+import { type LocalRegistry, startLocalRegistry } from "../tools/local-registry.js";
 import { INFRA_STACK, settingsFile } from "../lib/paths.js";
 import {
   rehearsalConfig,
@@ -26,27 +26,32 @@ import {
   STEP_KINDS,
   summarizeApply,
   type TerraformEvent,
-} from "../lib/rehearse.js";
+} from "../tools/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
-import { STEP_SCRIPTS } from "../lib/steps.js";
-import { applyReviewed, interruptTerraform, terraform } from "../lib/terraform.js";
-import { startSshBanner } from "../__tests__/fixtures/doubles/ssh-banner.js";
+import { PUSH_OCI_SCRIPT } from "../constructs/oci-image.js";
+import { applyReviewed, interruptTerraform, terraform } from "../tools/terraform.js";
+import { startSshBanner } from "../tools/doubles/ssh-banner.js";
 
 /** Three levels below the project root, like cdktf.out/stacks/infra: the synthesized relative paths hold. */
 const BASE = ".infra/rehearsal";
-const DOUBLES = fileURLToPath(new URL("../__tests__/fixtures/doubles", import.meta.url));
+const DOUBLES = fileURLToPath(new URL("../tools/doubles", import.meta.url));
 const ACTIONS: Record<string, string> = { create: "creating", update: "updating", delete: "destroying", read: "reading" };
 
 await runCli(async () => {
-  const args = process.argv.slice(2);
-  const usage = "usage: npm run rehearse [-- [--fresh] [--verbose] [--destroy]]";
-  if (usageRequested(args, usage)) return;
-  const unknown = args.filter((a) => a !== "--fresh" && a !== "--verbose" && a !== "--destroy");
-  if (unknown.length) throw new RehearsalError(`unknown argument ${unknown[0]}; ${usage}`);
-  const verbose = args.includes("--verbose");
+  const args = parseCommand({
+    usage: "npm run rehearse [-- [--fresh] [--verbose] [--destroy]]",
+    does: `Rehearses cdktf deploy infra offline: real Terraform core applies the synthesized stack with stand-ins for Google, real Nix builds and test doubles (state in ${BASE}).`,
+    flags: {
+      fresh: { help: "start from empty state instead of the last rehearsal's" },
+      verbose: { help: "show each step's output" },
+      destroy: { help: "rehearse cdktf destroy infra of what the rehearsals deployed" },
+    },
+  });
+  if (!args) return;
+  const verbose = args.flags.verbose === true;
   // What `cdktf destroy infra` runs: terraform destroy, i.e. a plan -destroy and its apply.
-  const destroy = args.includes("--destroy");
-  if (destroy && args.includes("--fresh")) throw new RehearsalError("--destroy destroys what the last rehearsals deployed; it cannot start --fresh");
+  const destroy = args.flags.destroy === true;
+  if (destroy && args.flags.fresh) throw new RehearsalError("--destroy destroys what the last rehearsals deployed; it cannot start --fresh");
   const started = Date.now();
   const root = process.cwd();
   const base = resolve(root, BASE);
@@ -54,7 +59,7 @@ await runCli(async () => {
   const file = settingsFile();
   loadSettings(file); // bad settings stop here, with the settings' own messages
 
-  if (args.includes("--fresh")) rmSync(base, { recursive: true, force: true });
+  if (args.flags.fresh) rmSync(base, { recursive: true, force: true });
   const dirs = { gcs: join(base, "gcs"), hosts: join(base, "hosts"), registry: join(base, "registry") };
   for (const dir of [stackDir, ...Object.values(dirs)]) mkdirSync(dir, { recursive: true });
   const say = (line: string) => process.stderr.write(`rehearse: ${line}\n`);
@@ -94,7 +99,7 @@ await runCli(async () => {
   say(`synthesized in ${synthSeconds.toFixed(1)} s`);
 
   const stack = JSON.parse(readFileSync(join(base, "cdktf.out", "stacks", INFRA_STACK, "cdk.tf.json"), "utf8"));
-  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === STEP_SCRIPTS.pushOci));
+  const pushes = Object.values<any>(stack.resource?.null_resource ?? {}).some((r) => r.provisioner?.some((p: any) => p["local-exec"]?.command === PUSH_OCI_SCRIPT));
   const registry = pushes ? await startRegistry(dirs.registry) : undefined;
   // Direct-SSH hosts' deploys wait for an SSH banner on their external IP, which the rehearsal puts on loopback.
   const banner = await startSshBanner();

@@ -6,31 +6,24 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { stripVTControlCharacters } from "node:util";
-import { runCli, usageRequested } from "../lib/cli.js";
+import { parseCommand, runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { hostOutputId, type HostOutputKey } from "../lib/names.js";
 import { INFRA_STACK, knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
 import { oneLine } from "../lib/text.js";
-import { type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
+import type { SshEnv } from "../constructs/deploy-rs.js";
 
-const USAGE = "usage: npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]";
-const NAMED = ["--address", "--instance-id", "--instance-name"];
-
-function flags(args: string[]): { host: string; address?: string; instanceId?: string; instanceName?: string } {
-  const positional: string[] = [];
-  const named: Record<string, string> = {};
-  for (let i = 0; i < args.length; i++) {
-    if (NAMED.includes(args[i])) {
-      if (args[i + 1] === undefined) throw new NixError(`${args[i]} needs a value; ${USAGE}`);
-      named[args[i]] = args[++i];
-    } else if (args[i].startsWith("-")) {
-      throw new NixError(`unknown option ${args[i]}; ${USAGE}`);
-    } else positional.push(args[i]);
-  }
-  if (positional.length !== 1) throw new NixError(USAGE);
-  return { host: positional[0], address: named["--address"], instanceId: named["--instance-id"], instanceName: named["--instance-name"] };
-}
+const COMMAND = {
+  usage: "npm run rollback -- <host> [--address IP] [--instance-id ID] [--instance-name NAME]",
+  does: "Switches <host> back to its previous NixOS system generation over the SSH path deploys use; what is not given comes from the stack's Terraform outputs.",
+  positionals: { min: 1, max: 1, name: "<host>", help: "a key of the settings' hosts" },
+  flags: {
+    address: { value: "IP", help: "the host's external address (direct SSH hosts)" },
+    "instance-id": { value: "ID", help: "the instance's numeric id, which the host key is pinned to" },
+    "instance-name": { value: "NAME", help: "the instance's name (hosts with recreateOnImageChange)" },
+  },
+};
 
 /** Terraform's own reason, one line: its first "Error: …" line, without colours or box drawing. */
 function terraformReason(e: Error & { stderr?: string }): string {
@@ -53,8 +46,10 @@ function terraformOutputs(stack: string, missing: readonly string[]): Record<str
 }
 
 await runCli(() => {
-  if (usageRequested(process.argv.slice(2), USAGE)) return;
-  const { host, address, instanceId, instanceName } = flags(process.argv.slice(2));
+  const args = parseCommand(COMMAND);
+  if (!args) return;
+  const [host] = args.positionals;
+  const { address, "instance-id": instanceId, "instance-name": instanceName } = args.flags as Record<string, string | undefined>;
   const settings = loadSettings(settingsFile());
   const hostSettings = Object.hasOwn(settings.hosts, host) ? settings.hosts[host] : undefined;
   if (!hostSettings) throw new NixError(`no host "${host}" in the settings (known: ${Object.keys(settings.hosts).join(", ") || "none"})`);
@@ -70,7 +65,7 @@ await runCli(() => {
     return value;
   };
   const instance = renamed ? (instanceName ?? output("instance-name")) : host;
-  // The same contract as the deploy step's (lib/steps.ts SshEnv).
+  // The same contract as the deploy step's (constructs/deploy-rs.ts SshEnv).
   const ssh: SshEnv = {
     DEPLOY_HOST: direct ? (address ?? output("address")) : instance,
     DEPLOY_CONNECT: direct ? "direct" : "iap",
@@ -82,6 +77,6 @@ await runCli(() => {
     DEPLOY_INSTANCE_ID: instanceId ?? output("instance-id"),
     DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, INFRA_STACK),
   };
-  const run = spawnSync("bash", [STEP_SCRIPTS.rollback], { env: { ...process.env, ...ssh }, stdio: "inherit" });
+  const run = spawnSync("bash", ["bin/rollback.sh"], { env: { ...process.env, ...ssh }, stdio: "inherit" });
   if (run.status !== 0) process.exitCode = run.status ?? 1;
 });

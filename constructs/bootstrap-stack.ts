@@ -19,6 +19,7 @@ export const REQUIRED_APIS = [
   // Workload Identity Federation: token exchange (sts) and service account impersonation (iamcredentials).
   "iamcredentials.googleapis.com",
   "iap.googleapis.com",
+  "secretmanager.googleapis.com",
   "storage.googleapis.com",
   "sts.googleapis.com",
 ];

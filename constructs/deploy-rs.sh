@@ -1,8 +1,8 @@
 # DeployRs step: `bash constructs/deploy-rs.sh` from the project root (local-exec).
-# Every value arrives through the environment (lib/steps.ts DeployEnv):
+# Every value arrives through the environment (DeployEnv in deploy-rs.ts):
 #   DEPLOY_FLAKE DEPLOY_NODE DEPLOY_CONFIGURATION DEPLOY_RS_INSTALLABLE
 #   DEPLOY_EXPECTED_SYSTEM DEPLOY_EXPECTED_BOOT DEPLOY_INSTANCE_ADDRESS DEPLOY_WAIT_SECONDS DEPLOY_CONFIRM_TIMEOUT
-#   DEPLOY_ACTIVATION_TIMEOUT, and the ssh-config.sh inputs.
+#   DEPLOY_ACTIVATION_TIMEOUT, and the deploy-rs-ssh-config.sh inputs.
 set -euo pipefail
 log() { echo "deploy-rs[$DEPLOY_NODE]: $*" >&2; }
 # Terraform runs steps in parallel, and concurrent evaluations sharing Nix's
@@ -16,8 +16,9 @@ tmp=${TMPDIR:-/tmp}
 [[ $tmp == *[[:space:]]* ]] && tmp=/tmp
 work=$(mktemp -d "$tmp/deploy-rs.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-config.sh"
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/ssh-wait.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/deploy-rs-ssh-config.sh"
+trap 'ssh_close; rm -rf "$work"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/deploy-rs-ssh-wait.sh"
 
 # Check before acting, like the build and push steps: a flake edited after
 # the plan must not reach the host, not even for the seconds before a
@@ -45,6 +46,19 @@ if [ "$booted" != "$DEPLOY_EXPECTED_BOOT" ]; then
   name() { if [ "$1" = efi ]; then echo UEFI; else echo BIOS; fi; }
   log "host $DEPLOY_NODE booted with $(name "$booted"), but its configuration $DEPLOY_CONFIGURATION is built for $(name "$DEPLOY_EXPECTED_BOOT") (its image's UEFI_COMPATIBLE differs from the one the VM was created from); replace the VM: terraform apply -replace='$DEPLOY_INSTANCE_ADDRESS', or set hosts.$DEPLOY_NODE.recreateOnImageChange; nothing was deployed"
   exit 1
+fi
+
+# Already active (the step was replaced destroy-first in an apply that stopped
+# before it, e.g. at a refused build, and the change was then dropped): the
+# host runs the planned system, and activating it again would only restart
+# what it runs.
+current=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" readlink -f /run/current-system) || {
+  log "could not ask $DEPLOY_HOST which system it runs (ssh failed, see above); nothing was deployed"
+  exit 1
+}
+if [ "$current" = "$DEPLOY_EXPECTED_SYSTEM" ]; then
+  log "already active: $current; nothing to deploy"
+  exit 0
 fi
 
 log "building deploy-rs from $DEPLOY_RS_INSTALLABLE (the flake's pin, not PATH)"

@@ -2,7 +2,43 @@ import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { type ITerraformDependable } from "cdktf";
 import { Construct } from "constructs";
 import { STORE_PATH } from "../lib/gce.js";
-import { type DeployEnv, localExec, type SshEnv, STEP_SCRIPTS } from "../lib/steps.js";
+import { localExec } from "../lib/steps.js";
+
+export const DEPLOY_SCRIPT = "constructs/deploy-rs.sh";
+
+/** How deploys and rollbacks reach a host (constructs/deploy-rs-ssh-config.sh; bin/rollback.ts builds the same). */
+export interface SshEnv {
+  readonly DEPLOY_HOST: string;
+  readonly DEPLOY_CONNECT: "iap" | "direct";
+  readonly DEPLOY_SSH_USER: string;
+  readonly DEPLOY_SSH_PORT: string;
+  readonly DEPLOY_PROJECT: string;
+  readonly DEPLOY_ZONE: string;
+  /** Instance name (the IAP tunnel's target). */
+  readonly DEPLOY_INSTANCE: string;
+  readonly DEPLOY_INSTANCE_ID: string;
+  /** known_hosts file of the stack, relative to the project root. */
+  readonly DEPLOY_KNOWN_HOSTS: string;
+}
+
+/** DeployRs step. */
+export interface DeployEnv extends SshEnv {
+  readonly DEPLOY_FLAKE: string;
+  /** deploy.nodes attribute (the host id). */
+  readonly DEPLOY_NODE: string;
+  /** nixosConfigurations attribute the node deploys; checked against the plan before deploying. */
+  readonly DEPLOY_CONFIGURATION: string;
+  /** Installable that provides bin/deploy: `<flake>#<deploy.package>`. */
+  readonly DEPLOY_RS_INSTALLABLE: string;
+  readonly DEPLOY_EXPECTED_SYSTEM: string;
+  /** How the configuration boots (lib/configurations.ts); the step refuses a host that booted the other way. */
+  readonly DEPLOY_EXPECTED_BOOT: "efi" | "bios";
+  /** Terraform address of the host's instance, for the refusal's `terraform apply -replace=`. */
+  readonly DEPLOY_INSTANCE_ADDRESS: string;
+  readonly DEPLOY_WAIT_SECONDS: string;
+  readonly DEPLOY_CONFIRM_TIMEOUT: string;
+  readonly DEPLOY_ACTIVATION_TIMEOUT: string;
+}
 
 export interface DeployRsProps {
   /** Flake reference as the user wrote it. */
@@ -57,7 +93,7 @@ export class DeployRs extends Construct {
       triggers: { toplevel: props.toplevel, instance_id: props.ssh.DEPLOY_INSTANCE_ID },
       dependsOn: props.dependsOn,
       provisioners: [
-        localExec<DeployEnv>(STEP_SCRIPTS.deploy, {
+        localExec<DeployEnv>(DEPLOY_SCRIPT, {
           ...props.ssh,
           DEPLOY_FLAKE: props.flake,
           DEPLOY_NODE: props.node,

@@ -1,11 +1,11 @@
 # GcRoots step: `bash constructs/gc-roots.sh` from the project root (local-exec).
 # Removes the GC roots of images that are no longer planned, so Nix may
-# collect them, and their upload locks (lib/sh/upload-lock.sh). Terraform
+# collect them, and their upload locks (constructs/gce-image-lock.sh). Terraform
 # runs no destroy provisioner for replaced (create_before_destroy) or removed
 # resources, so this runs whenever the set of planned roots changes.
-# Environment (lib/steps.ts PruneGcRootsEnv): GC_ROOT_DIR GC_ROOTS_KEEP
+# Environment (PruneGcRootsEnv in gc-roots.ts): GC_ROOT_DIR GC_ROOTS_KEEP
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/upload-lock.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/gce-image-lock.sh"
 read -r -a keep <<< "$GC_ROOTS_KEEP"
 drop_upload_locks "$GC_ROOT_DIR" "${keep[@]}"
 [ -d "$GC_ROOT_DIR" ] || exit 0

@@ -1,6 +1,6 @@
 # GceImage upload step: `bash constructs/gce-image.sh` from the project root
-# (local-exec). Every value arrives through the environment (lib/steps.ts
-# UploadImageEnv): UPLOAD_BUCKET UPLOAD_OBJECT and the build step's inputs.
+# (local-exec). Every value arrives through the environment (UploadImageEnv in
+# gce-image.ts): UPLOAD_BUCKET UPLOAD_OBJECT and the build step's inputs.
 #
 # Idempotent and recoverable: an object that is already in the bucket is
 # left alone; a file missing from this machine's store (a fresh runner) is
@@ -14,7 +14,7 @@ uri="gs://${UPLOAD_BUCKET}/${UPLOAD_OBJECT}"
 # upload steps in parallel: one uploads while the others wait, then find it.
 # flock releases the lock when this process ends, however it ends. Without
 # flock (macOS), both may upload the same bytes: wasteful, not wrong.
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/sh/upload-lock.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/gce-image-lock.sh"
 if command -v flock >/dev/null; then
   take_upload_lock "$(upload_lock_dir "$(dirname "$GC_ROOT")")/upload-$(basename "$GC_ROOT")" "$uri"
 fi

@@ -3,17 +3,25 @@ import { ComputeImageIamMember } from "@cdktf/provider-google/lib/compute-image-
 import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { Annotations } from "cdktf";
 import { Construct } from "constructs";
-import { GCE_NAME, GCE_NAME_RULE, imageDigest, imageName, labelValue } from "../lib/gce.js";
-import { localExec, STEP_SCRIPTS, type UploadImageEnv } from "../lib/steps.js";
+import { imageDigest, imageName, labelValue } from "../lib/gce.js";
+import { localExec } from "../lib/steps.js";
 import type { ImageBucket } from "./image-bucket.js";
-import type { NixImage } from "./nix-image.js";
+import type { BuildImageEnv, NixImage } from "./nix-image.js";
+
+export const UPLOAD_IMAGE_SCRIPT = "constructs/gce-image.sh";
+
+/** GceImage upload step: builds again only when the file is missing. */
+export interface UploadImageEnv extends BuildImageEnv {
+  readonly UPLOAD_BUCKET: string;
+  readonly UPLOAD_OBJECT: string;
+}
 
 export interface GceImageProps {
   /** The build step whose output is uploaded. */
   readonly build: NixImage;
   /** Bucket the tarball is uploaded to. */
   readonly bucket: ImageBucket;
-  /** Image family; image names are `<family>-<digest>`. */
+  /** Image family; image names are `<family>-<digest>`. Checked by lib/settings.ts (images.<id>.family), not here. */
   readonly family: string;
   /**
    * Grant roles/compute.imageUser to allAuthenticatedUsers, as nixpkgs'
@@ -25,6 +33,12 @@ export interface GceImageProps {
   readonly guestOsFeatures?: string[];
   /** @default {} */
   readonly labels?: Record<string, string>;
+  /**
+   * Where Google stores the image (storage_locations): a region or a
+   * multi-region. Unset, Google picks the multi-region nearest the bucket,
+   * which a gcp.resourceLocations policy allowing only the region refuses.
+   */
+  readonly storageLocation: string;
 }
 
 /**
@@ -46,21 +60,13 @@ export class GceImage extends Construct {
 
   constructor(scope: Construct, id: string, props: GceImageProps) {
     super(scope, id);
-    if (!GCE_NAME.test(props.family)) {
-      throw new Error(`GceImage: family "${props.family}" is not a valid GCE name (${GCE_NAME_RULE})`);
-    }
     const { build, bucket } = props;
     const guestOsFeatures = props.guestOsFeatures ?? ["VIRTIO_SCSI_MULTIQUEUE"];
     // The full store hash makes every configuration change a new object.
     this.objectName = `nixos/${build.storeHash}/${build.fileName}`;
     const sourceUrl = `https://storage.googleapis.com/${bucket.bucketName}/${this.objectName}`;
-    this.digest = imageDigest(build.storePath, guestOsFeatures, sourceUrl);
-    let name: string;
-    try {
-      name = imageName(props.family, this.digest);
-    } catch (e) {
-      throw new Error(`GceImage: ${(e as Error).message}`);
-    }
+    this.digest = imageDigest(build.storePath, guestOsFeatures, sourceUrl, props.storageLocation);
+    const name = imageName(props.family, this.digest);
 
     // An upload step instead of google_storage_bucket_object: that resource
     // reads the local file at every plan and at create, and a fresh runner
@@ -69,7 +75,7 @@ export class GceImage extends Construct {
       triggers: { object: `gs://${bucket.bucketName}/${this.objectName}`, image: name },
       dependsOn: [build.build, ...bucket.dependables],
       provisioners: [
-        localExec<UploadImageEnv>(STEP_SCRIPTS.uploadImage, {
+        localExec<UploadImageEnv>(UPLOAD_IMAGE_SCRIPT, {
           ...build.environment,
           UPLOAD_BUCKET: bucket.bucketName,
           UPLOAD_OBJECT: this.objectName,
@@ -82,6 +88,7 @@ export class GceImage extends Construct {
       family: props.family,
       description: `NixOS ${build.nixosLabel}, ${build.storePath}`,
       rawDisk: { source: sourceUrl },
+      storageLocations: [props.storageLocation],
       guestOsFeatures: guestOsFeatures.map((type) => ({ type })),
       labels: {
         ...props.labels,

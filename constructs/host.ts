@@ -5,18 +5,19 @@ import { ServiceAccount } from "@cdktf/provider-google/lib/service-account/index
 import { Annotations, TerraformOutput } from "cdktf";
 import { makeUniqueId } from "cdktf/lib/private/unique.js";
 import { Construct } from "constructs";
-import { GCE_NAME, GCE_NAME_RULE } from "../lib/gce.js";
-import { firewallName, hostOutputId, instanceName as instanceNameFor, MAX_RECREATE_HOST_ID, serviceAccountId, type HostOutputKey } from "../lib/names.js";
+import { DISK_ARCHITECTURE } from "../lib/gce.js";
+import { firewallName, hostOutputId, instanceName as instanceNameFor, serviceAccountId, type HostOutputKey } from "../lib/names.js";
 import type { ResolvedHost } from "../lib/nix.js";
 import type { HostSettings, Settings } from "../lib/settings.js";
-import { literal } from "../lib/scripts.js";
-import type { SshEnv } from "../lib/steps.js";
-import { DeployRs } from "./deploy-rs.js";
+import { literal } from "../lib/steps.js";
+import { DeployRs, type SshEnv } from "./deploy-rs.js";
 import type { GceImage } from "./gce-image.js";
 import type { ImageRegistry } from "./image-registry.js";
 
 /** Google's source range for Identity-Aware Proxy TCP forwarding. */
 export const IAP_SOURCE_RANGE = "35.235.240.0/20";
+
+const ARCHITECTURE = "boot_disk[0].initialize_params[0].architecture";
 
 /** Roles every host needs: writing its logs and metrics. Nothing else by default. */
 export const HOST_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
@@ -24,7 +25,7 @@ export const HOST_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWr
 export interface HostProps {
   /** Host id: the instance name (with a suffix under recreateOnImageChange), the deploy node, and the outputs' prefix. */
   readonly name: string;
-  /** The host's settings (hosts.<id>). */
+  /** The host's settings (hosts.<id>), checked by lib/settings.ts: the constructor does not check them again. */
   readonly host: HostSettings;
   /** The deploy settings every host shares. */
   readonly deploy: Settings["deploy"];
@@ -35,6 +36,8 @@ export interface HostProps {
   readonly flake: string;
   /** The image the VM first boots. */
   readonly image: GceImage;
+  /** Nix system of the host's configuration and image: it gives the boot disk's architecture. */
+  readonly system: keyof typeof DISK_ARCHITECTURE;
   /** The host's planned system. */
   readonly planned: ResolvedHost;
   /** How its configuration boots: "efi" for UEFI_COMPATIBLE images (lib/configurations.ts computes it as the flake does). */
@@ -68,14 +71,8 @@ export class Host extends Construct {
   constructor(scope: Construct, id: string, props: HostProps) {
     super(scope, id);
     const { name, host } = props;
-    if (!GCE_NAME.test(name)) throw new Error(`Host: name "${name}" is not a valid GCE name (${GCE_NAME_RULE})`);
     const direct = host.sshSourceRanges !== undefined;
-    if (direct && host.externalIp === false) {
-      throw new Error(`Host ${name}: sshSourceRanges needs externalIp (deploys connect to the external IP); remove sshSourceRanges to deploy through IAP`);
-    }
-    if (direct && host.sshSourceRanges!.length === 0) {
-      throw new Error(`Host ${name}: sshSourceRanges is empty; list the ranges allowed to SSH, or remove the key to deploy through IAP`);
-    }
+    // Wiring, not a setting: the stack passes the registry when any OCI image exists.
     if (host.runsOciImages.length > 0 && !props.registry) {
       throw new Error(`Host ${name}: runsOciImages needs the registry`);
     }
@@ -93,9 +90,6 @@ export class Host extends Construct {
     }
     // Replacing a VM when its image changes creates the new one first, beside
     // the old one, so it needs a name of its own: a suffix from its boot disk.
-    if (host.recreateOnImageChange && name.length > MAX_RECREATE_HOST_ID) {
-      throw new Error(`Host ${name}: with recreateOnImageChange a host id may have at most ${MAX_RECREATE_HOST_ID} characters (instance names get an image suffix)`);
-    }
     const instanceName = instanceNameFor(name, host.recreateOnImageChange, { imageDigest: props.image.digest, sizeGb: host.diskSizeGb, type: host.diskType });
     this.connect = direct ? "direct" : "iap";
 
@@ -130,7 +124,7 @@ export class Host extends Construct {
       tags: host.tags,
       labels: { ...host.labels, host: name },
       bootDisk: {
-        initializeParams: { image: props.image.selfLink, size: host.diskSizeGb, type: host.diskType },
+        initializeParams: { image: props.image.selfLink, size: host.diskSizeGb, type: host.diskType, architecture: DISK_ARCHITECTURE[props.system] },
       },
       networkInterface: [
         {
@@ -153,9 +147,12 @@ export class Host extends Construct {
       // Default: the image is only the first boot; deploy-rs converges the
       // host. With recreateOnImageChange the new VM exists before the old one
       // goes, so a failed build or import leaves the old VM running.
+      // The architecture counts when a VM is created: VMs created before it was
+      // set may read back without one, and it is ForceNew. A new system is a
+      // new image anyway (its store path differs), so nothing is lost.
       lifecycle: host.recreateOnImageChange
-        ? { createBeforeDestroy: true }
-        : { ignoreChanges: ["boot_disk[0].initialize_params[0].image"] },
+        ? { createBeforeDestroy: true, ignoreChanges: [ARCHITECTURE] }
+        : { ignoreChanges: ["boot_disk[0].initialize_params[0].image", ARCHITECTURE] },
     });
     this.sshAddress = direct ? this.instance.networkInterface.get(0).accessConfig.get(0).natIp : instanceName;
     this.ssh = {

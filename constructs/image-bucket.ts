@@ -1,9 +1,8 @@
 import { StorageBucket } from "@cdktf/provider-google/lib/storage-bucket/index.js";
 import { Construct } from "constructs";
-import { BUCKET_NAME, BUCKET_NAME_RULE } from "../lib/gce.js";
 
 export interface ImageBucketProps {
-  /** Bucket name. */
+  /** Bucket name (imageBucket, checked by lib/settings.ts). */
   readonly name: string;
   /** Bucket location, e.g. "EUROPE-WEST1" or "EU". */
   readonly location: string;
@@ -36,9 +35,6 @@ export class ImageBucket extends Construct {
 
   constructor(scope: Construct, id: string, props: ImageBucketProps) {
     super(scope, id);
-    if (!BUCKET_NAME.test(props.name)) {
-      throw new Error(`ImageBucket: name "${props.name}" is not a valid bucket name (${BUCKET_NAME_RULE})`);
-    }
     const retention = props.objectRetentionDays ?? 30;
     if (!Number.isInteger(retention) || retention < 1) {
       throw new Error(`ImageBucket: objectRetentionDays must be a positive whole number of days (got ${retention})`);

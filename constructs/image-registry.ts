@@ -1,15 +1,14 @@
 import { ArtifactRegistryRepository } from "@cdktf/provider-google/lib/artifact-registry-repository/index.js";
 import { ArtifactRegistryRepositoryIamMember } from "@cdktf/provider-google/lib/artifact-registry-repository-iam-member/index.js";
 import { Construct } from "constructs";
-import { GCE_NAME, GCE_NAME_RULE } from "../lib/gce.js";
 
 export interface ImageRegistryProps {
   readonly project: string;
   /** Region of the repository. */
   readonly location: string;
-  /** Repository id. */
+  /** Repository id (registry.repository, checked by lib/settings.ts). */
   readonly repositoryId: string;
-  /** Cleanup policy: keep the newest N versions of each image; older ones are deleted. @default 10 */
+  /** Cleanup policy: keep the newest N versions of each image; older ones are deleted (registry.keepVersions, checked by lib/settings.ts). @default 10 */
   readonly keepVersions?: number;
   /** @default {} */
   readonly labels?: Record<string, string>;
@@ -23,11 +22,7 @@ export class ImageRegistry extends Construct {
 
   constructor(scope: Construct, id: string, props: ImageRegistryProps) {
     super(scope, id);
-    if (!GCE_NAME.test(props.repositoryId)) {
-      throw new Error(`ImageRegistry: repositoryId "${props.repositoryId}" is not valid (${GCE_NAME_RULE})`);
-    }
     const keep = props.keepVersions ?? 10;
-    if (!Number.isInteger(keep) || keep < 1) throw new Error(`ImageRegistry: keepVersions must be a positive whole number (got ${keep})`);
     this.repository = new ArtifactRegistryRepository(this, "Repository", {
       project: props.project,
       location: props.location,

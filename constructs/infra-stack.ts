@@ -2,7 +2,6 @@
 import { NullProvider } from "@cdktf/provider-null/lib/provider/index.js";
 import { TerraformOutput, TerraformStack } from "cdktf";
 import type { Construct } from "constructs";
-import { configurationFacts } from "../lib/configurations.js";
 import type { Resolved } from "../lib/nix.js";
 import { imageOutputId, ociOutputIds } from "../lib/names.js";
 import { gcRootDir as gcRootDirOf, knownHostsFile } from "../lib/paths.js";
@@ -15,6 +14,7 @@ import { ImageBucket } from "./image-bucket.js";
 import { GcRoots } from "./gc-roots.js";
 import { Host } from "./host.js";
 import { NixImage } from "./nix-image.js";
+import { Secret } from "./secret.js";
 
 export interface InfraStackProps {
   readonly settings: Settings;
@@ -59,6 +59,7 @@ export class InfraStack extends TerraformStack {
         public: image.public,
         guestOsFeatures: image.guestOsFeatures,
         labels: { "image-id": imageId },
+        storageLocation: settings.imageStorageLocation ?? settings.region,
       });
       new TerraformOutput(this, imageOutputId(imageId), { value: this.images[imageId].name });
     }
@@ -91,10 +92,6 @@ export class InfraStack extends TerraformStack {
       new TerraformOutput(this, outputs.digestReference, { value: image.digestReference });
     }
 
-    // The boot mode the flake builds each configuration for (nixos/configurations.nix).
-    // Settings validation computed these too: in-process, no Nix, about 10 ms
-    // at 2,000 hosts; not worth a field on Settings.
-    const configurations = configurationFacts(settings).facts;
     for (const [hostId, host] of Object.entries(settings.hosts)) {
       this.hosts[hostId] = new Host(this, `${hostId}-vm`, {
         name: hostId,
@@ -104,11 +101,24 @@ export class InfraStack extends TerraformStack {
         zone: settings.zone,
         flake: settings.flake,
         image: this.images[host.image],
+        system: settings.system,
         planned: resolved.hosts[hostId],
-        boot: configurations[host.nixosConfiguration].efi ? "efi" : "bios",
+        // The flake builds a configuration for EFI when its images are UEFI_COMPATIBLE; the settings make them agree (lib/configurations.ts).
+        boot: settings.images[host.image].guestOsFeatures.includes("UEFI_COMPATIBLE") ? "efi" : "bios",
         knownHostsFile: knownHostsFile(settings.stateDir, id),
         registry,
       });
+    }
+
+    // One secret per name; a host may read exactly the secrets it lists, and its deploy (which fetches them) comes after the grants.
+    const secrets = new Map<string, Secret>();
+    for (const [hostId, host] of Object.entries(settings.hosts)) {
+      const deploy = this.hosts[hostId].deployStep.deploy;
+      for (const name of Object.keys(host.secrets)) {
+        if (!secrets.has(name)) secrets.set(name, new Secret(this, `secret-${name}`, { project: settings.project, secretId: name, locations: settings.secretLocations }));
+        const grant = secrets.get(name)!.grantAccess(hostId, this.hosts[hostId].serviceAccount.member);
+        deploy.dependsOn = [...(deploy.dependsOn ?? []), `${grant.terraformResourceType}.${grant.friendlyUniqueId}`];
+      }
     }
   }
 }

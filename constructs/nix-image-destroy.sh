@@ -5,7 +5,7 @@
 # destroy provisioners of builds an image change replaces (deposed,
 # create_before_destroy) and of builds removed from the configuration; the
 # GcRoots step drops those roots.
-# Environment (lib/steps.ts DropImageRootEnv): GC_ROOT
+# Environment (DropImageRootEnv in nix-image.ts): GC_ROOT
 set -euo pipefail
 # Only the symlink nix build made; two images of one configuration share it.
 if [ -L "$GC_ROOT" ]; then

@@ -1,6 +1,6 @@
 # NixImage build step: `bash constructs/nix-image.sh` from the project root
 # (local-exec). constructs/gce-image.sh sources it to rebuild a missing file.
-# Every value arrives through the environment (lib/steps.ts BuildImageEnv):
+# Every value arrives through the environment (BuildImageEnv in nix-image.ts):
 #   NIX_FLAKE NIX_ATTRIBUTE PLANNED_STORE_PATH IMAGE_FILE GC_ROOT
 set -euo pipefail
 # Terraform runs steps in parallel, and concurrent evaluations sharing Nix's

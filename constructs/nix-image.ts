@@ -3,8 +3,31 @@ import { TerraformSelf } from "cdktf";
 import { Construct } from "constructs";
 import { storeHash } from "../lib/gce.js";
 import type { ResolvedImage } from "../lib/nix.js";
-import { literal } from "../lib/scripts.js";
-import { type BuildImageEnv, type DropImageRootEnv, localExec, STEP_SCRIPTS } from "../lib/steps.js";
+import { literal, localExec } from "../lib/steps.js";
+
+/** The build step's script; gce-image.sh sources it to rebuild a missing file. */
+export const BUILD_IMAGE_SCRIPT = "constructs/nix-image.sh";
+/** The destroy step's script. */
+export const DROP_IMAGE_ROOT_SCRIPT = "constructs/nix-image-destroy.sh";
+
+/** NixImage build step. */
+export interface BuildImageEnv {
+  /** Flake reference as the user wrote it. */
+  readonly NIX_FLAKE: string;
+  /** `nixosConfigurations.<name>.config.system.build.googleComputeImage` */
+  readonly NIX_ATTRIBUTE: string;
+  readonly PLANNED_STORE_PATH: string;
+  /** The image file, relative to the store path. */
+  readonly IMAGE_FILE: string;
+  /** GC root symlink, relative to the project root. */
+  readonly GC_ROOT: string;
+}
+
+/** NixImage destroy step, run by `terraform destroy` only. */
+export interface DropImageRootEnv {
+  /** The build's GC root, read from its own triggers (`self`): a destroy step may refer to nothing else. */
+  readonly GC_ROOT: string;
+}
 
 export interface NixImageProps {
   /** Flake reference as the user wrote it ("." is the project root). */
@@ -64,9 +87,9 @@ export class NixImage extends Construct {
       triggers: { planned_store_path: planned.storePath, gc_root: literal(this.gcRoot) },
       lifecycle: { createBeforeDestroy: true },
       provisioners: [
-        localExec(STEP_SCRIPTS.buildImage, this.environment),
+        localExec(BUILD_IMAGE_SCRIPT, this.environment),
         {
-          ...localExec<DropImageRootEnv>(STEP_SCRIPTS.dropImageRoot, { GC_ROOT: TerraformSelf.getString("triggers.gc_root") }),
+          ...localExec<DropImageRootEnv>(DROP_IMAGE_ROOT_SCRIPT, { GC_ROOT: TerraformSelf.getString("triggers.gc_root") }),
           when: "destroy",
         },
       ],

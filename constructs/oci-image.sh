@@ -1,5 +1,5 @@
 # OciImage push step: `bash constructs/oci-image.sh` from the project root (local-exec).
-# Every value arrives through the environment (lib/steps.ts PushOciEnv):
+# Every value arrives through the environment (PushOciEnv in oci-image.ts):
 #   OCI_FLAKE OCI_PACKAGE OCI_PLANNED_STORE_PATH OCI_REPOSITORY OCI_TAG
 #   OCI_AUTH (gcloud: a short-lived token; none) OCI_TLS_VERIFY (true|false)
 # Needs nix, skopeo, umoci and node (which cdktf itself runs on).

@@ -3,8 +3,22 @@ import { Resource } from "@cdktf/provider-null/lib/resource/index.js";
 import { Construct } from "constructs";
 import { GCE_NAME, GCE_NAME_RULE, OCI_VERSION, storeHash } from "../lib/gce.js";
 import type { ResolvedOciImage } from "../lib/nix.js";
-import { localExec, type PushOciEnv, STEP_SCRIPTS } from "../lib/steps.js";
+import { localExec } from "../lib/steps.js";
 import type { ImageRegistry } from "./image-registry.js";
+
+export const PUSH_OCI_SCRIPT = "constructs/oci-image.sh";
+
+/** OciImage push step. */
+export interface PushOciEnv {
+  readonly OCI_FLAKE: string;
+  readonly OCI_PACKAGE: string;
+  readonly OCI_PLANNED_STORE_PATH: string;
+  readonly OCI_REPOSITORY: string;
+  readonly OCI_TAG: string;
+  /** "gcloud": a short-lived token; "none": no credentials (tests). */
+  readonly OCI_AUTH: "gcloud" | "none";
+  readonly OCI_TLS_VERIFY: "true" | "false";
+}
 
 export interface OciImageProps {
   /** Flake reference as the user wrote it. */
@@ -45,7 +59,7 @@ export class OciImage extends Construct {
       triggers: { store_path: props.planned.storePath, reference: this.reference },
       dependsOn: [props.registry.repository],
       provisioners: [
-        localExec<PushOciEnv>(STEP_SCRIPTS.pushOci, {
+        localExec<PushOciEnv>(PUSH_OCI_SCRIPT, {
           OCI_FLAKE: props.flake,
           OCI_PACKAGE: props.planned.package,
           OCI_PLANNED_STORE_PATH: props.planned.storePath,

@@ -1,23 +1,79 @@
 /** Entry-point plumbing shared by main.ts and bin/: clear errors, never a bare stack trace. */
+import { relative, resolve } from "node:path";
+import { parseArgs } from "node:util";
 import { NixError } from "./nix.js";
 import { SettingsError } from "./settings.js";
 
-/** main.ts, run by `npm run synth` and by the cdktf CLI (which passes no arguments). */
-export const SYNTH_USAGE =
-  "usage: npm run synth (writes cdktf.out/stacks/<stack>/cdk.tf.json; settings from INFRA_CONFIG, by default infra.json; INFRA_RESOLVE=pinned reads the lock instead of running nix eval)";
+/** One flag of a command: a `--name` switch, or `--name VALUE` when `value` names its placeholder. */
+export interface Flag {
+  /** Placeholder of its value (`--address IP`); a switch when absent. */
+  readonly value?: string;
+  /** One line for --help. */
+  readonly help: string;
+}
+
+/** What a command accepts; --help prints it, one line per flag. */
+export interface Command {
+  /** The command line a user types, e.g. `npm run pin [-- --check]`. */
+  readonly usage: string;
+  /** One sentence: what it does. */
+  readonly does: string;
+  readonly flags?: Readonly<Record<string, Flag>>;
+  /** Positional arguments: how many, their placeholder and one help line. @default none */
+  readonly positionals?: { readonly min: number; readonly max: number; readonly name: string; readonly help: string };
+}
+
+export interface ParsedArgs {
+  readonly flags: Readonly<Record<string, string | boolean | undefined>>;
+  readonly positionals: readonly string[];
+}
+
+/** main.ts, run by `npm run synth` (bin/synth.js) and by the cdktf CLI (which passes no arguments). */
+export const SYNTH: Command = {
+  usage: "npm run synth",
+  does:
+    "Writes cdktf.out/stacks/<stack>/cdk.tf.json from the settings file INFRA_CONFIG names (default infra.json); INFRA_RESOLVE=pinned reads the lock instead of running nix eval.",
+};
+
+/** --help's text: the usage, what the command does, then one line per flag. */
+export function helpText(command: Command): string {
+  const rows: [string, string][] = [];
+  if (command.positionals) rows.push([command.positionals.name, command.positionals.help]);
+  for (const [name, flag] of Object.entries(command.flags ?? {})) rows.push([`--${name}${flag.value ? ` ${flag.value}` : ""}`, flag.help]);
+  rows.push(["-h, --help", "print this help and exit"]);
+  const width = Math.max(...rows.map(([left]) => left.length));
+  return [`usage: ${command.usage}`, command.does, ...rows.map(([left, help]) => `  ${left.padEnd(width)}  ${help}`)].join("\n");
+}
 
 /**
- * `--help` or `-h` anywhere: prints `usage` to stdout and returns true, so the
- * command does nothing else (exit 0). A command that takes no arguments
- * passes `none: true` and refuses any other argument with its usage.
+ * Parses `args` (node:util parseArgs, strict). --help or -h prints the help to
+ * stdout and returns undefined: the command does nothing else (exit 0). An
+ * unknown flag, a missing value or a wrong number of arguments is a NixError
+ * naming it, with the usage.
  */
-export function usageRequested(args: readonly string[], usage: string, options: { readonly none?: boolean } = {}): boolean {
-  if (args.includes("--help") || args.includes("-h")) {
-    process.stdout.write(`${usage}\n`);
-    return true;
+export function parseCommand(command: Command, args: readonly string[] = process.argv.slice(2)): ParsedArgs | undefined {
+  const options: Record<string, { type: "string" | "boolean"; short?: string }> = { help: { type: "boolean", short: "h" } };
+  for (const [name, flag] of Object.entries(command.flags ?? {})) options[name] = { type: flag.value ? "string" : "boolean" };
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
+  } catch (e) {
+    const error = e as Error & { code?: string };
+    const name = /'(-[^' ]+)/.exec(error.message)?.[1];
+    const problem =
+      error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${name}` : error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? `${name} needs a value` : error.message;
+    throw new NixError(`${problem}; usage: ${command.usage}`);
   }
-  if (options.none && args.length > 0) throw new NixError(`unexpected argument ${args[0]}; ${usage}`);
-  return false;
+  if (parsed.values.help) {
+    process.stdout.write(`${helpText(command)}\n`);
+    return undefined;
+  }
+  const { min, max } = command.positionals ?? { min: 0, max: 0 };
+  const positionals = parsed.positionals;
+  if (positionals.length > max) throw new NixError(`unexpected argument ${positionals[max]}; usage: ${command.usage}`);
+  if (positionals.length < min) throw new NixError(`usage: ${command.usage}`);
+  const { help: _help, ...flags } = parsed.values;
+  return { flags, positionals };
 }
 
 /**
@@ -26,6 +82,13 @@ export function usageRequested(args: readonly string[], usage: string, options: 
  */
 export function progressLine(line: string): void {
   (process.env.CDKTF_CONTEXT_JSON ? process.stdout : process.stderr).write(`${line}\n`);
+}
+
+/** The line synth ends with: which stacks it wrote, and where (`synth: wrote bootstrap, infra to cdktf.out/stacks/`). */
+export function synthSummary(stacks: readonly string[], outdir: string): string {
+  const dir = resolve(outdir);
+  const inside = relative(process.cwd(), dir);
+  return `synth: wrote ${stacks.join(", ")} to ${inside && !inside.startsWith("..") ? inside : dir}/stacks/`;
 }
 
 /** Runs `main`; on failure prints `error: <message>` and exits 1. INFRA_DEBUG=1 adds the stack. */

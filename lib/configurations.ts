@@ -1,157 +1,61 @@
 /**
- * What each NixOS configuration gets from the settings. The flake computes
- * the same from infra.json (nixos/configurations.nix); this side checks, at
- * synth, that the settings give every configuration one answer, and the flake
- * test compares the two.
- *
- * A configuration is "used" by a host when it is the host's
- * nixosConfiguration, and by the hosts that boot an image built from it:
- * deploy-rs first logs in to the image's system, so the image carries the
- * keys of every host that boots it.
+ * Rules that let the flake give each NixOS configuration one answer. What a
+ * configuration gets from the settings (the deploy keys of the hosts that run
+ * or first boot it, EFI boot, nixGc, secrets) is computed in one place, the flake's
+ * nixos/configurations.nix; these rules refuse settings for which it would
+ * have to pick between two answers.
  */
-import { z } from "zod";
-import { machineTypeProblems } from "./machine-types.js";
-import { calendarProblem } from "./systemd-calendar.js";
 
-/** One line of letters, digits, *:-,./~@ (and +_ of time zones) and spaces. */
-const CALENDAR_CHARACTERS = /^[A-Za-z0-9*:,./~@+_ -]+$/;
-
-/**
- * systemd.time(7) calendar events, as systemd parses them (lib/systemd-calendar.ts):
- * an event systemd refuses would fail the host's activation at deploy time.
- */
-const calendar = z
-  .string()
-  .regex(CALENDAR_CHARACTERS, { message: "must be a systemd calendar event such as weekly or Sun *-*-* 03:15:00" })
-  .superRefine((event, ctx) => {
-    // zod runs this after a failed regex too: one message per value.
-    const problem = CALENDAR_CHARACTERS.test(event) ? calendarProblem(event) : undefined;
-    if (problem) ctx.addIssue({ code: "custom", message: `is not a systemd calendar event: ${problem}` });
-  });
-const keepGenerations = z
-  .number()
-  .int()
-  .min(1)
-  .max(1000)
-  .describe("System generations kept (the current one included); older ones are deleted before the store GC.");
-
-const NIX_GC_DEFAULT = { keepGenerations: 5, schedule: "weekly" } as const;
-
-/** Top-level `nixGc`. */
-export const nixGcSchema = z
-  .strictObject({
-    keepGenerations: keepGenerations.default(NIX_GC_DEFAULT.keepGenerations),
-    schedule: calendar.default(NIX_GC_DEFAULT.schedule).describe("When generations are pruned and the store collected (systemd calendar event)."),
-  })
-  .default(NIX_GC_DEFAULT)
-  .describe("Bounded system generations and store garbage collection on every host.");
-
-/** `hosts.<id>.nixGc`: overrides the top-level keys it names. */
-export const hostNixGcSchema = z
-  .strictObject({ keepGenerations: keepGenerations.optional(), schedule: calendar.optional() })
-  .optional()
-  .describe("Overrides of the top-level nixGc for this host. Hosts sharing a nixosConfiguration must agree.");
-
-export interface NixGc {
-  readonly keepGenerations: number;
-  readonly schedule: string;
-}
-
-/** The parts of the settings this file reads (a subset of Settings, so tests can pass less). */
+/** The parts of the settings these rules read (a subset of Settings, so tests can pass less). */
 export interface ConfigurationSettings {
-  /** Nix system of every host: "x86_64-linux" or "aarch64-linux". */
-  readonly system: string;
-  readonly nixGc: NixGc;
+  readonly nixGc: { readonly keepGenerations: number; readonly schedule: string };
   readonly images: Record<string, { readonly nixosConfiguration: string; readonly guestOsFeatures: readonly string[] }>;
-  readonly hosts: Record<
-    string,
-    {
-      readonly nixosConfiguration: string;
-      readonly image: string;
-      readonly machineType: string;
-      readonly sshKeys: readonly string[];
-      readonly nixGc?: Partial<NixGc>;
-    }
-  >;
-}
-
-/** What the flake gives one NixOS configuration. */
-export interface ConfigurationFacts {
-  /** Keys of the deploy user: those of every host that runs or first boots this configuration, sorted, once each. */
-  readonly deployKeys: string[];
-  /** virtualisation.googleComputeImage.efi: the images it is, or that its hosts boot, are UEFI_COMPATIBLE. */
-  readonly efi: boolean;
-  readonly nixGc: NixGc;
-}
-
-function hostNixGc(s: ConfigurationSettings, hostId: string): NixGc {
-  return { ...s.nixGc, ...s.hosts[hostId].nixGc };
+  readonly hosts: Record<string, { readonly nixosConfiguration: string; readonly image: string; readonly nixGc?: object; readonly secrets?: object }>;
 }
 
 const uefi = (features: readonly string[]) => features.includes("UEFI_COMPATIBLE");
 
-/** Ids by key, in the order given; pairs without a key are left out. */
-function groupBy(pairs: Array<[key: string | undefined, id: string]>): Map<string, string[]> {
-  const groups = new Map<string, string[]>();
-  for (const [key, id] of pairs) {
-    if (key === undefined) continue;
-    const group = groups.get(key);
-    if (group) group.push(id);
-    else groups.set(key, [id]);
-  }
-  return groups;
-}
-
-/** Facts per configuration name, and one problem per setting that gives a configuration two answers. */
-export function configurationFacts(s: ConfigurationSettings): {
-  facts: Record<string, ConfigurationFacts>;
-  problems: Array<{ path: string[]; message: string }>;
-} {
+/** One problem per setting that would give a configuration two answers. */
+export function configurationProblems(s: ConfigurationSettings): Array<{ path: string[]; message: string }> {
   const problems: Array<{ path: string[]; message: string }> = [];
-  const names = [...new Set([...Object.values(s.images), ...Object.values(s.hosts)].map((e) => e.nixosConfiguration))].sort();
-  // Indexed once: a fleet where every host has its own configuration made a
-  // filter over all hosts per configuration quadratic (0.7 s at 2,000 hosts).
-  const hostIds = Object.keys(s.hosts);
-  const runsOf = groupBy(hostIds.map((id) => [s.hosts[id].nixosConfiguration, id]));
-  const bootsOf = groupBy(hostIds.map((id) => [s.images[s.hosts[id].image]?.nixosConfiguration, id]));
-  const imagesOf = groupBy(Object.keys(s.images).map((id) => [s.images[id].nixosConfiguration, id]));
-  const facts: Record<string, ConfigurationFacts> = {};
-  for (const name of names) {
-    const runs = runsOf.get(name) ?? [];
-    const boots = bootsOf.get(name) ?? [];
-    const deployKeys = [...new Set([...runs, ...boots].flatMap((id) => s.hosts[id].sshKeys))].sort();
-
-    // The images that are this configuration, and those its hosts boot from:
-    // a host's system must install its boot loader the way its image does.
-    const imageIds = [...(imagesOf.get(name) ?? []), ...runs.map((id) => s.hosts[id].image).filter((id) => id in s.images)];
-    const efiImages = [...new Set(imageIds)].sort();
-    const efi = efiImages.some((id) => uefi(s.images[id].guestOsFeatures));
-    const bios = efiImages.filter((id) => !uefi(s.images[id].guestOsFeatures));
-    if (efi && bios.length > 0) {
-      const withUefi = efiImages.filter((id) => uefi(s.images[id].guestOsFeatures));
-      for (const id of bios) {
-        problems.push({
-          path: ["images", id, "guestOsFeatures"],
-          message: `configuration "${name}" boots with EFI from images ${withUefi.join(", ")} but without it from "${id}"; add "UEFI_COMPATIBLE" here or give the hosts their own configurations`,
-        });
-      }
+  // A system installs its boot loader the way its image does: the images that
+  // are a configuration, and those its hosts boot, must agree on EFI.
+  const imagesOf = new Map<string, Set<string>>();
+  const addImage = (name: string, id: string) => imagesOf.set(name, (imagesOf.get(name) ?? new Set()).add(id));
+  for (const [id, image] of Object.entries(s.images)) addImage(image.nixosConfiguration, id);
+  for (const host of Object.values(s.hosts)) if (Object.hasOwn(s.images, host.image)) addImage(host.nixosConfiguration, host.image);
+  for (const name of [...imagesOf.keys()].sort()) {
+    const ids = [...imagesOf.get(name)!].sort();
+    const withUefi = ids.filter((id) => uefi(s.images[id].guestOsFeatures));
+    if (withUefi.length === 0) continue;
+    for (const id of ids.filter((i) => !withUefi.includes(i))) {
+      problems.push({
+        path: ["images", id, "guestOsFeatures"],
+        message: `configuration "${name}" boots with EFI from images ${withUefi.join(", ")} but without it from "${id}"; add "UEFI_COMPATIBLE" here or give the hosts their own configurations`,
+      });
     }
-
-    const gcs = runs.map((id) => ({ id, gc: hostNixGc(s, id) }));
-    const nixGc = gcs[0]?.gc ?? s.nixGc;
-    for (const { id, gc } of gcs.slice(1)) {
-      if (gc.keepGenerations !== nixGc.keepGenerations || gc.schedule !== nixGc.schedule) {
-        problems.push({
-          path: ["hosts", id, "nixGc"],
-          message: `differs from host "${gcs[0].id}", which runs the same configuration "${name}"; make them equal or give the hosts their own configurations`,
-        });
-      }
+  }
+  // Hosts running one configuration share its nixGc, and its secrets: a host
+  // fetches only what it was granted.
+  const sorted = (o: object | undefined) => JSON.stringify(Object.entries(o ?? {}).sort(([x], [y]) => (x < y ? -1 : 1)));
+  const shared = {
+    nixGc: (id: string) => sorted({ ...s.nixGc, ...s.hosts[id].nixGc }),
+    secrets: (id: string) => sorted(s.hosts[id].secrets),
+  };
+  const first = new Map<string, string>();
+  for (const [id, host] of Object.entries(s.hosts)) {
+    const other = first.get(host.nixosConfiguration);
+    if (other === undefined) {
+      first.set(host.nixosConfiguration, id);
+      continue;
     }
-    facts[name] = { deployKeys, efi, nixGc };
+    for (const [key, of] of Object.entries(shared)) {
+      if (of(id) === of(other)) continue;
+      problems.push({
+        path: ["hosts", id, key],
+        message: `differs from host "${other}", which runs the same configuration "${host.nixosConfiguration}"; make them equal or give the hosts their own configurations`,
+      });
+    }
   }
-  for (const [id, h] of Object.entries(s.hosts)) {
-    const image = s.images[h.image];
-    if (image) problems.push(...machineTypeProblems(id, h.machineType, h.image, image.guestOsFeatures, s.system));
-  }
-  return { facts, problems };
+  return problems;
 }

@@ -10,6 +10,15 @@ export const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 /** Label values: may be empty. */
 export const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 
+/**
+ * The boot disk's architecture for each Nix system. Google refuses an Arm
+ * machine type with a disk it takes for x86 ("Requested boot disk
+ * architecture ... is not compatible with machine type architecture"), and
+ * google_compute_image (provider 6.50) has no architecture argument: the
+ * instance's boot_disk.initialize_params.architecture carries it.
+ */
+export const DISK_ARCHITECTURE = { "x86_64-linux": "X86_64", "aarch64-linux": "ARM64" } as const;
+
 /** Bucket names without dots (dotted names need domain verification). */
 export const BUCKET_NAME = /^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$/;
 export const BUCKET_NAME_RULE = "3-63 characters: lowercase letters, digits, '-' and '_', starting and ending with a letter or digit";
@@ -40,17 +49,11 @@ export function storeHash(storePath: string): string {
 /**
  * `<family>-<hash>`, keeping all 32 hash characters when the family leaves room
  * (families up to 30 characters), otherwise the first 63 - 1 - len(family)
- * characters, never fewer than 20. The hash alphabet is valid in GCE names.
+ * characters: at least MIN_IMAGE_HASH_CHARS, as the settings allow families of
+ * at most MAX_FAMILY characters. The hash alphabet is valid in GCE names.
  */
 export function imageName(family: string, hash: string): string {
-  const room = MAX_NAME - family.length - 1;
-  if (room < MIN_IMAGE_HASH_CHARS) {
-    throw new Error(
-      `family "${family}" is ${family.length} characters; image names are <family>-<hash> and keep at least ` +
-        `${MIN_IMAGE_HASH_CHARS} hash characters, so a family may have at most ${MAX_FAMILY} characters`,
-    );
-  }
-  return `${family}-${hash.slice(0, Math.min(hash.length, room))}`;
+  return `${family}-${hash.slice(0, Math.min(hash.length, MAX_NAME - family.length - 1))}`;
 }
 
 /** Turns free text (a NixOS label such as "25.11.20260107.d351d06") into a valid label value. */
@@ -63,13 +66,14 @@ const NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
 
 /**
  * A 32-character digest, in Nix's base-32 alphabet, of everything that makes
- * Google create a new image: the store path, the guest OS features and the
- * source URL. Changing any of them gives a new name, so a replacement never
+ * Google create a new image: the store path (which carries the system, so the
+ * architecture too), the guest OS features, the source URL and the storage
+ * location. Changing any of them gives a new name, so a replacement never
  * collides with the image it replaces.
  */
-export function imageDigest(storePath: string, guestOsFeatures: readonly string[], sourceUrl: string): string {
+export function imageDigest(storePath: string, guestOsFeatures: readonly string[], sourceUrl: string, storageLocation: string): string {
   const bytes = createHash("sha256")
-    .update(JSON.stringify([storePath, [...guestOsFeatures].sort(), sourceUrl]))
+    .update(JSON.stringify([storePath, [...guestOsFeatures].sort(), sourceUrl, storageLocation]))
     .digest();
   let out = "";
   for (let i = 0; i < 32; i++) {

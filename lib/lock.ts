@@ -114,7 +114,7 @@ export function resolveFromLock(settings: Settings, lock: Resolved, file: string
   const hosts = pick("hosts", settings.hosts, lock.hosts, "nixosConfiguration");
   const ociImages = pick("ociImages", settings.ociImages, lock.ociImages, "package");
   if (problems.length) {
-    throw new NixError(`${file} does not match the settings; run \`npm run pin\` on a machine with Nix:\n  ${problems.join("\n  ")}`);
+    throw new NixError(`${file} does not match the settings; run \`npm run pin\` on a machine with Nix and network access:\n  ${problems.join("\n  ")}`);
   }
   return { flake: lock.flake, system: lock.system, images, hosts, ociImages };
 }

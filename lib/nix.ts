@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { execa } from "execa";
 import { resolvedFields } from "./resolved.js";
 import type { Settings } from "./settings.js";
-import { shown } from "./text.js";
+import { nearest, shown } from "./text.js";
 
 export interface ResolvedImage {
   readonly nixosConfiguration: string;
@@ -43,7 +43,11 @@ export interface Resolved {
 export class NixError extends Error {}
 
 /** Features turned on for our calls only, so Nix 2.8 and newer work without nix.conf changes. */
-const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
+export const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
+
+const NIX_MISSING =
+  "nix is not installed or not on PATH. Enter the project's dev shell (`nix develop`), install Nix " +
+  "(https://nixos.org/download), or synthesize from the lock file without Nix: INFRA_RESOLVE=pinned.";
 
 /**
  * Evaluated with --impure so that the request can come in through a file
@@ -54,7 +58,12 @@ const RESOLVE_EXPR = `let
   request = builtins.fromJSON (builtins.readFile (builtins.getEnv "INFRA_NIX_REQUEST_FILE"));
   flake = builtins.getFlake request.flake;
   at = path: builtins.foldl' (set: name: set.\${name}) flake path;
-in builtins.mapAttrs (key: path: at path) request.attrs`;
+  known = builtins.attrNames (flake.nixosConfigurations or { });
+  unknown = builtins.filter (name: !(builtins.elem name known)) request.configurations;
+in
+if unknown != [ ] then
+  throw "nixosConfiguration \\"\${builtins.head unknown}\\" is unknown (known: \${builtins.concatStringsSep ", " known})"
+else builtins.mapAttrs (key: path: at path) request.attrs`;
 
 type AttrPaths = Record<string, string[]>;
 
@@ -131,6 +140,25 @@ function offlineHint(stderr: string): string {
   );
 }
 
+/**
+ * A configuration the flake lacks, as one line: the settings that name it and
+ * the nearest name it has. Both the resolve expression and the product flake
+ * (nixos/configurations.nix, for a name without a module) say
+ * `nixosConfiguration "<name>" is unknown (known: <a>, <b>)`.
+ */
+function unknownConfiguration(stderr: string, settings: Settings): string | undefined {
+  const match = /nixosConfiguration "([^"]+)" is unknown \(known: ([^)]*)\)/.exec(stderr);
+  if (!match) return undefined;
+  const [, name, list] = match;
+  const known = list.split(", ").filter(Boolean);
+  const keys = [
+    ...Object.entries(settings.images).filter(([, i]) => i.nixosConfiguration === name).map(([id]) => `images.${id}.nixosConfiguration`),
+    ...Object.entries(settings.hosts).filter(([, h]) => h.nixosConfiguration === name).map(([id]) => `hosts.${id}.nixosConfiguration`),
+  ];
+  const guess = nearest(name, known);
+  return `${keys.join(", ") || "nixosConfiguration"}: ${shown(name)} is not a nixosConfiguration of flake ${shown(settings.flake)}${guess ? `; did you mean ${shown(guess)}?` : ""} (known: ${known.join(", ") || "none"})`;
+}
+
 /** Which requested values an "attribute 'x' missing" error is about. */
 function missingAttributeContext(stderr: string, attrs: AttrPaths): string {
   const match = /attribute '([^']+)' missing/.exec(stderr);
@@ -184,14 +212,36 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   const counts = `${Object.keys(settings.images).length} image(s), ${Object.keys(settings.hosts).length} host(s), ${Object.keys(settings.ociImages).length} OCI image(s)`;
   log(`nix eval: resolving ${counts} of flake ${settings.flake} (evaluation only, nothing is built)…`);
   const started = Date.now();
-  const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs };
+  const configurations = [...new Set([...Object.values(settings.images), ...Object.values(settings.hosts)].map((e) => e.nixosConfiguration))];
+  const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs, configurations };
+  const values = (await evalWithRequest(RESOLVE_EXPR, request, options.projectRoot, (stderr) =>
+    unknownConfiguration(stderr, settings) ??
+    `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
+  )) as Record<string, unknown>;
+  log(`nix eval: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return assemble(settings.flake, settings.system, values, settings);
+}
+
+/**
+ * One `nix eval --json --impure` of `expr`, which reads `request` from the
+ * file named by INFRA_NIX_REQUEST_FILE (so no value is spliced into the
+ * expression). The parsed answer; a NixError with `failed(stderr)` if Nix fails.
+ * `extraArgs` go to `nix eval` after the feature flags.
+ */
+export async function evalWithRequest(
+  expr: string,
+  request: unknown,
+  cwd: string,
+  failed: (stderr: string) => string,
+  extraArgs: readonly string[] = [],
+): Promise<unknown> {
   const requestDir = mkdtempSync(join(tmpdir(), "infra-nix-request-"));
   const requestFile = join(requestDir, "request.json");
   writeFileSync(requestFile, JSON.stringify(request), { mode: 0o600 });
   let result;
   try {
-    result = await execa("nix", [...NIX_FEATURE_ARGS, "eval", "--json", "--impure", "--expr", RESOLVE_EXPR], {
-      cwd: options.projectRoot,
+    result = await execa("nix", [...NIX_FEATURE_ARGS, ...extraArgs, "eval", "--json", "--impure", "--expr", expr], {
+      cwd,
       env: { INFRA_NIX_REQUEST_FILE: requestFile },
       reject: false,
       stdin: "ignore",
@@ -201,24 +251,11 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   } finally {
     rmSync(requestDir, { recursive: true, force: true });
   }
-  if ((result as { code?: string }).code === "ENOENT") {
-    throw new NixError(
-      "nix is not installed or not on PATH. Enter the project's dev shell (`nix develop`), install Nix " +
-        "(https://nixos.org/download), or synthesize from the lock file without Nix: INFRA_RESOLVE=pinned.",
-    );
-  }
-  if (result.exitCode !== 0) {
-    const stderr = String(result.stderr ?? "");
-    throw new NixError(
-      `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
-    );
-  }
-  let values: Record<string, unknown>;
+  if ((result as { code?: string }).code === "ENOENT") throw new NixError(NIX_MISSING);
+  if (result.exitCode !== 0) throw new NixError(failed(String(result.stderr ?? "")));
   try {
-    values = JSON.parse(String(result.stdout));
+    return JSON.parse(String(result.stdout));
   } catch {
     throw new NixError(`nix eval printed something that is not JSON: ${String(result.stdout).slice(0, 200)}`);
   }
-  log(`nix eval: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return assemble(settings.flake, settings.system, values, settings);
 }

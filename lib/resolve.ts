@@ -24,7 +24,7 @@ export async function resolveOutputs(settings: Settings, options: ResolveOptions
   const lockFile = resolvePath(options.projectRoot, settings.lockFile);
   if (options.mode === "pinned") {
     const lock = readLock(lockFile, settings.lockFile);
-    if (!lock) throw new NixError(`INFRA_RESOLVE=pinned but ${settings.lockFile} does not exist; run \`npm run pin\` on a machine with Nix`);
+    if (!lock) throw new NixError(`INFRA_RESOLVE=pinned but ${settings.lockFile} does not exist; run \`npm run pin\` on a machine with Nix and network access (it evaluates the flake, fetching its inputs), and commit the lock`);
     return resolveFromLock(settings, lock, settings.lockFile);
   }
   // Read first: a lockFile that is not a lock stops synth before the evaluation, like other settings errors.

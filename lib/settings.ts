@@ -18,11 +18,12 @@ import {
   REGION,
   ZONE,
 } from "./gce.js";
-import { configurationFacts, hostNixGcSchema, nixGcSchema } from "./configurations.js";
-import { firewallName, hostOutputId, HOST_OUTPUT_KEYS, imageOutputId, MAX_RECREATE_HOST_ID, ociOutputIds, serviceAccountId } from "./names.js";
+import { unknownMachineType } from "./machine-types.js";
 import { FLAKE_ATTR } from "./resolved.js";
+import { crossChecks, isIpv4Cidr, isSystemUser, keyPath, rawProblems } from "./settings-rules.js";
+import { hostSecretsSchema, secretLocationsSchema } from "./secrets.js";
 import { sshPublicKeyProblem } from "./ssh-public-key.js";
-import { hasControlChars, oneLine, shown } from "./text.js";
+import { oneLine, shown } from "./text.js";
 
 const gceName = z.string().regex(GCE_NAME, { message: `must be ${GCE_NAME_RULE}` });
 const labels = z
@@ -30,14 +31,13 @@ const labels = z
     z.string().regex(LABEL_KEY, { message: "label keys are lowercase letters, digits, '_' and '-', starting with a letter" }),
     z.string().regex(LABEL_VALUE, { message: "label values are at most 63 lowercase letters, digits, '_' and '-'" }),
   )
-  .describe("Labels added to every labelled resource.");
-/** An IPv4 range: four octets of 0-255 and a prefix length of 0-32. */
-function isIpv4Cidr(text: string): boolean {
-  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
-  if (!match) return false;
-  const octets = match.slice(1, 5).map(Number);
-  return octets.every((o, i) => o <= 255 && String(o) === match[i + 1]) && Number(match[5]) <= 32;
-}
+  // Google reserves label keys starting with "goog" (its own goog-terraform-provisioned, goog-dm, ...) and refuses them.
+  .superRefine((map, ctx) => {
+    for (const key of Object.keys(map).filter((k) => k.startsWith("goog"))) {
+      ctx.addIssue({ code: "custom", path: [key], message: 'Google reserves label keys starting with "goog"; choose another key' });
+    }
+  })
+  .describe("Labels added to every labelled resource. Keys starting with goog are Google's and refused.");
 const cidr = z.string().refine(isIpv4Cidr, { message: "must be an IPv4 CIDR range such as 203.0.113.0/24 (octets 0-255, prefix 0-32)" });
 /** Google refuses bucket names that start with "goog" or contain "google" or a close misspelling. */
 const bucketName = z
@@ -56,16 +56,6 @@ const subnetwork = z
     message: "must be a subnetwork name, or projects/<project>/regions/<region>/subnetworks/<name>",
   });
 
-/**
- * Users that NixOS, or the services in nixos/services, declare on every host
- * or on hosts that run postgres (root has a check of its own): nobody, sshd,
- * nscd, messagebus, the build users and systemd's own users.
- */
-const SYSTEM_USERS = new Set(["nobody", "sshd", "nscd", "messagebus", "polkituser", "postgres"]);
-function isSystemUser(user: string): boolean {
-  return SYSTEM_USERS.has(user) || /^nixbld\d*$/.test(user) || user.startsWith("systemd-");
-}
-
 /** A directory the scripts write to: not empty, not "/", no "..", nothing a shell or Terraform would read. */
 const stateDirectory = z
   .string()
@@ -77,12 +67,40 @@ const stateDirectory = z
 const flakeAttr = z
   .string()
   .regex(FLAKE_ATTR, { message: "must be a Nix attribute name (letters, digits, '_', '-', '\\'')" });
-/** Parsed for real (lib/ssh-public-key.ts): sshd silently ignores a damaged key line. */
+/** Checked by shape (lib/ssh-public-key.ts): sshd silently ignores a damaged key line. */
 const sshPublicKey = z.string().superRefine((line, ctx) => {
   const problem = sshPublicKeyProblem(line);
   // input: undefined keeps the value out of the message: it may be a private key.
   if (problem) ctx.addIssue({ code: "custom", message: `${problem} (paste the whole line of a .pub file)`, input: undefined });
 });
+
+/**
+ * nixGc.schedule: a few systemd.time(7) calendar events. Any other goes in a
+ * host module as nix.gc.dates, which the hosts' own systemd-analyze checks
+ * when the system is built (nixos/maintenance.nix).
+ */
+const SCHEDULE = /^(daily|weekly|monthly|((Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?(\*-\*-\* )?([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?)$/;
+const schedule = z.string().regex(SCHEDULE, {
+  message: 'must be daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]" such as "Sun 03:15"; for another systemd calendar event, set nix.gc.dates in the host\'s NixOS module',
+});
+const keepGenerations = z
+  .number()
+  .int()
+  .min(1)
+  .max(1000)
+  .describe("System generations kept (the current one included); older ones are deleted before the store GC.");
+const NIX_GC_DEFAULT = { keepGenerations: 5, schedule: "weekly" } as const;
+const nixGc = z
+  .strictObject({
+    keepGenerations: keepGenerations.default(NIX_GC_DEFAULT.keepGenerations),
+    schedule: schedule.default(NIX_GC_DEFAULT.schedule).describe('When generations are pruned and the store collected: daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]".'),
+  })
+  .default(NIX_GC_DEFAULT)
+  .describe("Bounded system generations and store garbage collection on every host.");
+const hostNixGc = z
+  .strictObject({ keepGenerations: keepGenerations.optional(), schedule: schedule.optional() })
+  .optional()
+  .describe("Overrides of the top-level nixGc for this host. Hosts sharing a nixosConfiguration must agree.");
 
 const image = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute that defines the image."),
@@ -106,13 +124,26 @@ const host = z.strictObject({
   image: z.string().describe("Id of the image (a key of images) the host boots first."),
   machineType: z
     .string()
-    .regex(/^[a-z0-9][a-z0-9-]*$/, { message: "must be a GCE machine type such as e2-standard-2" })
-    .describe("GCE machine type, e.g. e2-standard-2. Series that boot from NVMe (C3, C4, N4, ...) need an image with GVNIC and UEFI_COMPATIBLE."),
+    .superRefine((type, ctx) => {
+      const problem = unknownMachineType(type);
+      if (problem) ctx.addIssue({ code: "custom", message: problem });
+    })
+    .describe("GCE machine type, such as e2-standard-2 or n2-custom-4-8192 (lib/machine-types.ts lists the series and shapes)."),
   diskSizeGb: z.number().int().min(10).max(65536).default(20).describe("Boot disk size in GB. Default 20."),
-  diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced").describe("Boot disk type."),
+  diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced").describe("Boot disk type. C4, C4A, C4D and N4 boot only from hyperdisk-balanced; E2, N1, T2A, C2 and C2D only from pd-* (lib/machine-types.ts)."),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
   subnetwork: subnetwork.optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
-  tags: z.array(gceName).max(64).default([]).describe("Extra network tags (at most 64)."),
+  tags: z
+    .array(gceName)
+    .max(64)
+    // Google refuses an instance whose tags repeat one.
+    .superRefine((tags, ctx) => {
+      tags.forEach((tag, i) => {
+        if (tags.indexOf(tag) < i) ctx.addIssue({ code: "custom", path: [i], message: `repeats the tag ${shown(tag)}; list each tag once` });
+      });
+    })
+    .default([])
+    .describe("Extra network tags (at most 64), each once."),
   labels: labels.default({}).describe("Labels on this host's VM, besides the top-level labels."),
   externalIp: z
     .boolean()
@@ -126,7 +157,7 @@ const host = z.strictObject({
     .array(sshPublicKey)
     .default([])
     .describe("Public keys of the deploy user: declared in the host's NixOS configuration (and its image) and in the instance metadata."),
-  nixGc: hostNixGcSchema,
+  nixGc: hostNixGc,
   deletionProtection: z
     .boolean()
     .default(false)
@@ -136,6 +167,7 @@ const host = z.strictObject({
     .default(false)
     .describe("Replace the VM when its image changes. Default false: the image is only the first boot; deploy-rs converges."),
   runsOciImages: z.array(z.string()).default([]).describe("Ids of ociImages the host pulls; grants it read access to the repository."),
+  secrets: hostSecretsSchema,
 });
 
 const ociImage = z.strictObject({
@@ -144,6 +176,11 @@ const ociImage = z.strictObject({
     .string()
     .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" })
     .describe("Version; the image is tagged <version>-<store hash>."),
+  user: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/, { message: "must be a user[:group], by name or number, such as 65534:65534 or 0" })
+    .optional()
+    .describe("User the container runs as (the image config's User). Default 65534:65534 (nobody); \"0\" runs it as root."),
 });
 
 const backend = z.discriminatedUnion("type", [
@@ -196,7 +233,7 @@ const settingsBase = z.strictObject({
     })
     .default(".")
     .describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
-  system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
+  system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images; it sets the boot disks' architecture (X86_64 or ARM64)."),
   imageBucket: bucketName.describe(
     "Private bucket for image tarballs. A created one is deleted with everything in it when it is replaced or destroyed: keep nothing else there.",
   ),
@@ -206,6 +243,11 @@ const settingsBase = z.strictObject({
     .regex(/^[A-Za-z][A-Za-z0-9-]{1,29}$/, { message: "must be a Cloud Storage location such as EU, US, eur4 or europe-west1" })
     .optional()
     .describe("Bucket location; default: the region."),
+  imageStorageLocation: z
+    .string()
+    .regex(/^[a-z]+(-[a-z]+[0-9]+)?$/, { message: "must be a region such as europe-west1 or a multi-region such as eu" })
+    .optional()
+    .describe("Where Google stores the images (storage_locations): a region or a multi-region such as eu. Default: the region, which an organisation's gcp.resourceLocations policy allows when it allows the region."),
   labels: labels.default({}),
   ociSource: z
     .string()
@@ -258,112 +300,21 @@ const settingsBase = z.strictObject({
     })
     .default(REGISTRY_DEFAULT)
     .describe("The Artifact Registry repository of the OCI images."),
-  nixGc: nixGcSchema,
+  nixGc,
+  secretLocations: secretLocationsSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
   hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
 });
 
+/** The settings as the schema reads them, before the rules that span keys (lib/settings-rules.ts). */
+export type SettingsShape = z.output<typeof settingsBase>;
+
 const settingsSchema = settingsBase.superRefine((s, ctx) => {
   for (const problem of crossChecks(s)) ctx.addIssue({ code: "custom", ...problem });
 });
 
-/** Labels Google allows on one resource. */
-const MAX_LABELS = 64;
-/** Labels the provider gives every labelled resource (lib/stack-setup.ts); settings.labels may override them. */
-export const DEFAULT_LABELS: Readonly<Record<string, string>> = { "managed-by": "cdktf" };
-/** Google provider 6's add_terraform_attribution_label (default true) adds it to every labelled resource it creates. */
-const ATTRIBUTION_LABEL = "goog-terraform-provisioned";
-/** Labels the constructs set over the user's: on instances (constructs/host.ts), on images (constructs/gce-image.ts, infra-stack). */
-const INSTANCE_LABELS = ["host"];
-const IMAGE_LABELS = ["image-id", "nix-store-hash", "nixos-label"];
-
-interface CrossProblem {
-  readonly path: PropertyKey[];
-  readonly message: string;
-}
-
-/**
- * Rules that span keys: references, names derived from several ids, and what
- * the constructs would otherwise refuse only after `nix eval`.
- */
-function crossChecks(s: z.output<typeof settingsBase>): CrossProblem[] {
-  const problems: CrossProblem[] = [];
-  const add = (path: PropertyKey[], message: string) => problems.push({ path, message });
-  const imageIds = Object.keys(s.images);
-  const ociIds = Object.keys(s.ociImages);
-  const providerLabels = [...Object.keys(DEFAULT_LABELS), ATTRIBUTION_LABEL, ...Object.keys(s.labels)];
-  // Object.hasOwn, not `in`: "toString" or "__proto__" are not images.
-  for (const [id, h] of Object.entries(s.hosts)) {
-    if (!Object.hasOwn(s.images, h.image)) {
-      add(["hosts", id, "image"], `no image ${shown(h.image)} (known: ${imageIds.join(", ") || "none"})`);
-    }
-    h.runsOciImages.forEach((o, i) => {
-      if (!Object.hasOwn(s.ociImages, o)) add(["hosts", id, "runsOciImages", i], `no OCI image ${shown(o)} (known: ${ociIds.join(", ") || "none"})`);
-    });
-    if (h.sshSourceRanges !== undefined && h.sshSourceRanges.length === 0) {
-      add(["hosts", id, "sshSourceRanges"], "is empty; list the ranges allowed to SSH, or remove the key to deploy through IAP");
-    }
-    if (h.sshSourceRanges !== undefined && h.externalIp === false) {
-      add(["hosts", id, "externalIp"], "is false, but sshSourceRanges deploys over the external IP; remove sshSourceRanges to deploy through IAP");
-    }
-    if (h.recreateOnImageChange && h.deletionProtection) {
-      add(["hosts", id, "deletionProtection"], "cannot be combined with recreateOnImageChange: Google refuses to delete the old VM, so every image change would fail at the end of the apply");
-    }
-    if (h.recreateOnImageChange && id.length > MAX_RECREATE_HOST_ID) {
-      add(["hosts", id, "recreateOnImageChange"], `needs a host id of at most ${MAX_RECREATE_HOST_ID} characters (the instance name gets an image suffix); "${id}" has ${id.length}`);
-    }
-    const instanceLabels = new Set([...providerLabels, ...Object.keys(h.labels), ...INSTANCE_LABELS]);
-    if (instanceLabels.size > MAX_LABELS) {
-      add(
-        ["hosts", id, "labels"],
-        `the instance would carry ${instanceLabels.size} labels (labels, hosts.${id}.labels, ${Object.keys(DEFAULT_LABELS).length + INSTANCE_LABELS.length} of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`,
-      );
-    }
-    for (const key of Object.keys(h.labels).filter((k) => INSTANCE_LABELS.includes(k))) {
-      add(["hosts", id, "labels", key], "is set by the stack (the host id); choose another key");
-    }
-    // A subnetwork path names its region; the VM's zone must be in it.
-    const subnetRegion = /\/regions\/([^/]+)\/subnetworks\//.exec(h.subnetwork ?? "")?.[1];
-    const region = s.zone.replace(/-[a-z]$/, "");
-    if (subnetRegion && subnetRegion !== region) {
-      add(["hosts", id, "subnetwork"], `is in region ${subnetRegion}, but zone ${s.zone} is in ${region}; use a subnetwork of ${region}`);
-    }
-  }
-  const imageLabels = new Set([...providerLabels, ...IMAGE_LABELS]);
-  if (imageLabels.size > MAX_LABELS) {
-    add(["labels"], `images would carry ${imageLabels.size} labels (these, ${Object.keys(DEFAULT_LABELS).length + IMAGE_LABELS.length} of the stack's and the provider's ${ATTRIBUTION_LABEL}); Google allows ${MAX_LABELS}`);
-  }
-  for (const key of Object.keys(s.labels).filter((k) => [...INSTANCE_LABELS, ...IMAGE_LABELS].includes(k))) {
-    add(["labels", key], "is set by the stack on the resources it labels; choose another key");
-  }
-  // Two ids that give one Google name or one output id.
-  const unique = (kind: string, entries: [name: string, path: PropertyKey[], id: string][]) => {
-    const seen = new Map<string, string>();
-    for (const [name, path, id] of entries) {
-      const first = seen.get(name);
-      if (first === undefined) seen.set(name, id);
-      else add(path, `gives the ${kind} "${name}", as ${first} does; shorten or rename one of them`);
-    }
-  };
-  const hostIds = Object.keys(s.hosts);
-  unique("firewall name", hostIds.map((id) => [firewallName(id), ["hosts", id], `hosts.${id}`]));
-  unique("service account id", hostIds.map((id) => [serviceAccountId(id), ["hosts", id], `hosts.${id}`]));
-  unique("image family", Object.entries(s.images).map(([id, image]) => [image.family, ["images", id, "family"], `images.${id}.family`]));
-  unique("Terraform output", [
-    ...imageIds.map((id): [string, PropertyKey[], string] => [imageOutputId(id), ["images", id], `images.${id}`]),
-    ...ociIds.flatMap((id) => Object.values(ociOutputIds(id)).map((name): [string, PropertyKey[], string] => [name, ["ociImages", id], `ociImages.${id}`])),
-    ...hostIds.flatMap((id) => HOST_OUTPUT_KEYS.map((key): [string, PropertyKey[], string] => [hostOutputId(id, key), ["hosts", id], `hosts.${id}`])),
-  ]);
-  // Machine types against their images, and one answer per NixOS configuration (needs resolvable references).
-  const dangling = problems.some((p) => p.path[0] === "hosts" && (p.path[2] === "image" || p.path[2] === "runsOciImages"));
-  if (!dangling) for (const p of configurationFacts(s).problems) add(p.path, p.message);
-  if (s.backend.type === "gcs" && s.backend.bucket === s.imageBucket) {
-    add(["backend", "bucket"], "is also imageBucket; keep state in a bucket of its own (its lifecycle rule deletes image objects, and images must not share state's access)");
-  }
-  return problems;
-}
-
+export { DEFAULT_LABELS } from "./settings-rules.js";
 export type Settings = z.output<typeof settingsSchema>;
 export type SettingsInput = z.input<typeof settingsSchema>;
 export type HostSettings = Settings["hosts"][string];
@@ -379,16 +330,6 @@ export class SettingsError extends Error {
     super(`${oneLine(file)}: ${lines.length} problem(s)\n${lines.map((p) => `  ${p}`).join("\n")}`);
     this.problems = lines;
   }
-}
-
-/** `hosts.vm.sshKeys[0]`; odd keys are quoted and escaped. */
-function keyPath(path: readonly PropertyKey[]): string {
-  const parts = path.map((p) => {
-    if (typeof p === "number") return `[${p}]`;
-    const key = String(p);
-    return /^[A-Za-z0-9_$-]{1,64}$/.test(key) ? `.${key}` : `[${shown(key)}]`;
-  });
-  return parts.join("").replace(/^\./, "") || "(root)";
 }
 
 /** One line per zod issue: the key path, what is wrong, and the fix. */
@@ -408,34 +349,6 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   }
 }
 
-/** Longest string any setting may hold (a 16384-bit RSA key line is about 2,800 characters). */
-const MAX_STRING = 8192;
-
-/**
- * Checks every string and key of the raw JSON before the schema: no control
- * characters (a newline in an SSH key would add a key line; an escape code
- * would rewrite the terminal) and nothing longer than MAX_STRING.
- */
-function rawProblems(value: unknown, path: PropertyKey[] = [], out: string[] = []): string[] {
-  if (out.length >= 20) return out;
-  if (typeof value === "string") {
-    if (hasControlChars(value)) out.push(`${keyPath(path)}: contains a control character such as a newline (got ${shown(value)}); remove it`);
-    else if (value.length > MAX_STRING) out.push(`${keyPath(path)}: is ${value.length} characters; at most ${MAX_STRING}`);
-    // cdktf replaces its token markers in any string at synth, escaping or not: "${TfToken[TOKEN.1]}" would become a Terraform reference.
-    else if (value.includes("{TfToken[")) out.push(`${keyPath(path)}: contains "{TfToken[", which cdktf reads as a token of its own (got ${shown(value)}); remove it`);
-  } else if (Array.isArray(value)) {
-    value.forEach((v, i) => rawProblems(v, [...path, i], out));
-  } else if (value && typeof value === "object") {
-    for (const [k, v] of Object.entries(value)) {
-      if (hasControlChars(k) || k.length > 256) out.push(`${keyPath([...path, k])}: key has a control character or is over 256 characters; rename it`);
-      // The schema's records skip this key without a word: a host or label written so would vanish.
-      else if (k === "__proto__") out.push(`${keyPath([...path, k])}: "__proto__" cannot be a key here; rename it`);
-      else rawProblems(v, [...path, k], out);
-    }
-  }
-  return out;
-}
-
 /** Validates parsed JSON. Throws SettingsError naming every problem. */
 export function parseSettings(raw: unknown, file = "settings"): Settings {
   const early = rawProblems(raw);
@@ -453,6 +366,25 @@ function unreadable(code: string): string {
   return `cannot read the settings file: ${code}`;
 }
 
+/**
+ * JSON.parse's message with "line L column C" for the offset it names: Node 20
+ * gives "at position N", or for a stray character a quote of the 10 characters
+ * either side of it, or nothing when the text ends early.
+ */
+function jsonErrorWithLine(text: string, message: string): string {
+  let at = Number(/ at position (\d+)/.exec(message)?.[1] ?? NaN);
+  const token = /^Unexpected token '([\s\S])', (\.\.\.)?"([\s\S]*?)"(\.\.\.)? is not valid JSON$/.exec(message);
+  if (token) {
+    const [, char, before, quote, after] = token;
+    at = before ? text.indexOf(quote) + 10 : after ? quote.length - 10 : quote.indexOf(char);
+  }
+  if (/^Unexpected end of JSON input/.test(message)) at = text.length;
+  const what = oneLine(message.replace(/ in JSON at position \d+.*$/, "").replace(/, (\.\.\.)?"[\s\S]*$/, "")).slice(0, 200);
+  if (!(at >= 0 && at <= text.length)) return what;
+  const lines = text.slice(0, at).split("\n");
+  return `line ${lines.length} column ${lines[lines.length - 1].length + 1}: ${what}`;
+}
+
 /** Reads and validates a settings file. */
 export function loadSettings(file: string): Settings {
   let text: string;
@@ -464,9 +396,10 @@ export function loadSettings(file: string): Settings {
   let raw: unknown;
   try {
     // Some Windows editors start UTF-8 files with a byte order mark, which JSON.parse refuses.
-    raw = JSON.parse(text.replace(/^\uFEFF/, ""));
+    text = text.replace(/^\uFEFF/, "");
+    raw = JSON.parse(text);
   } catch (e) {
-    throw new SettingsError(file, [`not valid JSON: ${oneLine((e as Error).message).slice(0, 200)}`]);
+    throw new SettingsError(file, [`not valid JSON: ${jsonErrorWithLine(text, (e as Error).message)}`]);
   }
   return parseSettings(raw, file);
 }

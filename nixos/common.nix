@@ -7,6 +7,7 @@
 {
   config,
   lib,
+  pkgs,
   ...
 }:
 let
@@ -17,6 +18,7 @@ in
     ./base/gce.nix
     ./maintenance.nix
     ./manual-rebuild-guard.nix
+    ./secrets.nix
   ];
 
   options.infra.deployUser = lib.mkOption {
@@ -70,6 +72,22 @@ in
     };
 
     security.sudo.wheelNeedsPassword = false;
+
+    # Synth checks each key's shape; the hosts' own OpenSSH reads it whole when
+    # the system is built, so a key sshd would ignore fails the build instead
+    # of the first login.
+    system.checks = [
+      (pkgs.runCommand "deploy-keys-check" { } ''
+        for key in ${lib.escapeShellArgs cfg.deployKeys}; do
+          printf '%s\n' "$key" > key.pub
+          ${config.services.openssh.package}/bin/ssh-keygen -l -f key.pub >/dev/null || {
+            echo "infra.deployKeys: OpenSSH refuses the key starting $(cut -c1-40 key.pub)" >&2
+            exit 1
+          }
+        done
+        touch "$out"
+      '')
+    ];
 
     services.openssh = {
       enable = true;

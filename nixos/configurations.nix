@@ -5,13 +5,14 @@
 #
 # Each configuration also gets nixos/common.nix (with the GCE base), which
 # declares the options set here, so a host module need not import it; and,
-# from infra.json (lib/configurations.ts computes the same and refuses
-# settings that give two answers):
+# from infra.json (computed here only; lib/configurations.ts refuses settings
+# that would give a configuration two answers):
 # - the deploy keys of every host that runs it or boots an image built from
 #   it (deploy-rs first logs in to the image's system);
 # - EFI boot when the images it is, or its hosts boot from, are
 #   UEFI_COMPATIBLE: a system installs its boot loader the way its image does;
-# - nixGc, with its hosts' overrides.
+# - nixGc, with its hosts' overrides;
+# - infra.secrets: the secrets its hosts list (none for an image alone).
 {
   nixosSystem,
   settings,
@@ -58,8 +59,19 @@ let
       );
       efi = builtins.any uefi imageIds;
       nixGc = if runs == [ ] then nixGc else hostNixGc (builtins.head runs);
+      # Hosts sharing a configuration list the same secrets (lib/configurations.ts checks).
+      secrets = if runs == [ ] then { } else hosts.${builtins.head runs}.secrets or { };
     };
 
+  # The modules in nixos/hosts, named for synth's "did you mean" (lib/nix.ts
+  # reads this message, and the same from a flake that lacks a name).
+  hostModules = builtins.concatMap (
+    file:
+    let
+      match = builtins.match "(.+)\\.nix" file;
+    in
+    if match == null then [ ] else match
+  ) (builtins.attrNames (builtins.readDir ./hosts));
   hostModule =
     name:
     let
@@ -68,7 +80,11 @@ let
     if builtins.pathExists file then
       file
     else
-      throw "nixos/hosts/${name}.nix is missing; infra.json uses the configuration \"${name}\"";
+      throw (
+        "nixosConfiguration \"${name}\" is unknown"
+        + " (known: ${builtins.concatStringsSep ", " hostModules}):"
+        + " infra.json uses it, but nixos/hosts/${name}.nix is missing"
+      );
 
   # listToAttrs keeps the first of equal names: a name shared by an image and
   # a host (or by several hosts) is one configuration.
@@ -86,7 +102,7 @@ let
             imports = [ ./common.nix ];
             infra = {
               inherit deployUser;
-              inherit (f) deployKeys nixGc;
+              inherit (f) deployKeys nixGc secrets;
             };
             virtualisation.googleComputeImage.efi = f.efi;
             nixpkgs.hostPlatform = system;

@@ -3,9 +3,15 @@
 # what no generation still references, so on its own it never bounds the
 # store: a 20 GB disk fills. The profile is first pruned to its newest
 # generations, then nix-collect-garbage frees the rest.
+#
+# infra.json's nixGc.schedule takes a few calendar forms; a host module sets
+# any other systemd.time(7) event as nix.gc.dates, which wins over it. Either
+# way the hosts' own systemd-analyze checks the value when the system is built
+# (system.checks), so an event systemd refuses fails the build, not the timer.
 {
   config,
   lib,
+  pkgs,
   ...
 }:
 let
@@ -28,7 +34,8 @@ in
       example = "Sun *-*-* 03:15:00";
       description = ''
         When generations are pruned and the store collected, as a
-        systemd.time(7) calendar event.
+        systemd.time(7) calendar event. A host module's nix.gc.dates wins
+        over it.
       '';
     };
   };
@@ -36,8 +43,22 @@ in
   config = {
     nix.gc = {
       automatic = true;
-      dates = cfg.schedule;
+      dates = lib.mkDefault cfg.schedule;
     };
+
+    system.checks = [
+      # TZDIR: the sandbox has no /etc/zoneinfo, where NixOS' systemd looks for
+      # an event's time zone (whether it reads TZDIR: confirmed by a first build).
+      (pkgs.runCommand "nix-gc-dates-check" { TZDIR = "${pkgs.tzdata}/share/zoneinfo"; } ''
+        for event in ${lib.escapeShellArgs (lib.toList config.nix.gc.dates)}; do
+          ${config.systemd.package}/bin/systemd-analyze calendar "$event" >/dev/null || {
+            echo "nix.gc.dates: systemd refuses the calendar event '$event' (see systemd.time(7))" >&2
+            exit 1
+          }
+        done
+        touch "$out"
+      '')
+    ];
 
     # Pulled in by nix-gc.service (timer or by hand) and ordered before it; a
     # failed prune still lets the GC run (wantedBy, not requiredBy). nix-env's

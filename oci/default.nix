@@ -15,7 +15,9 @@ let
   image = id: spec: {
     name = spec.package;
     value = pkgs.callPackage (./. + "/${id}.nix") {
-      inherit mkImage pipeline;
+      # ociImages.<id>.user, when set, replaces mk-image.nix's default user.
+      mkImage = args: mkImage (args // (if spec ? user then { inherit (spec) user; } else { }));
+      inherit pipeline;
       inherit (spec) version;
     };
   };

@@ -15,6 +15,9 @@
   version,
   description,
   program,
+  # The container's user: nobody (fakeNss gives it a passwd entry), not root.
+  # infra.json's ociImages.<id>.user names another for an image that needs one.
+  user ? "65534:65534",
 }:
 let
   # Fixed instead of "now": equal inputs give equal images.
@@ -32,6 +35,7 @@ dockerTools.buildLayeredImage {
     dockerTools.fakeNss
   ];
   config = {
+    User = user;
     Entrypoint = [ "${program}/bin/${program.meta.mainProgram}" ];
     Labels = {
       "org.opencontainers.image.title" = name;

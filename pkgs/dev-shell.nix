@@ -1,8 +1,10 @@
 # devShells.<system>.default: the tools the CDKTF program and its tests call.
 {
+  lib,
+  path,
+  stdenv,
   mkShell,
   nodejs_20,
-  opentofu,
   google-cloud-sdk,
   skopeo,
   umoci,
@@ -10,10 +12,18 @@
   util-linux,
   deploy-rs,
 }:
+let
+  # The Terraform binary CI applies with (not OpenTofu: one binary on one
+  # state). nixpkgs' terraform is unfree (BSL 1.1): allowed by name, here only.
+  withTerraform = import path {
+    localSystem = stdenv.hostPlatform.system;
+    config.allowUnfreePredicate = pkg: lib.getName pkg == "terraform";
+  };
+in
 mkShell {
   packages = [
     nodejs_20
-    opentofu
+    withTerraform.terraform
     google-cloud-sdk
     deploy-rs
     skopeo
@@ -23,6 +33,13 @@ mkShell {
     util-linux
   ];
 
-  # cdktf runs this binary instead of `terraform`.
-  TERRAFORM_BINARY_NAME = "tofu";
+  # CI pins .terraform-version; nixpkgs carries one Terraform 1.x, which may
+  # be newer. A newer 1.x may write state an older one cannot read: say so.
+  shellHook = ''
+    pinned=$(cat .terraform-version 2>/dev/null || true)
+    have=$(terraform version -json | jq -r .terraform_version)
+    if [ -n "$pinned" ] && [ "$have" != "$pinned" ]; then
+      echo "dev shell: terraform $have, CI pins $pinned (.terraform-version); apply the shared state from one version (docs/github.md)" >&2
+    fi
+  '';
 }

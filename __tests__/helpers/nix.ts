@@ -13,6 +13,8 @@ import { describeWithTools } from "./tools.js";
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const FIXTURES = join(REPO_ROOT, "__tests__", "fixtures");
+/** The rehearsal's doubles for gcloud, ssh and deploy-rs (tools/doubles). */
+export const DOUBLES = join(REPO_ROOT, "tools", "doubles");
 
 /** Where `tool` is on PATH, or undefined. */
 export function onPath(tool: string): string | undefined {
@@ -43,12 +45,13 @@ export interface FixtureFlake {
 }
 
 /**
- * Copies fixtures/<name> (default: the basic flake) to a fresh temp dir and
- * gives it a random salt, so its store paths were never built before.
+ * Copies an example flake (examples/<example>: the offline example's by
+ * default) to a fresh temp dir and gives it a random salt, so its store paths
+ * were never built before.
  */
-export function fixtureFlake(name = "flake", prefix = "nix-fixture-"): FixtureFlake {
+export function fixtureFlake(prefix = "nix-fixture-", example = "flake"): FixtureFlake {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  cpSync(join(FIXTURES, name), dir, { recursive: true });
+  cpSync(join(REPO_ROOT, "examples", example), dir, { recursive: true });
   const inputsFile = join(dir, "inputs.json");
   const inputs = JSON.parse(readFileSync(inputsFile, "utf8"));
   writeFileSync(inputsFile, JSON.stringify({ ...inputs, salt: randomBytes(8).toString("hex") }, null, 2));

@@ -2,7 +2,7 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startLocalRegistry } from "../../lib/local-registry.js";
+import { startLocalRegistry } from "../../tools/local-registry.js";
 
 export interface Registry {
   readonly address: string;
@@ -11,7 +11,7 @@ export interface Registry {
   stop(): Promise<void>;
 }
 
-/** On a free port (lib/local-registry.ts: a port taken before the bind means another); its data removed at stop. */
+/** On a free port (tools/local-registry.ts: a port taken before the bind means another); its data removed at stop. */
 export async function startRegistry(options: { port?: number } = {}): Promise<Registry> {
   const dir = mkdtempSync(join(tmpdir(), "registry-"));
   try {

@@ -1,7 +1,7 @@
 /**
  * A rehearsal project for tests: a temporary project root holding a copy of
  * the fixture flake (./flake) and links to the step scripts, synthesized
- * in-process with real Nix, rewritten by lib/rehearse.ts into
+ * in-process with real Nix, rewritten by tools/rehearse.ts into
  * <root>/.infra/rehearsal/infra (the depth of cdktf.out/stacks/infra, so the
  * synthesized relative paths hold) and applied by real Terraform, with the
  * gcloud, ssh and deploy-rs test doubles.
@@ -13,17 +13,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InfraStack } from "../../constructs/infra-stack.js";
 import { resolveWithNix } from "../../lib/nix.js";
-import { type ApplySummary, type Rehearsal, rehearsalConfig, nameConflicts, summarizeApply } from "../../lib/rehearse.js";
+import { type ApplySummary, type Rehearsal, rehearsalConfig, nameConflicts, summarizeApply } from "../../tools/rehearse.js";
 import { parseSettings, type SettingsInput } from "../../lib/settings.js";
-import { applyReviewed, terraform, terraformBinary, type TerraformRun } from "../../lib/terraform.js";
+import { applyReviewed, terraform, terraformBinary, type TerraformRun } from "../../tools/terraform.js";
 import { App, Testing } from "cdktf";
-import { FIXTURES, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./nix.js";
-import { startSshBanner } from "../fixtures/doubles/ssh-banner.js";
+import { DOUBLES as DOUBLE_DIR, fixtureFlake, type FixtureFlake, NIX_ENV, REPO_ROOT } from "./nix.js";
+import { startSshBanner } from "../../tools/doubles/ssh-banner.js";
 
 /** The doubles the rehearsal puts in place of gcloud, ssh and deploy-rs. */
 export const DOUBLES = {
-  path: [join(FIXTURES, "doubles", "gcloud"), join(FIXTURES, "doubles", "host-ssh")],
-  deployRs: `path:${join(FIXTURES, "doubles", "deploy-rs")}`,
+  path: [join(DOUBLE_DIR, "gcloud"), join(DOUBLE_DIR, "host-ssh")],
+  deployRs: `path:${join(DOUBLE_DIR, "deploy-rs")}`,
 };
 
 export interface Applied {

@@ -31,6 +31,8 @@ export interface Sshd {
   readonly user: string;
   /** Environment that lets ssh authenticate through the agent. */
   readonly agentEnv: Record<string, string>;
+  /** The private key the server accepts (the agent holds it too). */
+  readonly clientKey: string;
   /** Restarts the server with a fresh host key, as a re-created or tampered host would have. */
   rotateHostKey(): Promise<void>;
   stop(): Promise<void>;
@@ -108,6 +110,7 @@ export async function startSshd(options: { port?: number } = {}): Promise<Sshd> 
     port,
     user,
     agentEnv,
+    clientKey: join(dir, "client"),
     rotateHostKey: async () => {
       await stopServer();
       // Clients know this port: a restart cannot move.

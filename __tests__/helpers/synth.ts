@@ -1,4 +1,4 @@
-/** Runs `npm run synth` (build, then the app) in a child process. */
+/** Runs the app command, `node bin/synth.js` (cdktf.json; npm run synth), in a child process. */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +19,7 @@ export async function runSynth(settings: unknown, env: Record<string, string> = 
   const config = join(work, "infra.json");
   writeFileSync(config, JSON.stringify(settings, null, 2));
   const outdir = join(work, "cdktf.out");
-  const result = await execa("npm", ["run", "--silent", "synth"], {
+  const result = await execa("node", [join(REPO_ROOT, "bin", "synth.js")], {
     cwd: REPO_ROOT,
     env: { ...NIX_ENV, INFRA_CONFIG: config, CDKTF_OUTDIR: outdir, ...env },
     reject: false,

@@ -22,8 +22,14 @@ const HOW: Record<string, string> = {
   "ssh-keygen": "apt-get install openssh-client",
   "systemd-analyze": "apt-get install systemd",
   tzdata: "apt-get install tzdata",
+  curl: "apt-get install curl",
+  jq: "apt-get install jq",
+  shellcheck: "apt-get install shellcheck",
   terraform: "install Terraform >= 1.5 from HashiCorp (not in Debian)",
 };
+
+/** Every tool the suite drives. */
+export const TOOLS: readonly string[] = Object.keys(HOW);
 
 /** Where `tool` is, or undefined. */
 export function findTool(tool: string): string | undefined {

@@ -11,6 +11,7 @@ let
   cfg = config.infra.services.pipeline;
   postgres = config.infra.services.postgres;
   jobs = pkgs.callPackage ../../pkgs/pipeline.nix { };
+  token = cfg.sourceTokenSecret;
 
   units = {
     pipeline-ingest = {
@@ -23,15 +24,19 @@ let
     };
   };
 
+  # The token reaches a job as a file systemd copies for it (LoadCredential),
+  # never as an environment value: the environment shows in /proc and logs.
+  secretUnits = lib.optional (token != null) "infra-secrets.service";
   service = name: unit: {
     description = "Pipeline job ${name}";
-    requires = [ "postgresql.target" ];
-    after = [ "postgresql.target" ];
+    requires = [ "postgresql.target" ] ++ secretUnits;
+    after = [ "postgresql.target" ] ++ secretUnits;
     environment = {
       PGHOST = "/run/postgresql";
       PGDATABASE = postgres.database;
       PGUSER = cfg.user;
-    };
+    }
+    // lib.optionalAttrs (token != null) { SOURCE_TOKEN_FILE = "%d/source-token"; };
     serviceConfig = {
       Type = "oneshot";
       ExecStart = lib.getExe unit.program;
@@ -44,7 +49,8 @@ let
       PrivateDevices = true;
       ProtectSystem = "strict";
       ProtectHome = true;
-    };
+    }
+    // lib.optionalAttrs (token != null) { LoadCredential = "source-token:/run/secrets/${token}"; };
   };
 
   timer = _: unit: {
@@ -70,6 +76,18 @@ in
       '';
     };
 
+    sourceTokenSecret = lib.mkOption {
+      type = lib.types.nullOr lib.types.str;
+      default = null;
+      example = "pipeline-source-token";
+      description = ''
+        Secret (one of the host's infra.secrets, listed in infra.json) that
+        holds the source system's API token. The jobs read it from the file
+        $SOURCE_TOKEN_FILE names, their private copy, and start only after
+        infra-secrets.service fetched it.
+      '';
+    };
+
     onCalendar = {
       ingest = lib.mkOption {
         type = lib.types.str;
@@ -90,6 +108,12 @@ in
       {
         assertion = postgres.enable;
         message = "infra.services.pipeline needs infra.services.postgres.enable";
+      }
+      {
+        assertion = token == null || config.infra.secrets ? ${token};
+        message =
+          "infra.services.pipeline.sourceTokenSecret: \"${toString token}\" is not among this "
+          + "host's secrets; list it under hosts.<id>.secrets in infra.json";
       }
     ];
 

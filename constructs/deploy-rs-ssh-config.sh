@@ -1,4 +1,5 @@
-# Sourced by constructs/deploy-rs.sh and lib/sh/rollback.sh: writes "$work/ssh_config" for one host.
+# Sourced by constructs/deploy-rs.sh and bin/rollback.sh: writes "$work/ssh_config" for one host,
+# and defines ssh_close, which the caller runs before removing $work.
 # Inputs (environment): DEPLOY_HOST DEPLOY_SSH_USER DEPLOY_SSH_PORT DEPLOY_CONNECT
 #   DEPLOY_PROJECT DEPLOY_ZONE DEPLOY_INSTANCE DEPLOY_INSTANCE_ID DEPLOY_KNOWN_HOSTS
 # ssh_config has no escaping, so refuse what it cannot carry instead of misreading it.
@@ -26,7 +27,24 @@ known_hosts="$(cd "$(dirname "$DEPLOY_KNOWN_HOSTS")" && pwd)/$(basename "$DEPLOY
   echo "  BatchMode yes"
   echo "  ConnectTimeout 15"
   echo "  ServerAliveInterval 15"
+  # One connection per deploy, so through IAP one tunnel: deploy-rs opens
+  # several sessions (copy, activate, confirm...), and each would otherwise
+  # start its own gcloud tunnel, seconds each, the confirm's inside
+  # deploy.confirmTimeoutSeconds. The socket lives in $work and goes with it;
+  # ssh_close ends the master. Socket paths are limited to 104 bytes (macOS;
+  # 108 on Linux), and ssh first binds the path plus 17 characters.
+  if [ $((${#work} + 4 + 17)) -lt 104 ]; then
+    echo "  ControlMaster auto"
+    echo "  ControlPath \"$work/mux\""
+    echo "  ControlPersist 120"
+  fi
   if [ "$DEPLOY_CONNECT" = iap ]; then
     echo "  ProxyCommand gcloud compute start-iap-tunnel $DEPLOY_INSTANCE %p --listen-on-stdin --project=$DEPLOY_PROJECT --zone=$DEPLOY_ZONE --verbosity=warning"
   fi
 } > "$work/ssh_config"
+
+# Ends the shared connection (its IAP tunnel with it), if one was opened.
+ssh_close() {
+  [ -S "$work/mux" ] || return 0
+  ssh -F "$work/ssh_config" -O exit "$DEPLOY_HOST" 2>/dev/null || true
+}

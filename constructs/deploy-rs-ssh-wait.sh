@@ -1,4 +1,4 @@
-# Sourced by constructs/deploy-rs.sh after ssh-config.sh: defines wait_for_ssh, which waits
+# Sourced by constructs/deploy-rs.sh after deploy-rs-ssh-config.sh: defines wait_for_ssh, which waits
 # up to DEPLOY_WAIT_SECONDS until SSH answers on the host.
 #   direct: the SSH banner on DEPLOY_HOST:DEPLOY_SSH_PORT;
 #   iap:    an answer to authentication through the same tunnel deploys use
@@ -9,7 +9,9 @@
 
 ssh_answers() {
   if [ "$DEPLOY_CONNECT" = iap ]; then
-    ssh_answer=$(ssh -F "$work/ssh_config" -o PreferredAuthentications=none -o ConnectTimeout=15 "$DEPLOY_HOST" true 2>&1) && return 0
+    # ControlPath=none: not the shared connection, whose master sends gcloud's
+    # stderr (the reason a tunnel fails) to /dev/null, and this logs in to nothing.
+    ssh_answer=$(ssh -F "$work/ssh_config" -o ControlPath=none -o PreferredAuthentications=none -o ConnectTimeout=15 "$DEPLOY_HOST" true 2>&1) && return 0
     [[ $ssh_answer == *"Permission denied"* ]]
   else
     ssh_answer=$(timeout 10 bash -c 'exec 3<>"/dev/tcp/$1/$2" || exit 1; IFS= read -r -t 8 banner <&3 || { echo "no banner within 8s"; exit 1; }

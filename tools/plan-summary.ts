@@ -6,8 +6,8 @@
  * marks sensitive or unknown is replaced by a placeholder.
  */
 import { readFileSync } from "node:fs";
-import { nameConflicts, protectedDeletes } from "./name-conflicts.js";
-import { NixError } from "./nix.js";
+import { nameConflicts, type NamedChange, protectedDeletes } from "./name-conflicts.js";
+import { NixError } from "../lib/nix.js";
 
 /** First line of the comment; the workflow finds its own comment by it. */
 export const PLAN_SUMMARY_MARKER = "<!-- nixos-gce-cdktf plan summary -->";
@@ -63,6 +63,7 @@ const KINDS: readonly { readonly title: string; readonly matches: (c: ResourceCh
   { title: "OCI pushes", matches: (c) => nullStep(c) === "oci" },
   { title: "OCI registry", matches: (c) => c.type.startsWith("google_artifact_registry_") },
   { title: "Firewalls", matches: (c) => c.type === "google_compute_firewall" },
+  { title: "Secrets", matches: (c) => c.type === "google_secret_manager_secret" },
   { title: "Service accounts & IAM", matches: (c) => c.type === "google_service_account" || c.type.endsWith("_iam_member") },
   { title: "Buckets", matches: (c) => c.type === "google_storage_bucket" },
   { title: "Other", matches: () => true },
@@ -191,19 +192,19 @@ export interface PlanArg {
   readonly file: string;
 }
 
-export const PLAN_SUMMARY_USAGE = "usage: npm run plan-summary -- <stack>=<plan.json> [<stack>=<plan.json> ...] (<plan.json> may be - for stdin, once)";
+export const PLAN_SUMMARY_USAGE = "npm run plan-summary -- <stack>=<plan.json> [<stack>=<plan.json> ...]";
 
 /** `<stack>=<file>` arguments; stack names are plain words so they are safe in Markdown. */
 export function parsePlanArgs(args: readonly string[]): PlanArg[] {
-  if (args.length === 0) throw new PlanFileError(PLAN_SUMMARY_USAGE);
+  if (args.length === 0) throw new PlanFileError(`usage: ${PLAN_SUMMARY_USAGE}`);
   const seen = new Set<string>();
   const parsed = args.map((arg) => {
     const eq = arg.indexOf("=");
-    if (eq < 0) throw new PlanFileError(`"${arg}" is not <stack>=<plan.json>; ${PLAN_SUMMARY_USAGE}`);
+    if (eq < 0) throw new PlanFileError(`"${arg}" is not <stack>=<plan.json>; usage: ${PLAN_SUMMARY_USAGE}`);
     const stack = arg.slice(0, eq);
     const file = arg.slice(eq + 1);
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(stack)) throw new PlanFileError(`"${stack}" is not a stack name (letters, digits, '.', '_', '-')`);
-    if (!file) throw new PlanFileError(`no plan file given for stack ${stack}; ${PLAN_SUMMARY_USAGE}`);
+    if (!file) throw new PlanFileError(`no plan file given for stack ${stack}; usage: ${PLAN_SUMMARY_USAGE}`);
     if (seen.has(stack)) throw new PlanFileError(`stack ${stack} is given twice`);
     seen.add(stack);
     return { stack, file };
@@ -215,6 +216,17 @@ export function parsePlanArgs(args: readonly string[]): PlanArg[] {
 interface Line {
   readonly verb: Verb;
   readonly text: string;
+}
+
+/** Deleting a secret deletes its versions: Secret Manager keeps no value to restore. */
+function secretDeletes(changes: readonly NamedChange[]): string[] {
+  return changes
+    .filter((c) => c.type === "google_secret_manager_secret" && c.actions.includes("delete"))
+    .map((c) =>
+      c.actions.includes("create")
+        ? `${c.address} would be replaced, its versions deleted: add the value again after the apply (gcloud secrets versions add ${String(c.before?.secret_id ?? "NAME")} --data-file=FILE)`
+        : `${c.address} would be deleted with all its versions: its values are gone for good`,
+    );
 }
 
 /** The comment: marker, then one section per stack in the order given. */
@@ -233,7 +245,7 @@ export function renderPlanSummary(stacks: readonly StackPlan[]): string {
       before: objectOrNone(c.change.before),
       after: objectOrNone(c.change.after),
     }));
-    for (const conflict of [...nameConflicts(changes), ...protectedDeletes(changes)]) {
+    for (const conflict of [...nameConflicts(changes), ...protectedDeletes(changes), ...secretDeletes(changes)]) {
       out.push(`> **Warning:** ${code(conflict, 600)}`, "");
     }
     const groups = new Map<string, Line[]>(KINDS.map((k) => [k.title, []]));
@@ -287,9 +299,17 @@ function bullet(c: ResourceChange, kind: { verb: Verb; order?: string }, title: 
     if (c.change.replace_paths.length > 5) paths.push(`${c.change.replace_paths.length - 5} more`);
     details.push(`forced by ${paths.join(", ")}`);
   }
+  if (kind.verb === "update") details.push(...metadataDetail(c));
   const reason = c.action_reason ? REASONS[c.action_reason] : undefined;
   if (reason) details.push(reason);
   return details.length ? `${text}: ${details.join("; ")}` : text;
+}
+
+/** An instance update's metadata keys removed or rewritten (names only): the stack owns the whole map, so what gcloud compute ssh or a person added goes. */
+function metadataDetail(c: ResourceChange): string[] {
+  const [before, after] = [c.change.before, c.change.after].map((v) => (isObject(v) && isObject(v.metadata) ? v.metadata : undefined));
+  const names = before && after ? Object.keys(before).filter((k) => after[k] !== before[k]).map((k) => `\`${code(k)}\` ${Object.hasOwn(after, k) ? "rewritten" : "removed"}`) : [];
+  return names.length ? [`metadata ${names.join(", ")}: keys set outside the stack (gcloud compute ssh) are undone`] : [];
 }
 
 /** "`new`", "`new` (was `old`)" or "`old`" for a destroy; placeholders for sensitive and unknown values. */

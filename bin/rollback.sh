@@ -1,10 +1,11 @@
 # npm run rollback -- <host>: switch a host back to its previous system generation.
-# Values arrive through the environment (see ssh-config.sh); the remote commands are constant.
+# Values arrive through the environment (see constructs/deploy-rs-ssh-config.sh); the remote commands are constant.
 set -euo pipefail
 log() { echo "rollback[$DEPLOY_HOST]: $*" >&2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/rollback.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-source "$(dirname "${BASH_SOURCE[0]}")/ssh-config.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../constructs/deploy-rs-ssh-config.sh"
+trap 'ssh_close; rm -rf "$work"' EXIT
 # No boot-mode check, unlike the deploy step: the firmware comes with the VM's
 # disk, and every generation on it was its image's or one the deploy step
 # admitted for that firmware, whatever the settings say now.

@@ -15,8 +15,12 @@
  * Pure functions only: bin/rehearse.ts and the tests run Terraform.
  */
 import { nameConflicts as findNameConflicts, protectedDeletes } from "./name-conflicts.js";
-import { literal } from "./scripts.js";
-import { STEP_SCRIPTS } from "./steps.js";
+import { literal } from "../lib/steps.js";
+import { DEPLOY_SCRIPT } from "../constructs/deploy-rs.js";
+import { UPLOAD_IMAGE_SCRIPT } from "../constructs/gce-image.js";
+import { PRUNE_GC_ROOTS_SCRIPT } from "../constructs/gc-roots.js";
+import { BUILD_IMAGE_SCRIPT } from "../constructs/nix-image.js";
+import { PUSH_OCI_SCRIPT } from "../constructs/oci-image.js";
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type Block = Record<string, any>;
@@ -28,7 +32,8 @@ type Block = Record<string, any>;
  * google/services/<service>/resource_<type>.go, of
  * tpgiamresource/resource_iam_member.go and the iam_<type>.go parent schemas
  * for IAM members, plus compute_instance's CustomizeDiff ForceNewIf on
- * metadata_startup_script. Paths are HCL attribute paths without block
+ * metadata_startup_script (Secret Manager's from a later version of
+ * those files: 6.50.0's were not at hand). Paths are HCL attribute paths without block
  * indices; `x.#` is the number of `x` blocks (boot_disk and
  * network_interface are ForceNew as blocks); a block's path stands for all
  * of its attributes when they all are ForceNew. Every other attribute is
@@ -73,6 +78,11 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
     "maven_config.allow_snapshot_overwrites", "maven_config.version_policy",
   ],
   google_artifact_registry_repository_iam_member: ["project", "location", "repository", "role", "member", "condition"],
+  google_secret_manager_secret: [
+    "project", "secret_id", "ttl", "rotation.rotation_period", "replication.auto.#", "replication.user_managed.#",
+    "replication.user_managed.replicas.#", "replication.user_managed.replicas.location",
+  ],
+  google_secret_manager_secret_iam_member: ["project", "secret_id", "role", "member", "condition"],
 };
 
 /**
@@ -82,6 +92,7 @@ export const FORCE_NEW: Readonly<Record<string, readonly string[]>> = {
  */
 const LABELLED: ReadonlySet<string> = new Set([
   "google_compute_image", "google_compute_instance", "google_storage_bucket", "google_artifact_registry_repository",
+  "google_secret_manager_secret",
 ]);
 
 /**
@@ -189,11 +200,11 @@ export type StepKind = "build" | "upload" | "image" | "gcroots" | "instance" | "
 export const STEP_KINDS: readonly StepKind[] = ["build", "upload", "image", "instance", "deploy", "gcroots", "push", "other"];
 
 const SCRIPT_KINDS: Record<string, StepKind> = {
-  [STEP_SCRIPTS.buildImage]: "build",
-  [STEP_SCRIPTS.uploadImage]: "upload",
-  [STEP_SCRIPTS.pruneGcRoots]: "gcroots",
-  [STEP_SCRIPTS.deploy]: "deploy",
-  [STEP_SCRIPTS.pushOci]: "push",
+  [BUILD_IMAGE_SCRIPT]: "build",
+  [UPLOAD_IMAGE_SCRIPT]: "upload",
+  [PRUNE_GC_ROOTS_SCRIPT]: "gcroots",
+  [DEPLOY_SCRIPT]: "deploy",
+  [PUSH_OCI_SCRIPT]: "push",
 };
 const TYPE_KINDS: Record<string, StepKind> = { google_compute_image: "image", google_compute_instance: "instance" };
 
@@ -250,7 +261,7 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
   for (const type of Object.keys(stack.resource ?? {})) {
     if (type === "null_resource" || type === "terraform_data") continue;
     if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for resource type ${type}; the rehearsal knows google_*, null_resource and terraform_data`);
-    if (!FORCE_NEW[type]) throw new RehearsalError(`${type} has no entry in FORCE_NEW (lib/rehearse.ts); add its ForceNew attributes from the provider's schema`);
+    if (!FORCE_NEW[type]) throw new RehearsalError(`${type} has no entry in FORCE_NEW (tools/rehearse.ts); add its ForceNew attributes from the provider's schema`);
   }
   for (const type of Object.keys(stack.data ?? {})) {
     if (!type.startsWith("google_")) throw new RehearsalError(`no stand-in for data source ${type}`);
@@ -308,7 +319,7 @@ export function rehearsalConfig(stack: Block, options: RehearsalOptions = {}): R
     if (head in config) return `${address}.input${configPath(config, steps)}`;
     if (steps.length === 1 && head in defaults && defaults[head as keyof ProviderDefaults] !== undefined) return lit(defaults[head as keyof ProviderDefaults]);
     throw new RehearsalError(
-      `${original}.${normalized} is read, but the rehearsal has no value for it: not in its configuration and not in COMPUTED (lib/rehearse.ts)`,
+      `${original}.${normalized} is read, but the rehearsal has no value for it: not in its configuration and not in COMPUTED (tools/rehearse.ts)`,
     );
   };
   const rewrite = <T>(value: T): T => rewriteValue(value, rewriteTraversal) as T;
@@ -487,7 +498,7 @@ function withStepEnvironment(provisioner: Block, options: RehearsalOptions): Blo
   for (const [key, value] of Object.entries(options.stepEnvironment ?? {})) {
     if (key in environment) environment[key] = literal(value);
   }
-  if (options.ociRegistry && exec.command === STEP_SCRIPTS.pushOci) {
+  if (options.ociRegistry && exec.command === PUSH_OCI_SCRIPT) {
     const repository = String(environment.OCI_REPOSITORY);
     environment.OCI_REPOSITORY = literal(`${options.ociRegistry}/${repository.split("/").pop()}`);
     environment.OCI_AUTH = "none";
@@ -658,7 +669,7 @@ export interface SavedPlan {
 
 /**
  * Creates Google would refuse and deletes the provider refuses
- * (lib/name-conflicts.ts), read from a plan of stand-ins and named by the
+ * (tools/name-conflicts.ts), read from a plan of stand-ins and named by the
  * original addresses.
  */
 export function nameConflicts(plan: SavedPlan, standIns: Record<string, StandIn>): string[] {

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Fetches the latest version of Secret Manager secrets into files, with the
+# VM's own service account (a metadata-server token, no gcloud).
+# nixos/secrets.nix runs it as infra-secrets.service; tests run it against
+# doubles of both servers.
+#
+# usage: secrets-fetch.sh NAME:OWNER:MODE...
+#   writes $SECRETS_DIR/NAME (default /run/secrets), owned by OWNER and OWNER's
+#   login group, with MODE; replaced atomically, byte for byte.
+# Environment (tests point these at doubles):
+#   METADATA_URL        default http://metadata.google.internal/computeMetadata/v1
+#   SECRET_MANAGER_URL  default https://secretmanager.googleapis.com/v1
+#   SECRETS_REQUEST_SECONDS  bound on one request (default 10)
+#   SECRETS_RETRY_SECONDS    how long unreachable servers are retried (default 120)
+# A denied, missing or disabled secret is not retried: one line names it and
+# the command that fixes it, and the exit status is 1.
+set -euo pipefail
+
+dir=${SECRETS_DIR:-/run/secrets}
+metadata=${METADATA_URL:-http://metadata.google.internal/computeMetadata/v1}
+api=${SECRET_MANAGER_URL:-https://secretmanager.googleapis.com/v1}
+request_seconds=${SECRETS_REQUEST_SECONDS:-10}
+give_up_at=$((SECONDS + ${SECRETS_RETRY_SECONDS:-120}))
+
+umask 077
+work=$(mktemp -d "$dir/.fetch.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# fetch WHAT URL OUT [CURL ARGS...]: prints the HTTP status, the body in OUT.
+# No answer, 429 and 5xx are retried with backoff (the network may still be
+# coming up) until SECRETS_RETRY_SECONDS have passed.
+fetch() {
+  local what=$1 url=$2 out=$3 delay=1 status
+  shift 3
+  while :; do
+    status=$(curl --silent --max-time "$request_seconds" --output "$out" --write-out '%{http_code}' "$@" "$url") || status=000
+    case $status in
+      000 | 429 | 5??) ;;
+      *) echo "$status" && return ;;
+    esac
+    if ((SECONDS + delay > give_up_at)); then echo "$status" && return; fi
+    echo "infra-secrets: $what: no answer yet (HTTP $status), retrying in ${delay}s" >&2
+    sleep "$delay"
+    delay=$((delay < 16 ? delay * 2 : 30))
+  done
+}
+
+# Google's own words for a failed call, if the body has them.
+reason() { jq -r '.error.message // empty' <"$1" 2>/dev/null | head -c 300 || true; }
+
+status=$(fetch "metadata server" "$metadata/instance/service-accounts/default/token" "$work/token" -H "Metadata-Flavor: Google")
+if [ "$status" != 200 ]; then
+  echo "infra-secrets: no token from the metadata server (HTTP $status); the VM needs its service account (hosts.<id> in infra.json, then apply)" >&2
+  exit 1
+fi
+# The token goes to curl in a file, never in its arguments (other users see those in ps).
+jq -er '"Authorization: Bearer " + .access_token' <"$work/token" >"$work/auth"
+status=$(fetch "metadata server" "$metadata/project/project-id" "$work/project" -H "Metadata-Flavor: Google")
+[ "$status" = 200 ] || {
+  echo "infra-secrets: no project id from the metadata server (HTTP $status)" >&2
+  exit 1
+}
+project=$(<"$work/project")
+
+failed=0
+for entry in "$@"; do
+  IFS=: read -r name owner mode <<<"$entry"
+  status=$(fetch "$name" "$api/projects/$project/secrets/$name/versions/latest:access" "$work/body" -H "@$work/auth")
+  if [ "$status" = 200 ] && jq -er '.payload.data' <"$work/body" | base64 -d >"$work/value"; then
+    chown "$owner:" "$work/value"
+    chmod "$mode" "$work/value"
+    mv -f "$work/value" "$dir/$name"
+    echo "infra-secrets: $name: written to $dir/$name" >&2
+    continue
+  fi
+  case $status in
+    200) fix="the answer held no payload; systemctl restart infra-secrets" ;;
+    403) fix="this host may not read it, or it does not exist: list it under hosts.<id>.secrets in infra.json and apply (a new grant can take minutes to take effect), then systemctl restart infra-secrets" ;;
+    404) fix="it has no version: gcloud secrets versions add $name --project $project --data-file=FILE, then systemctl restart infra-secrets" ;;
+    400) fix="its latest version is disabled or destroyed: gcloud secrets versions add $name --project $project --data-file=FILE (or enable that version), then systemctl restart infra-secrets" ;;
+    000) fix="Secret Manager did not answer in time; systemctl restart infra-secrets once it is reachable" ;;
+    *) fix="unexpected answer; systemctl restart infra-secrets once the cause is fixed" ;;
+  esac
+  google=$(reason "$work/body")
+  echo "infra-secrets: secret $name not fetched (HTTP $status): $fix${google:+ (Google: $google)}" >&2
+  failed=1
+done
+exit "$failed"
