@@ -37,7 +37,7 @@ const labels = z
       ctx.addIssue({ code: "custom", path: [key], message: 'Google reserves label keys starting with "goog"; choose another key' });
     }
   })
-  .describe("Labels added to every labelled resource.");
+  .describe("Labels added to every labelled resource. Keys starting with goog are Google's and refused.");
 const cidr = z.string().refine(isIpv4Cidr, { message: "must be an IPv4 CIDR range such as 203.0.113.0/24 (octets 0-255, prefix 0-32)" });
 /** Google refuses bucket names that start with "goog" or contain "google" or a close misspelling. */
 const bucketName = z
@@ -130,7 +130,7 @@ const host = z.strictObject({
     })
     .describe("GCE machine type, such as e2-standard-2 or n2-custom-4-8192 (lib/machine-types.ts lists the series and shapes)."),
   diskSizeGb: z.number().int().min(10).max(65536).default(20).describe("Boot disk size in GB. Default 20."),
-  diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced"),
+  diskType: z.enum(["pd-standard", "pd-balanced", "pd-ssd", "hyperdisk-balanced"]).default("pd-balanced").describe("Boot disk type. C4, C4A, C4D and N4 boot only from hyperdisk-balanced; E2, N1, T2A, C2 and C2D only from pd-* (lib/machine-types.ts)."),
   network: network.default("default").describe("VPC network name (or projects/<p>/global/networks/<name>). Default \"default\"."),
   subnetwork: subnetwork.optional().describe("Subnetwork name; default: the network's automatic subnetwork."),
   tags: z
@@ -143,8 +143,8 @@ const host = z.strictObject({
       });
     })
     .default([])
-    .describe("Extra network tags (at most 64)."),
-  labels: labels.default({}),
+    .describe("Extra network tags (at most 64), each once."),
+  labels: labels.default({}).describe("Labels on this host's VM, besides the top-level labels."),
   externalIp: z
     .boolean()
     .optional()
@@ -158,7 +158,10 @@ const host = z.strictObject({
     .default([])
     .describe("Public keys of the deploy user: declared in the host's NixOS configuration (and its image) and in the instance metadata."),
   nixGc: hostNixGc,
-  deletionProtection: z.boolean().default(false),
+  deletionProtection: z
+    .boolean()
+    .default(false)
+    .describe("Google refuses to delete the VM. Not with recreateOnImageChange. Apply false on its own before removing the host or replacing its VM."),
   recreateOnImageChange: z
     .boolean()
     .default(false)
@@ -171,7 +174,8 @@ const ociImage = z.strictObject({
   package: flakeAttr.describe("packages.<system> attribute that builds the image (a dockerTools image archive)."),
   version: z
     .string()
-    .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" }),
+    .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" })
+    .describe("Version; the image is tagged <version>-<store hash>."),
   user: z
     .string()
     .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/, { message: "must be a user[:group], by name or number, such as 65534:65534 or 0" })
@@ -183,7 +187,7 @@ const backend = z.discriminatedUnion("type", [
   z.strictObject({ type: z.literal("local") }),
   z.strictObject({
     type: z.literal("gcs"),
-    bucket: bucketName,
+    bucket: bucketName.describe("State bucket (npm run synth, then cdktf deploy bootstrap creates it)."),
     prefix: z.string().regex(/^[A-Za-z0-9._/-]+$/).default("nixos-gce").describe("Each stack stores its state under <prefix>/<stack>."),
   }),
 ]);
@@ -198,9 +202,18 @@ const REGISTRY_DEFAULT = { repository: "pipeline", keepVersions: 10 };
 
 const settingsBase = z.strictObject({
   $schema: z.string().optional(),
-  project: z.string().regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" }),
-  region: z.string().regex(REGION, { message: "must be a region such as europe-west1" }),
-  zone: z.string().regex(ZONE, { message: "must be a zone such as europe-west1-b" }),
+  project: z
+    .string()
+    .regex(PROJECT_ID, { message: "must be a Google Cloud project id (6-30 lowercase letters, digits, '-')" })
+    .describe("Google Cloud project id."),
+  region: z
+    .string()
+    .regex(REGION, { message: "must be a region such as europe-west1" })
+    .describe("Region of the registry and, by default, of the image bucket."),
+  zone: z
+    .string()
+    .regex(ZONE, { message: "must be a zone such as europe-west1-b" })
+    .describe("Zone of the VMs."),
   flake: z
     .string()
     .min(1)
@@ -220,8 +233,10 @@ const settingsBase = z.strictObject({
     })
     .default(".")
     .describe("Flake reference. Relative paths are relative to the project root. Default \".\"."),
-  system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images."),
-  imageBucket: bucketName,
+  system: z.enum(["x86_64-linux", "aarch64-linux"]).default("x86_64-linux").describe("Nix system of the hosts and OCI images; it sets the boot disks' architecture (X86_64 or ARM64)."),
+  imageBucket: bucketName.describe(
+    "Private bucket for image tarballs. A created one is deleted with everything in it when it is replaced or destroyed: keep nothing else there.",
+  ),
   createImageBucket: z.boolean().default(true).describe("Create imageBucket in this stack; false uses an existing bucket."),
   imageBucketLocation: z
     .string()
@@ -243,7 +258,9 @@ const settingsBase = z.strictObject({
   stateDir: stateDirectory
     .default(".infra")
     .describe("Local directory for GC roots, known_hosts files and upload locks, relative to the project root (or absolute)."),
-  backend: backend.default({ type: "local" }),
+  backend: backend
+    .default({ type: "local" })
+    .describe('Where Terraform keeps state: {"type":"local"}, or {"type":"gcs","bucket":...} (the workflows require gcs).'),
   deploy: z
     .strictObject({
       user: z
@@ -259,16 +276,30 @@ const settingsBase = z.strictObject({
         .describe("SSH user deploy-rs connects as."),
       package: flakeAttr.default(DEPLOY_DEFAULT.package).describe("packages.<system> attribute of the flake that provides deploy-rs."),
       sshWaitSeconds: z.number().int().min(1).max(3600).default(DEPLOY_DEFAULT.sshWaitSeconds).describe("How long to wait for SSH on a new VM."),
-      confirmTimeoutSeconds: z.number().int().min(1).max(3600).default(DEPLOY_DEFAULT.confirmTimeoutSeconds),
-      activationTimeoutSeconds: z.number().int().min(1).max(7200).default(DEPLOY_DEFAULT.activationTimeoutSeconds),
+      confirmTimeoutSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(3600)
+        .default(DEPLOY_DEFAULT.confirmTimeoutSeconds)
+        .describe("deploy-rs --confirm-timeout: how long the host waits for the deployer's confirmation before it rolls back."),
+      activationTimeoutSeconds: z
+        .number()
+        .int()
+        .min(1)
+        .max(7200)
+        .default(DEPLOY_DEFAULT.activationTimeoutSeconds)
+        .describe("deploy-rs --activation-timeout."),
     })
-    .default(DEPLOY_DEFAULT),
+    .default(DEPLOY_DEFAULT)
+    .describe("How the deploy step runs deploy-rs."),
   registry: z
     .strictObject({
       repository: gceName.default(REGISTRY_DEFAULT.repository).describe("Artifact Registry repository id."),
       keepVersions: z.number().int().min(1).max(1000).default(REGISTRY_DEFAULT.keepVersions).describe("Cleanup policy: keep the newest N versions."),
     })
-    .default(REGISTRY_DEFAULT),
+    .default(REGISTRY_DEFAULT)
+    .describe("The Artifact Registry repository of the OCI images."),
   nixGc,
   secretLocations: secretLocationsSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
