@@ -171,6 +171,12 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
     expect(mismatched).toEqual([]);
   });
 
+  test("npm ci runs no dependency's install script (a job with a token would hand it over)", () => {
+    const installs = [...text.matchAll(/run: (npm (?:ci|install)\b.*)/g)].map((m) => m[1]);
+    expect(installs.length).toBeGreaterThan(0);
+    expect(installs.filter((i) => !i.includes("--ignore-scripts"))).toEqual([]);
+  });
+
   test("Workload Identity Federation only: no JSON key; the one secret is the deploy key, in the deploy step's environment", () => {
     expect(text).not.toMatch(/credentials_json|GOOGLE_CREDENTIALS|service_account_key/);
     const secrets = [...text.matchAll(/\bsecrets\.[\w-]+/g)].map((m) => m[0]);
@@ -191,7 +197,7 @@ describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) =>
   });
 
   test("tests and the pin check run; every job that runs the tests installs their tools first, with .ci/run's script", () => {
-    expect(text).toMatch(/run: npm ci\n/);
+    expect(text).toMatch(/run: npm ci --ignore-scripts\n/);
     expect(text).toMatch(/run: npm test\n/);
     expect(text).toMatch(/run: npm run pin -- --check\n/);
     const runs = Object.values<any>(parse(text).jobs).map((j) => j.steps.map((s: any) => s.run));
