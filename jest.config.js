@@ -1,11 +1,11 @@
 /**
  * ESM + ts-jest: execa is ESM-only, so the tests run as ES modules.
  * Two projects: "unit" is `npm test`; "rehearsal" (`npm run test:rehearsal`)
- * holds the rehearsal tooling's tests (tools/rehearse.ts) and its scenarios,
- * real Terraform applies of whole stacks that take minutes; .ci/run runs it
- * after npm test.
+ * holds the rehearsal tooling's tests (tools/rehearse.ts), its scenarios (real
+ * Terraform applies of whole stacks) and the workflows' rehearsal, which take
+ * minutes; .ci/run and the workflows run it after npm test.
  */
-const REHEARSAL = ["<rootDir>/__tests__/rehearsal.test.ts", "<rootDir>/__tests__/rehearse-cli.test.ts", "<rootDir>/__tests__/rehearse.test.ts"];
+const REHEARSAL = ["rehearsal", "rehearse-cli", "rehearse", "workflow-rehearsal"].map((name) => `<rootDir>/__tests__/${name}.test.ts`);
 
 const shared = {
   preset: "ts-jest/presets/default-esm",
