@@ -31,7 +31,7 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     writeFileSync(
       join(root, "infra.json"),
       JSON.stringify({
-        ...baseSettings({ hosts: { vm: host("vm", { runsOciImages: ["ingest"] }) } }),
+        ...baseSettings({ hosts: { vm: host("vm", { runsOciImages: ["ingest"], secrets: { "warehouse-password": {} } }) } }),
         flake: "./flake",
         ociImages: { ingest: { package: "oci-ingest", version: "0.1.0" } },
       }),
@@ -54,6 +54,11 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     // The rehearsal's own state: GC roots under .infra/rehearsal/state, never the real .infra/gcroots.
     expect(existsSync(join(root, ".infra", "rehearsal", "state", "gcroots"))).toBe(true);
     expect(existsSync(join(root, ".infra", "gcroots"))).toBe(false);
+    // The host's secret and its grant are applied; the state holds names only (values never pass through Terraform).
+    const state = readFileSync(join(root, ".infra", "rehearsal", "infra", "terraform.tfstate"), "utf8");
+    const kinds = JSON.parse(state).resources.map((r: { name: string }) => r.name.split("__")[0]);
+    expect(kinds).toEqual(expect.arrayContaining(["google_secret_manager_secret", "google_secret_manager_secret_iam_member"]));
+    expect(state).not.toMatch(/secret_version|secret_data|payload/);
 
     const inputs = JSON.parse(readFileSync(join(root, "flake", "inputs.json"), "utf8"));
     inputs.configurations.vm.services = "postgresql v2";
