@@ -71,7 +71,8 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
   const oldComment = (): Comment => ({ id: 1, body: `${MARKER}\nold plan: 3 to add`, user: { type: "Bot" }, html_url: "https://github.com/example/pull/7#issuecomment-1" });
   const seeded = "vm-1234 ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGW+r0S3uhGzT7JfMpHhr9SEToqgWTg8SQLYeg96X2fB\n";
 
-  const npmCi = { line: "npm ci --ignore-scripts", with: `cmp package-lock.json ${REPO_ROOT}/package-lock.json && ln -s ${REPO_ROOT}/node_modules node_modules`, why: "this checkout's node_modules, from the same package-lock.json" };
+  // Either form, so that older workflow files (WORKFLOWS_FROM) rehearse as fast.
+  const npmCi = ["npm ci", "npm ci --ignore-scripts"].map((line) => ({ line, with: `cmp package-lock.json ${REPO_ROOT}/package-lock.json && ln -s ${REPO_ROOT}/node_modules node_modules`, why: "this checkout's node_modules, from the same package-lock.json" }));
   const npmTest = { line: "npm test", with: `node --import tsx ${join(FIXTURES, "doubles", "runner", "npm-test.ts")}`, why: "the npm-test double checks the job's tools (the real one would take minutes)" };
   const testRehearsal = { line: "npm run test:rehearsal", with: `node --import tsx ${join(FIXTURES, "doubles", "runner", "npm-test.ts")}`, why: "the real one runs this rehearsal: the npm-test double checks the job's tools" };
   /** Starts a job at once (the jobs run side by side, as on GitHub); the test awaits it. */
@@ -85,7 +86,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       vars,
       cacheDir: join(root, "cache", `${workflow}-${name}-${(started += 1)}`),
       ...options,
-      substitute: [npmCi, npmTest, testRehearsal, ...(options.substitute ?? [])],
+      substitute: [...npmCi, npmTest, testRehearsal, ...(options.substitute ?? [])],
     });
     run.then((r) => results.push(r)).catch(() => undefined);
     return run;
