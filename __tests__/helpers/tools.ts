@@ -22,6 +22,7 @@ const HOW: Record<string, string> = {
   "ssh-keygen": "apt-get install openssh-client",
   "systemd-analyze": "apt-get install systemd",
   tzdata: "apt-get install tzdata",
+  unshare: "apt-get install util-linux (and user namespaces allowed)",
   curl: "apt-get install curl",
   jq: "apt-get install jq",
   shellcheck: "apt-get install shellcheck",
