@@ -6,7 +6,7 @@
  * what infra.json lists (the same list the CDKTF program reads).
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { parseSettings, type SettingsInput } from "../lib/settings.js";
@@ -535,15 +535,21 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     }
   });
 
-  testWithTools(["systemd-analyze"], "nix.gc.dates from a host module wins over nixGc.schedule; the system's check runs systemd-analyze calendar on it", () => {
+  testWithTools(["systemd-analyze", "tzdata", "unshare"], "nix.gc.dates from a host module wins over nixGc.schedule; the system's check runs systemd-analyze calendar on it", () => {
     // The build machine's systemd stands in for the hosts' (the stand-in's systemd.package).
-    const check = (dates?: string) => {
+    // sandboxed: it sees no time zones, as NixOS' systemd (zones from /etc/zoneinfo only) in the build sandbox.
+    const check = (dates?: string, sandboxed = false) => {
       const root = flakeWithSettings(VARIANT);
       try {
         if (dates) {
           const hosts = join(root, "nixos", "hosts");
           writeFileSync(join(hosts, "vm-own.nix"), readFileSync(join(hosts, "vm.nix")));
-          writeFileSync(join(hosts, "vm.nix"), `{\n  imports = [ ./vm-own.nix ];\n  nix.gc.dates = ${JSON.stringify(dates)};\n}\n`);
+          const bin = join(root, "sandboxed-systemd", "bin");
+          mkdirSync(bin, { recursive: true });
+          chmodSync(root, 0o755); // the builder's user runs it
+          writeFileSync(join(bin, "systemd-analyze"), `#!/bin/sh\nexec unshare -rm sh -c 'mount -t tmpfs none /usr/share/zoneinfo && exec systemd-analyze "$@"' sh "$@"\n`, { mode: 0o755 });
+          const systemd = sandboxed ? `\n  systemd.package = { type = "derivation"; name = "sandboxed"; outPath = ${JSON.stringify(join(bin, ".."))}; };` : "";
+          writeFileSync(join(hosts, "vm.nix"), `{\n  imports = [ ./vm-own.nix ];\n  nix.gc.dates = ${JSON.stringify(dates)};${systemd}\n}\n`);
         }
         const env = { ...process.env, ...NIX_ENV, INFRA_REPO_ROOT: root };
         const built = spawnSync("nix", ["build", "--impure", "--no-link", "--file", AGREEMENT_FIXTURE, "systemChecks.vm.nix-gc-dates-check"], { env, encoding: "utf8" });
@@ -554,6 +560,8 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     };
     expect(check()).toMatchObject({ dates: "daily", built: true });
     expect(check("Mon..Fri *-*-* 02:00:00")).toMatchObject({ dates: "Mon..Fri *-*-* 02:00:00", built: true });
+    expect(check("Sun 03:00 Europe/Berlin", true)).toMatchObject({ built: true });
+    expect(check("Sun 25:00 Europe/Berlin", true)).toMatchObject({ built: false });
     const refused = check("Sun 25:00");
     expect(refused).toMatchObject({ dates: "Sun 25:00", built: false });
     expect(refused.stderr).toContain("nix.gc.dates: systemd refuses the calendar event 'Sun 25:00'");

@@ -3,7 +3,7 @@
  * its tests, and the suite name says why; with CI=true (set by .ci/run) a
  * missing tool fails the run, so a green CI always means the tests ran.
  */
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 const IN_CI = ["true", "1"].includes(process.env.CI ?? "");
@@ -22,6 +22,7 @@ const HOW: Record<string, string> = {
   "ssh-keygen": "apt-get install openssh-client",
   "systemd-analyze": "apt-get install systemd",
   tzdata: "apt-get install tzdata",
+  unshare: "apt-get install util-linux (and user namespaces allowed)",
   curl: "apt-get install curl",
   jq: "apt-get install jq",
   shellcheck: "apt-get install shellcheck",
@@ -34,6 +35,8 @@ export const TOOLS: readonly string[] = Object.keys(HOW);
 /** Where `tool` is, or undefined. */
 export function findTool(tool: string): string | undefined {
   if (FIXED_PATHS[tool]) return existsSync(FIXED_PATHS[tool]) ? FIXED_PATHS[tool] : undefined;
+  // unshare counts only where it may create a user and mount namespace.
+  if (tool === "unshare" && spawnSync("unshare", ["-rm", "true"]).status !== 0) return undefined;
   try {
     return execFileSync("sh", ["-c", 'command -v "$1"', "sh", tool], { encoding: "utf8" }).trim() || undefined;
   } catch {
