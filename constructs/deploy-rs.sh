@@ -53,12 +53,14 @@ fi
 # host runs the planned system, and activating it again would only restart
 # what it runs. Only when it also boots it: the system profile may point
 # elsewhere (a `switch-to-configuration test`, a rollback whose switch back
-# failed), and the next boot would undo the system; deploy-rs sets both.
-active=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" readlink -f /run/current-system /nix/var/nix/profiles/system) || {
+# failed), and the next boot would undo the system; deploy-rs sets both. And
+# only when no unit failed (a VM booted from the planned system whose secrets
+# fetch ran before its grant took effect): deploy-rs's activation reports them.
+active=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" 'readlink -f /run/current-system /nix/var/nix/profiles/system; systemctl is-system-running || true') || {
   log "could not ask $DEPLOY_HOST which system it runs (ssh failed, see above); nothing was deployed"
   exit 1
 }
-if [ "$active" = "$DEPLOY_EXPECTED_SYSTEM"$'\n'"$DEPLOY_EXPECTED_SYSTEM" ]; then
+if [ "$active" = "$DEPLOY_EXPECTED_SYSTEM"$'\n'"$DEPLOY_EXPECTED_SYSTEM"$'\n'running ]; then
   log "already active: $DEPLOY_EXPECTED_SYSTEM; nothing to deploy"
   exit 0
 fi
