@@ -35,7 +35,7 @@ describe("machine types", () => {
   });
 
   test("predefined, shared-core, local-SSD and custom shapes are taken", () => {
-    for (const machineType of ["e2-standard-2", "e2-micro", "n2d-highcpu-224", "c3-standard-4-lssd", "n2-custom-4-8192", "custom-2-4096-ext"]) {
+    for (const machineType of ["e2-standard-2", "e2-micro", "n2d-highcpu-224", "c3-standard-4-lssd", "n2-custom-4-8192", "custom-2-4096-ext", "e2-custom-medium-4096"]) {
       const features = machineType.startsWith("c3") ? ["GVNIC", "UEFI_COMPATIBLE"] : undefined;
       expect({ machineType, problems: problems(withHost(machineType, features)) }).toEqual({ machineType, problems: [] });
     }

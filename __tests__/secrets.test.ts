@@ -102,7 +102,7 @@ describeWithTool("terraform", "the rehearsal of a stack with secrets (real Terra
     writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(config));
   };
 
-  test("applies; its state holds the secrets and grants and no value; a host that stops listing a secret loses its grant only", async () => {
+  test("applies; its state holds the secrets and grants and no value; a host that stops listing a secret loses its grant only; a replaced secret is granted again", async () => {
     write(withSecrets());
     for (const args of [["init"], ["apply", "-auto-approve"]]) {
       const run = await terraform([...args, "-no-color"], { dir });
@@ -119,6 +119,25 @@ describeWithTool("terraform", "the rehearsal of a stack with secrets (real Terra
     const plan = await terraform(["plan", "-json"], { dir });
     const planned = plan.events.filter((e) => e.type === "planned_change").map((e) => `${e.change!.action} ${e.change!.resource!.addr}`);
     expect(planned).toEqual([expect.stringMatching(/^delete terraform_data\.google_secret_manager_secret_iam_member__secret-shared_Access-b_/)]);
+
+    // New locations replace each secret, and Google drops its bindings with it: every grant on it must be made again.
+    write(withSecrets({ secretLocations: ["europe-west1"] }));
+    const moved = await terraform(["plan", "-json"], { dir });
+    const replaced = moved.events
+      .filter((e) => e.type === "planned_change" && e.change!.action === "replace")
+      .map((e) => e.change!.resource!.addr.replace(/^terraform_data\.(google_\w+?)__secret-([\w-]+?)_(Secret|Access-\w+)_.*$/, "$1 $2 $3"))
+      .sort();
+    expect(replaced).toEqual([
+      "google_secret_manager_secret only-a Secret",
+      "google_secret_manager_secret shared Secret",
+      "google_secret_manager_secret_iam_member only-a Access-a",
+      "google_secret_manager_secret_iam_member shared Access-a",
+      "google_secret_manager_secret_iam_member shared Access-b",
+    ]);
+    // A label change updates the secrets in place: the grants stay.
+    write(withSecrets({ labels: { team: "other" } }));
+    const relabelled = await terraform(["plan", "-json"], { dir });
+    expect(relabelled.events.filter((e) => e.type === "planned_change" && /iam_member/.test(e.change!.resource!.addr) && e.change!.action !== "delete")).toEqual([]);
   }, 60000);
 });
 

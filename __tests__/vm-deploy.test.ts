@@ -320,6 +320,29 @@ describeWithNix(`hosts with real Nix`, () => {
       expect(existsSync(join(recorder, "ssh.argv"))).toBe(false);
     });
 
+    test("a host already on the planned system is left alone only when that system is also its boot default (system profile) and no unit failed", async () => {
+      const { exec, toplevel } = await deployExec(fixture.ref, join(fixture.dir, "state"));
+      const hostDir = join(recorder, "hosts", "a-4242");
+      mkdirSync(hostDir, { recursive: true });
+      writeFileSync(join(hostDir, "current-system"), `${toplevel}\n`);
+      // Activated with `switch-to-configuration test` (or a rollback whose switch back failed): the next boot runs another system.
+      writeFileSync(join(hostDir, "profile"), "/nix/store/00000000000000000000000000000000-previous-system\n");
+      const run = await runLocalExec(exec, env());
+      expect(run.exitCode).toBe(0);
+      expect(existsSync(join(recorder, "deploy.argv"))).toBe(true);
+      rmSync(join(recorder, "deploy.argv"));
+      rmSync(join(hostDir, "profile"));
+      // A unit failed (say its secrets fetch, run at first boot before the grant took effect): deploy-rs's activation reports it.
+      writeFileSync(join(hostDir, "systemd-state"), "degraded\n");
+      expect((await runLocalExec(exec, env())).exitCode).toBe(0);
+      expect(existsSync(join(recorder, "deploy.argv"))).toBe(true);
+      rmSync(join(recorder, "deploy.argv"));
+      rmSync(join(hostDir, "systemd-state"));
+      const again = await runLocalExec(exec, env());
+      expect(again.all).toContain(`deploy-rs[a]: already active: ${toplevel}; nothing to deploy`);
+      expect(existsSync(join(recorder, "deploy.argv"))).toBe(false);
+    });
+
     test("a host that booted the other way than its configuration is built for (a kept VM whose image's UEFI_COMPATIBLE changed) is refused before deploy-rs runs", async () => {
       // The ssh double's host "a-4242" (HostKeyAlias: instance and id) booted as hosts/a-4242/firmware says.
       const booted = (firmware: string) => {

@@ -51,13 +51,17 @@ fi
 # Already active (the step was replaced destroy-first in an apply that stopped
 # before it, e.g. at a refused build, and the change was then dropped): the
 # host runs the planned system, and activating it again would only restart
-# what it runs.
-current=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" readlink -f /run/current-system) || {
+# what it runs. Only when it also boots it: the system profile may point
+# elsewhere (a `switch-to-configuration test`, a rollback whose switch back
+# failed), and the next boot would undo the system; deploy-rs sets both. And
+# only when no unit failed (a VM booted from the planned system whose secrets
+# fetch ran before its grant took effect): deploy-rs's activation reports them.
+active=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" 'readlink -f /run/current-system /nix/var/nix/profiles/system; systemctl is-system-running || true') || {
   log "could not ask $DEPLOY_HOST which system it runs (ssh failed, see above); nothing was deployed"
   exit 1
 }
-if [ "$current" = "$DEPLOY_EXPECTED_SYSTEM" ]; then
-  log "already active: $current; nothing to deploy"
+if [ "$active" = "$DEPLOY_EXPECTED_SYSTEM"$'\n'"$DEPLOY_EXPECTED_SYSTEM"$'\n'running ]; then
+  log "already active: $DEPLOY_EXPECTED_SYSTEM; nothing to deploy"
   exit 0
 fi
 

@@ -39,6 +39,10 @@ export class Secret extends Construct {
       secretId: this.secret.secretId,
       role: "roles/secretmanager.secretAccessor",
       member,
+      // A replaced secret (its replication is ForceNew) comes back without this
+      // binding, while the grant's own arguments are unchanged: re-grant then.
+      // Its id is unknown only when the secret is replaced, so a label update does not.
+      lifecycle: { replaceTriggeredBy: [`${this.secret.terraformResourceType}.${this.secret.friendlyUniqueId}.id`] },
     });
   }
 }

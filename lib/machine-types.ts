@@ -52,8 +52,12 @@ const SHAPES: Record<string, Record<string, readonly (number | string)[]>> = {
 };
 /** Shared-core types, named by size alone. */
 const SHARED_CORE = ["e2-micro", "e2-small", "e2-medium", "f1-micro", "g1-small"];
-/** Custom shapes, `<series>-custom-<vCPUs>-<MiB>[-ext]` (N1's without the series); sizes are Google's to judge. */
-const CUSTOM = /^((e2|n2|n2d|n4|c4|c4d)-)?custom-\d{1,3}-\d{3,7}(-ext)?$/;
+/**
+ * Custom shapes, `<series>-custom-<vCPUs>-<MiB>[-ext]` (N1's without the
+ * series), and E2's shared-core `e2-custom-<micro|small|medium>-<MiB>`; sizes
+ * are Google's to judge.
+ */
+const CUSTOM = /^(((e2|n2|n2d|n4|c4|c4d)-)?custom-\d{1,3}-\d{3,7}(-ext)?|e2-custom-(micro|small|medium)-\d{3,5})$/;
 /** Series whose shapes may carry local SSDs (`-lssd`). */
 const LOCAL_SSD = ["c3", "c3d", "c4", "c4a", "c4d"];
 
