@@ -158,6 +158,7 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
   let dir: string;
   const requests: string[] = [];
   let slowAnswered = false;
+  let lateGranted = false;
 
   beforeAll(async () => {
     server = createServer((req: IncomingMessage, res: ServerResponse) => {
@@ -179,6 +180,12 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
         setTimeout(() => send(...ANSWERS["warehouse-password"]), 2500).unref();
         return;
       }
+      // "granted-late" is denied once, as while a new grant is not yet in effect.
+      if (secret === "granted-late") {
+        if (lateGranted) return send(...ANSWERS["warehouse-password"]);
+        lateGranted = true;
+        return send(...ANSWERS.denied);
+      }
       send(...(ANSWERS[secret] ?? [403, googleError(403, "PERMISSION_DENIED", "denied")]));
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -190,7 +197,7 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
   /** Runs the script (asynchronously: the double answers from this process). */
-  const run = (...entries: string[]) =>
+  const run = (entries: string[], extraEnv: Record<string, string> = {}) =>
     new Promise<{ status: number | null; lines: string[] }>((resolve) => {
       const child = spawn("bash", [join(REPO_ROOT, "nixos", "secrets-fetch.sh"), ...entries], {
         env: {
@@ -200,6 +207,8 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
           SECRET_MANAGER_URL: `${base}/v1`,
           SECRETS_REQUEST_SECONDS: "1",
           SECRETS_RETRY_SECONDS: "20",
+          SECRETS_DENIED_RETRY_SECONDS: "0",
+          ...extraEnv,
         },
         stdio: ["ignore", "ignore", "pipe"],
       });
@@ -213,7 +222,7 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
   });
 
   test("a value with newlines and binary bytes is written verbatim, with the mode and owner given; nothing else is left", async () => {
-    const { status, lines } = await run("warehouse-password:nobody:0400");
+    const { status, lines } = await run(["warehouse-password:nobody:0400"]);
     expect({ status, lines }).toEqual({ status: 0, lines: [`infra-secrets: warehouse-password: written to ${dir}/warehouse-password`] });
     const file = join(dir, "warehouse-password");
     expect(readFileSync(file).equals(VALUE)).toBe(true);
@@ -227,7 +236,7 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
     ["no-version", 404, "gcloud secrets versions add no-version --project test-project --data-file=FILE"],
     ["disabled", 400, "gcloud secrets versions add disabled --project test-project --data-file=FILE"],
   ])("%s (HTTP %d): one line naming the secret and the fix, the unit fails, the other secrets are still written", async (name, code, fix) => {
-    const { status, lines } = await run(`${name}:root:0400`, "warehouse-password:root:0400");
+    const { status, lines } = await run([`${name}:root:0400`, "warehouse-password:root:0400"]);
     expect(status).toBe(1);
     const failures = lines.filter((l) => l.includes("not fetched"));
     expect(failures).toHaveLength(1);
@@ -237,9 +246,18 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
     expect(readdirSync(dir)).toEqual(["warehouse-password"]);
   }, 30000);
 
+  test("a denied secret is retried for SECRETS_DENIED_RETRY_SECONDS (a new grant takes minutes to apply), then written", async () => {
+    const { status, lines } = await run(["granted-late:root:0400"], { SECRETS_DENIED_RETRY_SECONDS: "5" });
+    expect({ status, lines }).toEqual({
+      status: 0,
+      lines: ["infra-secrets: granted-late: denied, perhaps by a grant not yet in effect (HTTP 403), retrying in 1s", `infra-secrets: granted-late: written to ${dir}/granted-late`],
+    });
+    expect(readFileSync(join(dir, "granted-late")).equals(VALUE)).toBe(true);
+  }, 30000);
+
   test("a server that answers slowly is retried with backoff until it answers", async () => {
     const before = requests.filter((r) => r.includes("/secrets/slow/")).length;
-    const { status, lines } = await run("slow:root:0400");
+    const { status, lines } = await run(["slow:root:0400"]);
     expect(status).toBe(0);
     expect(lines[0]).toBe("infra-secrets: slow: no answer yet (HTTP 000), retrying in 1s");
     expect(requests.filter((r) => r.includes("/secrets/slow/")).length - before).toBe(2);

@@ -12,8 +12,10 @@
 #   SECRET_MANAGER_URL  default https://secretmanager.googleapis.com/v1
 #   SECRETS_REQUEST_SECONDS  bound on one request (default 10)
 #   SECRETS_RETRY_SECONDS    how long unreachable servers are retried (default 120)
-# A denied, missing or disabled secret is not retried: one line names it and
-# the command that fixes it, and the exit status is 1.
+#   SECRETS_DENIED_RETRY_SECONDS  how long a denied secret is retried (default
+#     120): a grant applied minutes ago may not be in effect yet
+# A secret still denied after that, a missing or a disabled one: one line names
+# it and the command that fixes it, and the exit status is 1.
 set -euo pipefail
 
 dir=${SECRETS_DIR:-/run/secrets}
@@ -21,25 +23,28 @@ metadata=${METADATA_URL:-http://metadata.google.internal/computeMetadata/v1}
 api=${SECRET_MANAGER_URL:-https://secretmanager.googleapis.com/v1}
 request_seconds=${SECRETS_REQUEST_SECONDS:-10}
 give_up_at=$((SECONDS + ${SECRETS_RETRY_SECONDS:-120}))
+denied_until=$((SECONDS + ${SECRETS_DENIED_RETRY_SECONDS:-120}))
 
 umask 077
 work=$(mktemp -d "$dir/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
-# fetch WHAT URL OUT [CURL ARGS...]: prints the HTTP status, the body in OUT.
-# No answer, 429 and 5xx are retried with backoff (the network may still be
-# coming up) until SECRETS_RETRY_SECONDS have passed.
+# fetch WHAT URL OUT DENIED_UNTIL [CURL ARGS...]: prints the HTTP status, the
+# body in OUT. No answer, 429 and 5xx are retried with backoff (the network may
+# still be coming up) until SECRETS_RETRY_SECONDS have passed; 403 until
+# DENIED_UNTIL (IAM takes up to minutes to apply a new grant).
 fetch() {
-  local what=$1 url=$2 out=$3 delay=1 status
-  shift 3
+  local what=$1 url=$2 out=$3 denied=$4 delay=1 status until why
+  shift 4
   while :; do
     status=$(curl --silent --max-time "$request_seconds" --output "$out" --write-out '%{http_code}' "$@" "$url") || status=000
     case $status in
-      000 | 429 | 5??) ;;
+      000 | 429 | 5??) until=$give_up_at why="no answer yet" ;;
+      403) until=$denied why="denied, perhaps by a grant not yet in effect" ;;
       *) echo "$status" && return ;;
     esac
-    if ((SECONDS + delay > give_up_at)); then echo "$status" && return; fi
-    echo "infra-secrets: $what: no answer yet (HTTP $status), retrying in ${delay}s" >&2
+    if ((SECONDS + delay > until)); then echo "$status" && return; fi
+    echo "infra-secrets: $what: $why (HTTP $status), retrying in ${delay}s" >&2
     sleep "$delay"
     delay=$((delay < 16 ? delay * 2 : 30))
   done
@@ -48,14 +53,14 @@ fetch() {
 # Google's own words for a failed call, if the body has them.
 reason() { jq -r '.error.message // empty' <"$1" 2>/dev/null | head -c 300 || true; }
 
-status=$(fetch "metadata server" "$metadata/instance/service-accounts/default/token" "$work/token" -H "Metadata-Flavor: Google")
+status=$(fetch "metadata server" "$metadata/instance/service-accounts/default/token" "$work/token" 0 -H "Metadata-Flavor: Google")
 if [ "$status" != 200 ]; then
   echo "infra-secrets: no token from the metadata server (HTTP $status); the VM needs its service account (hosts.<id> in infra.json, then apply)" >&2
   exit 1
 fi
 # The token goes to curl in a file, never in its arguments (other users see those in ps).
 jq -er '"Authorization: Bearer " + .access_token' <"$work/token" >"$work/auth"
-status=$(fetch "metadata server" "$metadata/project/project-id" "$work/project" -H "Metadata-Flavor: Google")
+status=$(fetch "metadata server" "$metadata/project/project-id" "$work/project" 0 -H "Metadata-Flavor: Google")
 [ "$status" = 200 ] || {
   echo "infra-secrets: no project id from the metadata server (HTTP $status)" >&2
   exit 1
@@ -65,7 +70,7 @@ project=$(<"$work/project")
 failed=0
 for entry in "$@"; do
   IFS=: read -r name owner mode <<<"$entry"
-  status=$(fetch "$name" "$api/projects/$project/secrets/$name/versions/latest:access" "$work/body" -H "@$work/auth")
+  status=$(fetch "$name" "$api/projects/$project/secrets/$name/versions/latest:access" "$work/body" "$denied_until" -H "@$work/auth")
   if [ "$status" = 200 ] && jq -er '.payload.data' <"$work/body" | base64 -d >"$work/value"; then
     chown "$owner:" "$work/value"
     chmod "$mode" "$work/value"

@@ -82,7 +82,8 @@ in
         # listed is gone after the next deploy or restart.
         RuntimeDirectory = "secrets";
         RuntimeDirectoryMode = "0751";
-        # Above the script's retries (SECRETS_RETRY_SECONDS, 120 s) and below
+        # Above the script's retries (SECRETS_RETRY_SECONDS and
+        # SECRETS_DENIED_RETRY_SECONDS, 120 s each, from its start) and below
         # deploy-rs's activation timeout.
         TimeoutStartSec = "200s";
       };
