@@ -91,6 +91,8 @@ export interface JobOptions {
   readonly cacheDir: string;
   /** The pull request's comments (github-script's double), changed in place. */
   readonly comments?: Comment[];
+  /** The run's id and attempt, for a re-run (GitHub keeps the id and counts attempts). @default a new id, attempt 1 */
+  readonly run?: { readonly id: string; readonly attempt: number };
 }
 export interface StepResult {
   readonly name: string;
@@ -138,13 +140,15 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   for (const d of [workspace, home, temp, tools]) mkdirSync(d);
   const aptBin = join(temp, "apt-bin");
   const permissions: Record<string, string> = job.permissions ?? workflow.permissions ?? {};
-  const runId = String(Date.now() * 100 + (runs++ % 100));
+  const runId = options.run?.id ?? String(Date.now() * 100 + (runs++ % 100));
+  const runAttempt = String(options.run?.attempt ?? 1);
   const repository = "example/nixos-gce-cdktf";
   const github = {
     event_name: options.event.name,
     event: options.event.payload,
     repository,
     run_id: runId,
+    run_attempt: runAttempt,
     sha: execFileSync("git", ["-C", options.origin, "rev-parse", "HEAD"], { encoding: "utf8" }).trim(),
     ref: "refs/heads/main",
     server_url: "https://github.com",
@@ -163,6 +167,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
     GITHUB_WORKSPACE: workspace,
     GITHUB_REPOSITORY: repository,
     GITHUB_RUN_ID: runId,
+    GITHUB_RUN_ATTEMPT: runAttempt,
     GITHUB_SHA: github.sha,
     GITHUB_REF: github.ref,
     GITHUB_EVENT_NAME: options.event.name,
