@@ -122,6 +122,16 @@ describeWithNix("host-diff with real Nix", () => {
     expect(existsSync(outPath)).toBe(false);
   });
 
+  test("with the base's settings: a host the base ran with another configuration is compared with that one; one they lack is new", async () => {
+    process.env.NIX_CONFIG = NIX_ENV.NIX_CONFIG;
+    const settings = parseSettings(baseSettings({ flake: head.ref, hosts: { moved: host("worker"), added: host("worker") } }));
+    const baseOnes = parseSettings(baseSettings({ flake: base.ref, hosts: { moved: host("vm") } }));
+    const report = await hostDiff(settings, { base: base.ref, baseSettings: baseOnes, projectRoot: work, log: () => {} });
+    if ("baseError" in report) throw new Error(report.baseError);
+    expect(report.hosts.moved.status).toBe("changed");
+    expect(report.hosts.added).toEqual({ status: "new" });
+  });
+
   test("a flake that imports from a derivation is refused, not built during the evaluation", async () => {
     const ifd = fixtureFlake("host-diff-ifd-", "host-diff");
     try {
