@@ -167,14 +167,15 @@ describeWithNix("host-diff with real Nix", () => {
     }
   });
 
-  test("the pull-request workflow's steps: a worktree of the base commit, compared, appended under the plan summary", async () => {
+  // Both forms of a flake at the repository's root: the base is the worktree's, not the head's again.
+  test.each([".", "path:."])("the pull-request workflow's steps (flake %s): a worktree of the base commit, compared, appended under the plan summary", async (flake) => {
     // A project whose flake is its git repository's root, as the workflow's is; the program linked in, untracked.
     const repo = mkdtempSync(join(tmpdir(), "host-diff-repo-"));
     const runnerTemp = mkdtempSync(join(tmpdir(), "host-diff-runner-"));
     try {
       const git = (...args: string[]) => execa("git", ["-C", repo, ...args], { env: GIT_ENV });
       for (const file of ["flake.nix", "inputs.json"]) writeFileSync(join(repo, file), readFileSync(join(base.dir, file)));
-      writeFileSync(join(repo, "infra.json"), JSON.stringify({ ...settingsInput(), flake: "." }));
+      writeFileSync(join(repo, "infra.json"), JSON.stringify({ ...settingsInput(), flake }));
       await git("init", "-q");
       await git("add", "-A");
       await git("commit", "-qm", "base");
