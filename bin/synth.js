@@ -104,13 +104,13 @@ function buildProblems(error) {
 }
 
 const args = process.argv.slice(2);
+const buildOnly = args[0] === "--build" && args.length === 1;
 try {
-  if (args[0] === "--build" && args.length === 1) await build();
-  else if (!upToDate()) await build();
+  if (buildOnly || !upToDate()) await build();
 } catch (e) {
   const problems = buildProblems(e);
   if (!problems) throw e;
   process.stderr.write(problems.map((line) => `error: ${line}\n`).join(""));
   process.exit(1);
 }
-if (args[0] !== "--build") await import(pathToFileURL(BUNDLE).href);
+if (!buildOnly) await import(pathToFileURL(BUNDLE).href);
