@@ -160,6 +160,9 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
 
     running.test = job("pull-request.yml", "test");
     running.pinCheck = job("pull-request.yml", "pin-check");
+    // A later commit whose tests fail: the earlier plan comment must not stay as if it held.
+    comments.testsFailed = [oldComment()];
+    running.testsFailed = job("pull-request.yml", "diff", { comments: comments.testsFailed, needs: { test: "failure" } });
     for (const plan of ["planned", "failed"]) {
       comments[plan] = [oldComment()];
       running[plan] = job("pull-request.yml", "diff", {
@@ -226,6 +229,14 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       expectConclusion(await running.failed, "failure");
       expect(comments.failed).toHaveLength(1);
       expect(comments.failed[0].body).toMatch(new RegExp(`^${MARKER}\\n\\*\\*plan failed\\*\\*: .*See \\[the run\\]\\(https://github\\.com/example/nixos-gce-cdktf/actions/runs/\\d+\\)`));
+    }, TIMEOUT);
+
+    test("diff after failed tests: plans nothing, and replaces the earlier comment with 'plan failed'", async () => {
+      const result = await running.testsFailed;
+      expectConclusion(result, "failure");
+      expect(result.steps.filter((s) => s.outcome !== "skipped").map((s) => s.name)).toEqual(["Stop when the tests failed", "Post or update the plan comment"]);
+      expect(comments.testsFailed).toHaveLength(1);
+      expect(comments.testsFailed[0].body).toMatch(new RegExp(`^${MARKER}\\n\\*\\*plan failed\\*\\*: `));
     }, TIMEOUT);
   });
 
