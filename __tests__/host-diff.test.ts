@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { parseSettings } from "../lib/settings.js";
-import { hostDiff } from "../tools/host-diff-nix.js";
+import { closureOf, derivationGraph, hostDiff } from "../tools/host-diff-nix.js";
 import { type HostDiffReport, parseDrvName, renderJson, renderMarkdown } from "../tools/host-diff.js";
 import { describeWithNix, type FixtureFlake, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
@@ -42,6 +42,19 @@ test.each([
   ["etc-x11", "etc-x11", ""],
 ])("parseDrvName(%s): name %s, version %s", (drv, name, version) => {
   expect(parseDrvName(drv)).toEqual({ name, version });
+});
+
+// Only Nix 2.8 runs here; the later shapes as Nix's source writes them (src/nix/derivation-show.cc,
+// doc/manual/source/protocols/json/schema/derivation-v3.yaml and -v5.yaml).
+test.each([
+  ["store paths, inputDrvs (Nix 2.8)", { "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv": { inputDrvs: { "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": ["out"] } }, "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { inputDrvs: {} } }],
+  ["base names, inputDrvs (format 3)", { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv": { version: 3, inputDrvs: { "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": ["out"] } }, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { version: 3, inputDrvs: {} } }],
+  ["wrapped in { version, derivations }, inputs.drvs (Nix master)", { version: 4, derivations: { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv": { inputs: { srcs: [], drvs: { "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { outputs: ["out"], dynamicOutputs: {} } } } }, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { inputs: { srcs: [], drvs: {} } } } }],
+])("the derivation graph from `nix derivation show -r` (%s)", (_shape, json) => {
+  expect([...closureOf(derivationGraph(json), "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv")].sort()).toEqual([
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv",
+    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv",
+  ]);
 });
 
 test("an entry lists at most maxLines packages and names at most maxLines hosts, then says how many more", () => {
