@@ -33,7 +33,7 @@ describe("npm run <command> from an empty directory", () => {
     expect(does).toMatch(/^[A-Z].*\.$/);
     expect(rows.at(-1)).toMatch(/^ {2}-h, --help {2,}print this help and exit$/);
     // Every flag of the usage line has its own line, and every line is `  <flag or argument>  <help>`.
-    for (const name of usage.match(/--[a-z][\w-]*/g) ?? []) expect(rows.filter((row) => row.startsWith(`  ${name}`))).toHaveLength(1);
+    for (const name of usage.match(/--[a-z][\w-]*/g) ?? []) expect(rows.filter((row) => row.startsWith(`  ${name} `))).toHaveLength(1);
     for (const row of rows) expect(row).toMatch(/^ {2}\S.*\S {2,}\S/);
     // Read literally, the usage is a command that works: npm passes a second "--" on as an argument.
     expect(usage.match(/(?<![\w-])--(?![\w-])/g)?.length ?? 0).toBeLessThanOrEqual(1);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
 import { parseSettings } from "../lib/settings.js";
-import { hostDiff } from "../tools/host-diff-nix.js";
+import { closureOf, derivationGraph, hostDiff } from "../tools/host-diff-nix.js";
 import { type HostDiffReport, parseDrvName, renderJson, renderMarkdown } from "../tools/host-diff.js";
 import { describeWithNix, type FixtureFlake, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
@@ -42,6 +42,19 @@ test.each([
   ["etc-x11", "etc-x11", ""],
 ])("parseDrvName(%s): name %s, version %s", (drv, name, version) => {
   expect(parseDrvName(drv)).toEqual({ name, version });
+});
+
+// Only Nix 2.8 runs here; the later shapes as Nix's source writes them (src/nix/derivation-show.cc,
+// doc/manual/source/protocols/json/schema/derivation-v3.yaml and -v5.yaml).
+test.each([
+  ["store paths, inputDrvs (Nix 2.8)", { "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv": { inputDrvs: { "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": ["out"] } }, "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { inputDrvs: {} } }],
+  ["base names, inputDrvs (format 3)", { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv": { version: 3, inputDrvs: { "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": ["out"] } }, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { version: 3, inputDrvs: {} } }],
+  ["wrapped in { version, derivations }, inputs.drvs (Nix master)", { version: 4, derivations: { "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv": { inputs: { srcs: [], drvs: { "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { outputs: ["out"], dynamicOutputs: {} } } } }, "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv": { inputs: { srcs: [], drvs: {} } } } }],
+])("the derivation graph from `nix derivation show -r` (%s)", (_shape, json) => {
+  expect([...closureOf(derivationGraph(json), "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv")].sort()).toEqual([
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv",
+    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv",
+  ]);
 });
 
 test("an entry lists at most maxLines packages and names at most maxLines hosts, then says how many more", () => {
@@ -122,6 +135,16 @@ describeWithNix("host-diff with real Nix", () => {
     expect(existsSync(outPath)).toBe(false);
   });
 
+  test("with the base's settings: a host the base ran with another configuration is compared with that one; one they lack is new", async () => {
+    process.env.NIX_CONFIG = NIX_ENV.NIX_CONFIG;
+    const settings = parseSettings(baseSettings({ flake: head.ref, hosts: { moved: host("worker"), added: host("worker") } }));
+    const baseOnes = parseSettings(baseSettings({ flake: base.ref, hosts: { moved: host("vm") } }));
+    const report = await hostDiff(settings, { base: base.ref, baseSettings: baseOnes, projectRoot: work, log: () => {} });
+    if ("baseError" in report) throw new Error(report.baseError);
+    expect(report.hosts.moved.status).toBe("changed");
+    expect(report.hosts.added).toEqual({ status: "new" });
+  });
+
   test("a flake that imports from a derivation is refused, not built during the evaluation", async () => {
     const ifd = fixtureFlake("host-diff-ifd-", "host-diff");
     try {
@@ -157,14 +180,15 @@ describeWithNix("host-diff with real Nix", () => {
     }
   });
 
-  test("the pull-request workflow's steps: a worktree of the base commit, compared, appended under the plan summary", async () => {
+  // Both forms of a flake at the repository's root: the base is the worktree's, not the head's again.
+  test.each([".", "path:."])("the pull-request workflow's steps (flake %s): a worktree of the base commit, compared, appended under the plan summary", async (flake) => {
     // A project whose flake is its git repository's root, as the workflow's is; the program linked in, untracked.
     const repo = mkdtempSync(join(tmpdir(), "host-diff-repo-"));
     const runnerTemp = mkdtempSync(join(tmpdir(), "host-diff-runner-"));
     try {
       const git = (...args: string[]) => execa("git", ["-C", repo, ...args], { env: GIT_ENV });
       for (const file of ["flake.nix", "inputs.json"]) writeFileSync(join(repo, file), readFileSync(join(base.dir, file)));
-      writeFileSync(join(repo, "infra.json"), JSON.stringify({ ...settingsInput(), flake: "." }));
+      writeFileSync(join(repo, "infra.json"), JSON.stringify({ ...settingsInput(), flake }));
       await git("init", "-q");
       await git("add", "-A");
       await git("commit", "-qm", "base");

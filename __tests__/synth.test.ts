@@ -1,5 +1,5 @@
 /** The app end to end: settings file → one nix eval → cdk.tf.json. */
-import { closeSync, copyFileSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, copyFileSync, fstatSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describeWithNix, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
@@ -59,6 +59,28 @@ describe("the app command, bin/synth.js (a copy beside a two-file app)", () => {
     writeFileSync(stamp, JSON.stringify({ ...JSON.parse(readFileSync(stamp, "utf8")), esbuild: "0.0.1" }));
     await run();
     expect(statSync(bundle()).ino).not.toBe(rebuilt);
+  });
+
+  test.each([
+    ["a source that does not parse", () => writeFileSync(join(dir, "value.ts"), "export const value: number = = 1;\n"), 'error: value.ts:1:29: Unexpected "="'],
+    ["no esbuild installed", () => rmSync(join(dir, "node_modules")), "error: esbuild is not installed, and synth bundles main.ts with it: run npm ci (esbuild is a devDependency)"],
+  ])("%s: one error line, exit 1, no stack trace", async (_kind, breakIt, line) => {
+    breakIt();
+    const { execa } = await import("execa");
+    const failed = await execa("node", [join(dir, "bin", "synth.js")], { cwd: dir, reject: false });
+    expect([failed.exitCode, failed.stderr]).toEqual([1, line]);
+  });
+
+  // Two synths that bundled different sources each rename their bundle, then their stamp, into place:
+  // interleaved, the bundle of one ends up beside the stamp of the other.
+  test("a bundle that is not the one its stamp describes is rebuilt", async () => {
+    await run("--build");
+    const older = join(dir, "older.js");
+    renameSync(bundle(), older);
+    writeFileSync(join(dir, "value.ts"), "export const value: number = 2;\n");
+    await run("--build");
+    renameSync(older, bundle());
+    expect(await run()).toBe("2");
   });
 
   // Two synths in one checkout (npm test's and a user's, or npm run rehearse's) may both rebuild

@@ -20,7 +20,7 @@
  * the network, KVM builds; see SKIPPED_JOBS).
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
@@ -160,6 +160,9 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
 
     running.test = job("pull-request.yml", "test");
     running.pinCheck = job("pull-request.yml", "pin-check");
+    // A later commit whose tests fail: the earlier plan comment must not stay as if it held.
+    comments.testsFailed = [oldComment()];
+    running.testsFailed = job("pull-request.yml", "diff", { comments: comments.testsFailed, needs: { test: "failure" } });
     for (const plan of ["planned", "failed"]) {
       comments[plan] = [oldComment()];
       running[plan] = job("pull-request.yml", "diff", {
@@ -227,6 +230,14 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       expect(comments.failed).toHaveLength(1);
       expect(comments.failed[0].body).toMatch(new RegExp(`^${MARKER}\\n\\*\\*plan failed\\*\\*: .*See \\[the run\\]\\(https://github\\.com/example/nixos-gce-cdktf/actions/runs/\\d+\\)`));
     }, TIMEOUT);
+
+    test("diff after failed tests: plans nothing, and replaces the earlier comment with 'plan failed'", async () => {
+      const result = await running.testsFailed;
+      expectConclusion(result, "failure");
+      expect(result.steps.filter((s) => s.outcome !== "skipped").map((s) => s.name)).toEqual(["Stop when the tests failed", "Post or update the plan comment"]);
+      expect(comments.testsFailed).toHaveLength(1);
+      expect(comments.testsFailed[0].body).toMatch(new RegExp(`^${MARKER}\\n\\*\\*plan failed\\*\\*: `));
+    }, TIMEOUT);
   });
 
   describe("deploy.yml", () => {
@@ -244,6 +255,26 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       expect(saved.map((k) => readFileSync(join(cache, k, "infra"), "utf8"))).toEqual([seeded]);
       expect(result.step("Deploy").output).toContain("no DEPLOY_SSH_KEY secret");
       expect(existsSync(join(result.workspace, ".infra", "rehearsal"))).toBe(false);
+    }, TIMEOUT);
+
+    // A failed deploy is re-run: GitHub keeps the run id and counts the attempt. A cache key that
+    // attempt 1 saved cannot be saved again, so the host keys attempt 2 records would be lost.
+    test("deploy re-run: host keys first recorded by the second attempt are saved too", async () => {
+      const steps = parse(readFileSync(join(origin, ".github", "workflows", "deploy.yml"), "utf8")).jobs.deploy.steps as { name?: string; run?: string; uses?: string }[];
+      const skip = steps
+        .filter((s) => !String(s.uses).startsWith("actions/cache/"))
+        .map((s) => ({ step: s.name ?? (s.run ? s.run.split("\n")[0] : String(s.uses).split("@")[0]), why: "only the host-key cache is rehearsed here" }));
+      const cacheDir = join(root, "cache", "deploy-rerun");
+      for (const attempt of [1, 2]) {
+        const record = (workspace: string) => {
+          mkdirSync(join(workspace, ".infra", "known_hosts"), { recursive: true });
+          appendFileSync(join(workspace, ".infra", "known_hosts", "infra"), `vm-${attempt} ssh-ed25519 AAAA${attempt}\n`);
+        };
+        const run = await runJob({ workflow: join(origin, ".github", "workflows", "deploy.yml"), job: "deploy", origin, image, event: push, vars, cacheDir, skip, run: { id: "42", attempt }, before: { "actions/cache/save": record } });
+        results.push(run);
+      }
+      const saved = readdirSync(cacheDir).map((k) => readFileSync(join(cacheDir, k, "infra"), "utf8"));
+      expect(saved).toContain("vm-1 ssh-ed25519 AAAA1\nvm-2 ssh-ed25519 AAAA2\n");
     }, TIMEOUT);
 
     test("deploy with the key: the hosts let deploy-rs in, and the key never touches the disk or the log", async () => {

@@ -8,11 +8,14 @@
  * the size and mtime of every file the bundle read (esbuild's metafile), of
  * the files that configure the build (this one, package.json, tsconfig.json),
  * and of node_modules/.package-lock.json, which every npm install rewrites
- * (npm may give files from tarballs a fixed mtime). Any difference rebuilds.
+ * (npm may give files from tarballs a fixed mtime), and of the bundle itself
+ * (so a bundle another synth put in place is not taken for this stamp's).
+ * Any difference rebuilds. A source that does not bundle, or a missing
+ * esbuild, is one `error:` line per problem and exit 1, without a stack.
  */
 import { readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -47,6 +50,7 @@ function upToDate() {
     return false;
   }
   if (stamp.esbuild !== esbuildVersion()) return false;
+  if (JSON.stringify(fileState(relative(ROOT, BUNDLE))) !== JSON.stringify(stamp.bundle)) return false;
   return Object.entries(stamp.inputs).every(([path, state]) => JSON.stringify(fileState(path)) === JSON.stringify(state));
 }
 
@@ -70,14 +74,15 @@ async function build() {
       banner: { js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);" },
       outfile: temp,
       metafile: true,
-      logLevel: "warning",
+      logLevel: "silent",
     });
+    for (const warning of result.warnings) process.stderr.write(`warning: ${located(warning)}\n`);
     const inputs = {};
     for (const path of [...Object.keys(result.metafile.inputs), ...CONFIGURATION]) {
       const state = fileState(path);
       inputs[path] = state === null || state[0] < started ? state : "changed during the build";
     }
-    writeFileSync(`${temp}.inputs`, JSON.stringify({ esbuild: esbuildVersion(), inputs }));
+    writeFileSync(`${temp}.inputs`, JSON.stringify({ esbuild: esbuildVersion(), bundle: fileState(relative(ROOT, temp)), inputs }));
     renameSync(temp, BUNDLE);
     renameSync(`${temp}.inputs`, STAMP);
   } finally {
@@ -86,10 +91,26 @@ async function build() {
   }
 }
 
-const args = process.argv.slice(2);
-if (args[0] === "--build" && args.length === 1) {
-  await build();
-} else {
-  if (!upToDate()) await build();
-  await import(pathToFileURL(BUNDLE).href);
+/** An esbuild message as "file:line:column: text". */
+const located = ({ text, location }) => (location ? `${location.file}:${location.line}:${location.column}: ${text}` : text);
+
+/** What went wrong, one line per problem, when the bundle could not be built; undefined for anything else. */
+function buildProblems(error) {
+  if (/^ERR_MODULE_NOT_FOUND$|^MODULE_NOT_FOUND$/.test(error?.code) && /'esbuild[/']/.test(error.message)) {
+    return ["esbuild is not installed, and synth bundles main.ts with it: run npm ci (esbuild is a devDependency)"];
+  }
+  if (Array.isArray(error?.errors) && error.errors.length) return error.errors.map(located);
+  return undefined;
 }
+
+const args = process.argv.slice(2);
+const buildOnly = args[0] === "--build" && args.length === 1;
+try {
+  if (buildOnly || !upToDate()) await build();
+} catch (e) {
+  const problems = buildProblems(e);
+  if (!problems) throw e;
+  process.stderr.write(problems.map((line) => `error: ${line}\n`).join(""));
+  process.exit(1);
+}
+if (!buildOnly) await import(pathToFileURL(BUNDLE).href);

@@ -97,9 +97,20 @@ async function readDerivations(drvs: string[], nixVersion: string, cwd: string):
 export interface HostDiffOptions {
   /** The flake to compare with: a flake reference, or a path resolved against projectRoot. */
   readonly base: string;
+  /**
+   * The base's settings: each host and image is compared with the configuration
+   * they name for it, and one they lack is new. @default the head's settings
+   */
+  readonly baseSettings?: Settings;
   readonly projectRoot: string;
   /** Where progress lines go. @default process.stderr */
   readonly log?: (line: string) => void;
+}
+
+/** A host's or image's system in the base (null: none) and in the head. */
+interface Pair {
+  readonly base: string | null;
+  readonly head: string;
 }
 
 /**
@@ -109,33 +120,40 @@ export interface HostDiffOptions {
  */
 export async function hostDiff(settings: Settings, options: HostDiffOptions): Promise<HostDiffReport | { baseError: string }> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const { systems, keyOf } = systemsOf(settings);
+  const head = systemsOf(settings);
+  const baseSide = options.baseSettings ? systemsOf(options.baseSettings) : head;
   const cwd = options.projectRoot;
-  log(`host-diff: evaluating ${Object.keys(systems).length} system(s) in the head and base flakes (evaluation only, nothing is built)…`);
+  log(`host-diff: evaluating ${Object.keys(head.systems).length} system(s) in the head and base flakes (evaluation only, nothing is built)…`);
   // One after the other: a NixOS fleet's evaluation can take gigabytes, and synth's takes as much.
-  const head = await evalSystems(evalFlakeRef(settings.flake, cwd), systems, cwd);
-  for (const [key, drv] of Object.entries(head.systems)) {
-    if (drv === null) throw new NixError(`flake "${settings.flake}" has no nixosConfigurations.${systems[key].configuration}, which the settings name`);
+  const headEval = await evalSystems(evalFlakeRef(settings.flake, cwd), head.systems, cwd);
+  for (const [key, drv] of Object.entries(headEval.systems)) {
+    if (drv === null) throw new NixError(`flake "${settings.flake}" has no nixosConfigurations.${head.systems[key].configuration}, which the settings name`);
   }
-  let base: Evaluated;
+  let baseEval: Evaluated;
   try {
-    base = await evalSystems(evalFlakeRef(options.base, cwd), systems, cwd);
+    baseEval = await evalSystems(evalFlakeRef(options.base, cwd), baseSide.systems, cwd);
   } catch (e) {
     log(`host-diff: the base flake "${options.base}" did not evaluate: ${(e as Error).message}`);
     return { baseError: "the base flake did not evaluate" };
   }
-  const changed = Object.keys(systems).filter((k) => base.systems[k] !== null && base.systems[k] !== head.systems[k]);
-  const reports: Record<string, SystemReport> = {};
+  const pairsOf = (kind: "hosts" | "images"): Record<string, Pair> =>
+    Object.fromEntries(
+      Object.entries(head.keyOf[kind]).map(([id, key]) => {
+        const baseKey = baseSide.keyOf[kind][id];
+        return [id, { head: headEval.systems[key] as string, base: baseKey === undefined ? null : baseEval.systems[baseKey] }];
+      }),
+    );
+  const pairs = { hosts: pairsOf("hosts"), images: pairsOf("images") };
+  const pairKey = (p: Pair) => `${p.base} ${p.head}`;
+  const changed = [...new Map([...Object.values(pairs.hosts), ...Object.values(pairs.images)].filter((p) => p.base !== null && p.base !== p.head).map((p) => [pairKey(p), p])).values()];
+  const reports = new Map<string, SystemReport>();
   if (changed.length) {
     log(`host-diff: reading the derivation graphs of ${changed.length} changed system(s)…`);
-    const roots = [...new Set(changed.flatMap((k) => [head.systems[k] as string, base.systems[k] as string]))];
-    const graph = await readDerivations(roots, head.nixVersion, cwd);
-    for (const k of changed) {
-      const diff = diffDerivations(closureOf(graph, base.systems[k] as string), closureOf(graph, head.systems[k] as string));
-      reports[k] = { status: "changed", ...diff };
-    }
+    const roots = [...new Set(changed.flatMap((p) => [p.head, p.base as string]))];
+    const graph = await readDerivations(roots, headEval.nixVersion, cwd);
+    for (const p of changed) reports.set(pairKey(p), { status: "changed", ...diffDerivations(closureOf(graph, p.base as string), closureOf(graph, p.head)) });
   }
-  const reportOf = (k: string): SystemReport => reports[k] ?? { status: base.systems[k] === null ? "new" : "unchanged" };
-  const section = (ids: Record<string, string>) => Object.fromEntries(Object.entries(ids).map(([id, k]) => [id, reportOf(k)]));
-  return { hosts: section(keyOf.hosts), images: section(keyOf.images) };
+  const reportOf = (p: Pair): SystemReport => (p.base === null ? { status: "new" } : (reports.get(pairKey(p)) ?? { status: "unchanged" }));
+  const section = (ps: Record<string, Pair>) => Object.fromEntries(Object.entries(ps).map(([id, p]) => [id, reportOf(p)]));
+  return { hosts: section(pairs.hosts), images: section(pairs.images) };
 }

@@ -91,6 +91,10 @@ export interface JobOptions {
   readonly cacheDir: string;
   /** The pull request's comments (github-script's double), changed in place. */
   readonly comments?: Comment[];
+  /** The results of the jobs this one needs (its `needs:`), e.g. { test: "failure" }. @default each one succeeded */
+  readonly needs?: Record<string, "success" | "failure" | "cancelled" | "skipped">;
+  /** The run's id and attempt, for a re-run (GitHub keeps the id and counts attempts). @default a new id, attempt 1 */
+  readonly run?: { readonly id: string; readonly attempt: number };
 }
 export interface StepResult {
   readonly name: string;
@@ -138,13 +142,15 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   for (const d of [workspace, home, temp, tools]) mkdirSync(d);
   const aptBin = join(temp, "apt-bin");
   const permissions: Record<string, string> = job.permissions ?? workflow.permissions ?? {};
-  const runId = String(Date.now() * 100 + (runs++ % 100));
+  const runId = options.run?.id ?? String(Date.now() * 100 + (runs++ % 100));
+  const runAttempt = String(options.run?.attempt ?? 1);
   const repository = "example/nixos-gce-cdktf";
   const github = {
     event_name: options.event.name,
     event: options.event.payload,
     repository,
     run_id: runId,
+    run_attempt: runAttempt,
     sha: execFileSync("git", ["-C", options.origin, "rev-parse", "HEAD"], { encoding: "utf8" }).trim(),
     ref: "refs/heads/main",
     server_url: "https://github.com",
@@ -155,7 +161,9 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   const jobEnv: Record<string, string> = {};
   const path: string[] = [];
   let failed = false;
-  const context = () => ({ github, env: jobEnv, vars: options.vars ?? {}, secrets, steps, job: { status: failed ? "failure" : "success" }, runner: { os: "Linux", temp } });
+  const needed: string[] = [job.needs ?? []].flat();
+  const needs = Object.fromEntries(needed.map((id) => [id, { result: options.needs?.[id] ?? "success", outputs: {} }]));
+  const context = () => ({ github, env: jobEnv, vars: options.vars ?? {}, secrets, steps, needs, job: { status: failed ? "failure" : "success" }, runner: { os: "Linux", temp } });
 
   const base: Record<string, string> = {
     CI: "true",
@@ -163,6 +171,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
     GITHUB_WORKSPACE: workspace,
     GITHUB_REPOSITORY: repository,
     GITHUB_RUN_ID: runId,
+    GITHUB_RUN_ATTEMPT: runAttempt,
     GITHUB_SHA: github.sha,
     GITHUB_REF: github.ref,
     GITHUB_EVENT_NAME: options.event.name,
@@ -212,7 +221,9 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
     },
     cleanup: () => rmSync(root, { recursive: true, force: true }),
   });
-  if (job.if !== undefined && !condition(String(job.if), context(), false)) return result("skipped");
+  // A job's success() is its needs' (GitHub's default condition when it has none).
+  const needsFailed = Object.values(needs).some((n) => n.result !== "success");
+  if (!condition(job.if === undefined ? undefined : String(job.if), context(), needsFailed)) return result("skipped");
 
   for (const [index, step] of (job.steps as any[]).entries()) {
     const name: string = step.name ?? (step.run ? String(step.run).split("\n")[0] : String(step.uses).split("@")[0]);
