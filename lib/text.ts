@@ -35,7 +35,7 @@ export function oneLine(line: string): string {
 }
 
 /** Edits (insert, delete, substitute) between two short strings. */
-function editDistance(a: string, b: string): number {
+export function editDistance(a: string, b: string): number {
   let row = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const next = [i];
