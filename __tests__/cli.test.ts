@@ -53,6 +53,7 @@ describe("npm run <command> from an empty directory", () => {
     ["synth", ["stray"], "unexpected argument stray; usage: npm run synth"],
     ["rollback", ["vm", "--address"], "--address needs a value; usage: npm run rollback -- <host>"],
     ["rollback", [], "usage: npm run rollback -- <host>"],
+    ["pin", ["--chek"], "unknown option --chek (did you mean --check?); usage: npm run pin"],
   ])("%s %j: says what is wrong, with the usage", async (bin, args, message) => {
     const r = await run(bin, ...args);
     expect(r.exitCode).toBe(1);

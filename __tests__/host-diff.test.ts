@@ -167,7 +167,8 @@ describeWithNix("host-diff with real Nix", () => {
       broken.writeInputs({ ...broken.readInputs(), broken: true });
       const file = join(work, "infra.json");
       writeFileSync(file, JSON.stringify(settingsInput()));
-      const run = await execa("node", ["--import", "tsx", "bin/host-diff.ts", "--base", broken.ref], {
+      // A base settings file that does not exist is left aside too, named by its flag (not INFRA_CONFIG).
+      const run = await execa("node", ["--import", "tsx", "bin/host-diff.ts", "--base", broken.ref, "--base-config", "/nonexistent/infra.json"], {
         cwd: REPO_ROOT,
         env: { ...NIX_ENV, INFRA_CONFIG: file },
         reject: false,
@@ -175,6 +176,7 @@ describeWithNix("host-diff with real Nix", () => {
       expect(run.exitCode).toBe(0);
       expect(run.stdout).toBe("**Inside the hosts and images:** not compared, because the base flake did not evaluate (Nix's error is in the job log).");
       expect(run.stderr).toContain("fixture: base broken on purpose");
+      expect(run.stderr).toContain("compared: --base-config /nonexistent/infra.json: does not exist\n");
     } finally {
       broken.cleanup();
     }

@@ -358,6 +358,12 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
   }, 60000);
 
+  test("a TERRAFORM_BINARY_NAME that is not on PATH is named, with the way back to terraform", async () => {
+    await expect(terraform(["version"], { dir, env: { TERRAFORM_BINARY_NAME: "tofu-not-installed" } })).rejects.toThrow(
+      'TERRAFORM_BINARY_NAME is "tofu-not-installed", which is not on PATH; install it, or unset TERRAFORM_BINARY_NAME to run terraform',
+    );
+  });
+
   test("validates, applies, and a second plan of the same stack is empty", async () => {
     expect(await applyThenPlan(everything(), everything())).toEqual({});
   }, 60000);

@@ -166,10 +166,11 @@ describeWithNix(`resolver with real Nix`, () => {
   });
 
   test("a configuration the flake lacks is one line: the settings naming it, and the nearest name the flake has", async () => {
-    const s = settings({ flake: fixture.ref, hosts: { web: { nixosConfiguration: "workr", image: "base", machineType: "e2-small" } } });
+    // Two letters swapped: "broken" is as many substitutions away as "worker", but one swap is one typo.
+    const s = settings({ flake: fixture.ref, hosts: { web: { nixosConfiguration: "wroker", image: "base", machineType: "e2-small" } } });
     const error = await resolveWithNix(s, { projectRoot: fixture.dir, log: quiet }).catch((e) => e);
     expect(error).toBeInstanceOf(NixError);
-    expect(error.message).toBe(`hosts.web.nixosConfiguration: "workr" is not a nixosConfiguration of flake "${fixture.ref}"; did you mean "worker"? (known: broken, gce-base, vm, worker)`);
+    expect(error.message).toBe(`hosts.web.nixosConfiguration: "wroker" is not a nixosConfiguration of flake "${fixture.ref}"; did you mean "worker"? (known: broken, gce-base, vm, worker)`);
   });
 
   test("an evaluation error carries Nix's message", async () => {

@@ -35,13 +35,18 @@ describe("settings", () => {
     expect(s.images.base.public).toBe(false);
   });
 
-  test("an unknown key is named with its path", () => {
+  test("an unknown key is named with its path, and the known key it is a misspelling of", () => {
     const raw = baseSettings();
     (raw.hosts!.vm as Record<string, unknown>).machinetype = "e2-small";
-    (raw as Record<string, unknown>).imagebucket = "x";
+    (raw as Record<string, unknown>).lables = {};
+    (raw as Record<string, unknown>).colour = "x";
+    raw.backend = { type: "gcs", bukket: "b" } as never; // a key of one variant of a oneOf
     expect(problems(raw).sort()).toEqual([
-      "hosts.vm.machinetype: unknown key (remove it or check its spelling)",
-      "imagebucket: unknown key (remove it or check its spelling)",
+      "backend.bucket: expected string (missing)",
+      'backend.bukket: unknown key (did you mean "bucket"?)',
+      "colour: unknown key (remove it or check its spelling)",
+      'hosts.vm.machinetype: unknown key (did you mean "machineType"?)',
+      'lables: unknown key (did you mean "labels"?)',
     ]);
   });
 
@@ -50,6 +55,11 @@ describe("settings", () => {
       'hosts.vm.diskSizeGb: expected number, got "20"',
     ]);
     expect(problems({ ...baseSettings(), project: undefined })).toEqual(["project: expected string (missing)"]);
+    // zod says "record" and "array"; the author wrote JSON.
+    expect(problems({ ...baseSettings(), labels: ["team"] })).toEqual(['labels: expected an object ({...}), got ["team"]']);
+    expect(problems({ ...baseSettings(), hosts: { vm: { ...baseSettings().hosts!.vm, sshKeys: "ssh-ed25519 A" } } })).toEqual([
+      'hosts.vm.sshKeys: expected a list ([...]), got "ssh-ed25519 A"',
+    ]);
   });
 
   test("names GCE would reject are refused with the rule", () => {
@@ -90,6 +100,17 @@ describe("settings", () => {
     // INFRA_CONFIG=examples (a directory): what to name instead, not an errno.
     expect(() => loadSettings(join(REPO_ROOT, "examples"))).toThrow(/examples: 1 problem\(s\)\n {2}is a directory; INFRA_CONFIG names a JSON file, such as examples\/offline\.json$/);
     expect(() => loadSettings(join(REPO_ROOT, "package-lock.json"))).toThrow(/unknown key/);
+    // npm run starts the script at the project root: a path relative to where it was typed is not found.
+    const [cwd, initCwd] = [process.cwd(), process.env.INIT_CWD];
+    try {
+      process.chdir(REPO_ROOT);
+      process.env.INIT_CWD = join(REPO_ROOT, "docs");
+      expect(() => loadSettings("../examples/offline.json")).toThrow(`; a relative path is read from the project root, not from ${join(REPO_ROOT, "docs")}`);
+    } finally {
+      process.chdir(cwd);
+      if (initCwd === undefined) delete process.env.INIT_CWD;
+      else process.env.INIT_CWD = initCwd;
+    }
   });
 
   test("the published JSON Schema matches the settings schema (run npm run schema)", () => {
@@ -315,7 +336,12 @@ describe("settings Google or the stack would refuse later are refused now, namin
     };
     try {
       // Node reports these three differently: "at position N", a quote of the text around a stray character, and nothing.
-      expect(problemsOf('{\n  "project": "p",\n}\n')).toEqual(["not valid JSON: line 3 column 1: Expected double-quoted property name"]);
+      expect(problemsOf('{\n  "project": "p",\n}\n')).toEqual([
+        "not valid JSON: line 3 column 1: Expected double-quoted property name (remove the comma before it: JSON allows no trailing comma)",
+      ]);
+      expect(problemsOf('{\n  "sshKeys": ["a",\n  ]\n}\n')).toEqual([
+        "not valid JSON: line 3 column 3: Unexpected token ']' (remove the comma before it: JSON allows no trailing comma)",
+      ]);
       expect(problemsOf(`{\n  "project": "p",\n  "labels": { "team": data }\n}\n`)).toEqual(["not valid JSON: line 3 column 23: Unexpected token 'd'"]);
       expect(problemsOf("\n")).toEqual(["not valid JSON: line 2 column 1: Unexpected end of JSON input"]);
     } finally {

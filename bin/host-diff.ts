@@ -4,6 +4,7 @@
  * base flake, from derivations only (tools/host-diff.ts). Markdown for the
  * pull-request comment by default.
  */
+import { existsSync } from "node:fs";
 import { parseCommand, runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { settingsFile } from "../lib/paths.js";
@@ -33,7 +34,9 @@ await runCli(async () => {
   try {
     baseSettings = baseConfig === undefined ? undefined : loadSettings(baseConfig);
   } catch (e) {
-    process.stderr.write(`host-diff: the base settings did not load, so the head's configurations are compared: ${(e as Error).message}\n`);
+    // loadSettings' "does not exist" advises INFRA_CONFIG, which is not what named this file.
+    const why = existsSync(baseConfig!) ? (e as Error).message : `--base-config ${baseConfig}: does not exist`;
+    process.stderr.write(`host-diff: the base settings did not load, so the head's configurations are compared: ${why}\n`);
   }
   const report = await hostDiff(settings, { base, baseSettings, projectRoot: process.cwd() });
   if (args.flags.json) process.stdout.write(renderJson(report));

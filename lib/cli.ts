@@ -3,6 +3,7 @@ import { relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { NixError } from "./nix.js";
 import { SettingsError } from "./settings.js";
+import { editDistance, nearest } from "./text.js";
 
 /** One flag of a command: a `--name` switch, or `--name VALUE` when `value` names its placeholder. */
 export interface Flag {
@@ -45,6 +46,13 @@ export function helpText(command: Command): string {
   return [`usage: ${command.usage}`, command.does, ...rows.map(([left, help]) => `  ${left.padEnd(width)}  ${help}`)].join("\n");
 }
 
+/** ` (did you mean --check?)` for a flag one or two typos away from a known one, else nothing. */
+function flagGuess(typed: string, names: string[]): string {
+  const word = typed.replace(/^-+/, "");
+  const guess = nearest(word, names);
+  return guess && editDistance(word, guess) <= 2 ? ` (did you mean --${guess}?)` : "";
+}
+
 /**
  * Parses `args` (node:util parseArgs, strict). --help or -h prints the help to
  * stdout and returns undefined: the command does nothing else (exit 0). An
@@ -61,7 +69,7 @@ export function parseCommand(command: Command, args: readonly string[] = process
     const error = e as Error & { code?: string };
     const name = /'(-[^' ]+)/.exec(error.message)?.[1];
     const problem =
-      error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${name}` : error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? `${name} needs a value` : error.message;
+      error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${name}${flagGuess(name ?? "", Object.keys(options))}` : error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? `${name} needs a value` : error.message;
     throw new NixError(`${problem}; usage: ${command.usage}`);
   }
   if (parsed.values.help) {

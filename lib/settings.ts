@@ -3,13 +3,14 @@
  * The keys are a user-facing contract: scripts and docs depend on them.
  */
 import { readFileSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import { z } from "zod";
 import { MAX_FAMILY, MIN_IMAGE_HASH_CHARS, OCI_VERSION, PROJECT_ID, REGION, ZONE } from "./gce.js";
 import { unknownMachineType } from "./machine-types.js";
 import { bucketName, cidr, flakeAttr, gceName, hostNixGc, labels, network, nixGc, sshPublicKey, stateDirectory, subnetwork } from "./settings-fields.js";
 import { crossChecks, isSystemUser, keyPath, rawProblems } from "./settings-rules.js";
 import { hostSecretsSchema, secretLocationsSchema } from "./secrets.js";
-import { oneLine, shown } from "./text.js";
+import { editDistance, nearest, oneLine, shown } from "./text.js";
 
 const image = z.strictObject({
   nixosConfiguration: flakeAttr.describe("nixosConfigurations attribute that defines the image."),
@@ -246,9 +247,9 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
   const at = keyPath(issue.path);
   switch (issue.code) {
     case "unrecognized_keys":
-      return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key (remove it or check its spelling)`);
+      return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key (${spellingHint(k, issue.path)})`);
     case "invalid_type":
-      return [`${at}: expected ${issue.expected}${issue.input === undefined ? " (missing)" : `, got ${shown(issue.input)}`}`];
+      return [`${at}: expected ${TYPE_NAMES[issue.expected] ?? issue.expected}${issue.input === undefined ? " (missing)" : `, got ${shown(issue.input)}`}`];
     case "invalid_value":
       return [`${at}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`];
     case "invalid_key":
@@ -256,6 +257,28 @@ function describeIssue(issue: z.core.$ZodIssue): string[] {
     default:
       return [`${at}: ${issue.message}${"input" in issue && typeof issue.input === "string" ? ` (got ${shown(issue.input)})` : ""}`];
   }
+}
+
+/** zod's type names that a settings author would not recognise as JSON. */
+const TYPE_NAMES: Record<string, string> = { record: "an object ({...})", object: "an object ({...})", array: "a list ([...])" };
+
+/** The keys the schema allows in the object at `path` (JSON Schema of the input). */
+function knownKeys(path: readonly PropertyKey[]): string[] {
+  type Node = { properties?: Record<string, Node>; additionalProperties?: Node | boolean; items?: Node; oneOf?: Node[]; anyOf?: Node[] };
+  let nodes: Node[] = [settingsJsonSchema() as Node];
+  const expand = (ns: Node[]): Node[] => ns.flatMap((n) => [n, ...expand([...(n.oneOf ?? []), ...(n.anyOf ?? [])])]);
+  for (const seg of path) {
+    nodes = expand(nodes).flatMap((n) => {
+      const next = typeof seg === "number" ? n.items : (n.properties?.[String(seg)] ?? n.additionalProperties);
+      return next && typeof next === "object" ? [next] : [];
+    });
+  }
+  return [...new Set(expand(nodes).flatMap((n) => Object.keys(n.properties ?? {})))];
+}
+
+function spellingHint(key: string, path: readonly PropertyKey[]): string {
+  const guess = nearest(key, knownKeys(path));
+  return guess && editDistance(key.toLowerCase(), guess.toLowerCase()) <= 2 ? `did you mean ${shown(guess)}?` : "remove it or check its spelling";
 }
 
 /** Validates parsed JSON. Throws SettingsError naming every problem. */
@@ -268,8 +291,10 @@ export function parseSettings(raw: unknown, file = "settings"): Settings {
 }
 
 /** Why the settings file cannot be read, and what to do: INFRA_CONFIG is the usual culprit. */
-function unreadable(code: string): string {
-  if (code === "ENOENT") return "does not exist; set INFRA_CONFIG to your settings file, or unset it to read infra.json at the project root";
+function unreadable(code: string, file: string): string {
+  const from = process.env.INIT_CWD; // npm run's caller's directory; npm runs the script at the project root
+  const relative = !isAbsolute(file) && from && from !== process.cwd() ? `; a relative path is read from the project root, not from ${from}` : "";
+  if (code === "ENOENT") return `does not exist; set INFRA_CONFIG to your settings file, or unset it to read infra.json at the project root${relative}`;
   if (code === "EISDIR") return "is a directory; INFRA_CONFIG names a JSON file, such as examples/offline.json";
   if (code === "EACCES") return "cannot be read (permission denied); make it readable, or set INFRA_CONFIG to another file";
   return `cannot read the settings file: ${code}`;
@@ -291,7 +316,8 @@ function jsonErrorWithLine(text: string, message: string): string {
   const what = oneLine(message.replace(/ in JSON at position \d+.*$/, "").replace(/, (\.\.\.)?"[\s\S]*$/, "")).slice(0, 200);
   if (!(at >= 0 && at <= text.length)) return what;
   const lines = text.slice(0, at).split("\n");
-  return `line ${lines.length} column ${lines[lines.length - 1].length + 1}: ${what}`;
+  const comma = /,\s*$/.test(text.slice(0, at)) && /^[}\]]/.test(text.slice(at)) ? " (remove the comma before it: JSON allows no trailing comma)" : "";
+  return `line ${lines.length} column ${lines[lines.length - 1].length + 1}: ${what}${comma}`;
 }
 
 /** Reads and validates a settings file. */
@@ -300,7 +326,7 @@ export function loadSettings(file: string): Settings {
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new SettingsError(file, [unreadable((e as NodeJS.ErrnoException).code ?? String(e))]);
+    throw new SettingsError(file, [unreadable((e as NodeJS.ErrnoException).code ?? String(e), file)]);
   }
   let raw: unknown;
   try {

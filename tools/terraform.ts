@@ -77,7 +77,11 @@ export function terraform(args: string[], options: TerraformOptions): Promise<Te
       running.delete(child);
       reject(
         error.code === "ENOENT"
-          ? new Error(`${terraformBinary(env)} is not on PATH; install Terraform 1.5+ or OpenTofu (set TERRAFORM_BINARY_NAME=tofu)`)
+          ? new Error(
+              terraformBinary(env) !== "terraform"
+                ? `TERRAFORM_BINARY_NAME is ${JSON.stringify(terraformBinary(env))}, which is not on PATH; install it, or unset TERRAFORM_BINARY_NAME to run terraform`
+                : "terraform is not on PATH; install Terraform 1.5+, or OpenTofu and set TERRAFORM_BINARY_NAME=tofu",
+            )
           : error,
       );
     });
