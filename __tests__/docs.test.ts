@@ -20,6 +20,15 @@ test("README.md has at most 250 lines", () => {
   expect(read("README.md").split("\n").length).toBeLessThanOrEqual(250);
 });
 
+test("README.md's first 60 lines take a newcomer from npm ci to npm test, and the example's lines they name hold what they say", () => {
+  const first = read("README.md").split("\n").slice(0, 60).join("\n");
+  for (const command of ["npm ci", "INFRA_CONFIG=examples/offline.json npm run rehearse", "npm test"]) expect(first).toMatch(new RegExp(`^${command} `, "m"));
+  const inputs = read("examples/flake/inputs.json").split("\n");
+  const named = [...first.matchAll(/line (\d+),? .*?`("[^`]+")`/gs)].map(([, line, text]) => ({ line, text }));
+  expect(named.map(({ line }) => line)).toEqual(["16", "11"]);
+  for (const { line, text } of named) expect(inputs[Number(line) - 1].trim().replace(/,$/, "")).toBe(text);
+});
+
 /** Repository paths in a text: in backticks from a top-level folder, test files by name, and link targets. */
 function namedPaths(text: string, file: string): string[] {
   const top = "(?:lib|bin|tools|constructs|nixos|oci|pkgs|__tests__|docs|examples|\\.github|\\.ci)/";

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { parseSettings } from "../lib/settings.js";
 import { closureOf, derivationGraph, hostDiff } from "../tools/host-diff-nix.js";
-import { type HostDiffReport, parseDrvName, renderJson, renderMarkdown } from "../tools/host-diff.js";
+import { diffDerivations, type HostDiffReport, parseDrvName, renderJson, renderMarkdown } from "../tools/host-diff.js";
 import { describeWithNix, type FixtureFlake, fixtureFlake, NIX_ENV, nixSpy, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
 
@@ -55,6 +55,26 @@ test.each([
     "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-sys.drv",
     "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-jq-1.7.drv",
   ]);
+});
+
+test("--json: every object's keys sorted; added, removed and changed sorted by name", () => {
+  const drvs = (...names: string[]) => new Set(names.map((n) => `/nix/store/${"a".repeat(32)}-${n}.drv`));
+  const diff = diffDerivations(drvs("zlib-1.3", "redis-7.2", "bash-5.2", "awk-1.0"), drvs("zsh-5.9", "zlib-1.3.1", "jq-1.7", "bash-5.3"));
+  const report: HostDiffReport = { images: {}, hosts: { vm: { status: "changed", ...diff }, a: { status: "unchanged" } } };
+  const expected = {
+    hosts: {
+      a: { status: "unchanged" },
+      vm: {
+        added: [{ name: "jq", version: "1.7" }, { name: "zsh", version: "5.9" }],
+        changed: [{ from: "5.2", name: "bash", to: "5.3" }, { from: "1.3", name: "zlib", to: "1.3.1" }],
+        otherChanged: 0,
+        removed: [{ name: "awk", version: "1.0" }, { name: "redis", version: "7.2" }],
+        status: "changed",
+      },
+    },
+    images: {},
+  };
+  expect(renderJson(report)).toBe(`${JSON.stringify(expected, null, 2)}\n`);
 });
 
 test("an entry lists at most maxLines packages and names at most maxLines hosts, then says how many more", () => {

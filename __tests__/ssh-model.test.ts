@@ -4,7 +4,7 @@
  * the one part played by a test double (gcloud), since Google's API cannot
  * be reached here.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
@@ -29,8 +29,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
 
   const knownHosts = () => join(work, "state dir", "known_hosts", "infra");
   /** Runs the real ssh-config.sh, as deploy.sh and rollback.sh source it. */
-  const sshConfig = async (vars: Record<string, string>) => {
-    const dir = mkdtempSync(join(work, "cfg-"));
+  const sshConfig = async (vars: Record<string, string>, dir = mkdtempSync(join(work, "cfg-"))) => {
     const env = {
       DEPLOY_SSH_USER: sshd.user,
       DEPLOY_SSH_PORT: String(sshd.port),
@@ -71,6 +70,15 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
       expect.stringMatching(/^a-4242 /),
       expect.stringMatching(/^a-4243 ssh-ed25519 /),
     ]);
+  });
+
+  test("a work dir too long for a socket path: sessions are not shared, and ssh still connects (it fails on a ControlPath it cannot bind)", async () => {
+    const dir = join(work, "d".repeat(100 - work.length - 1));
+    mkdirSync(dir);
+    const config = await sshConfig({ DEPLOY_HOST: "127.0.0.1", DEPLOY_CONNECT: "direct" }, dir);
+    expect(readFileSync(config, "utf8")).not.toContain("ControlMaster");
+    const run = await execa("ssh", ["-F", config, "127.0.0.1", "echo connected as $(id -un)"], { env: sshd.agentEnv, reject: false });
+    expect(run.stdout).toBe(`connected as ${sshd.user}`);
   });
 
   test("through IAP, ssh reaches the instance by name with gcloud start-iap-tunnel as ProxyCommand", async () => {
