@@ -246,6 +246,16 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
     expect(readdirSync(dir)).toEqual(["warehouse-password"]);
   }, 30000);
 
+  test("a re-fetch that fails keeps the last copy; a secret no longer listed is removed", async () => {
+    writeFileSync(join(dir, "disabled"), "last good copy");
+    writeFileSync(join(dir, "dropped"), "no longer listed");
+    const { status, lines } = await run(["disabled:root:0400", "warehouse-password:root:0400"]);
+    expect(status).toBe(1);
+    expect(lines).toContain("infra-secrets: dropped: no longer listed, removed");
+    expect(readdirSync(dir).sort()).toEqual(["disabled", "warehouse-password"]);
+    expect(readFileSync(join(dir, "disabled"), "utf8")).toBe("last good copy");
+  }, 30000);
+
   test("a denied secret is retried for SECRETS_DENIED_RETRY_SECONDS (a new grant takes minutes to apply), then written", async () => {
     const { status, lines } = await run(["granted-late:root:0400"], { SECRETS_DENIED_RETRY_SECONDS: "5" });
     expect({ status, lines }).toEqual({

@@ -6,7 +6,8 @@
 #
 # usage: secrets-fetch.sh NAME:OWNER:MODE...
 #   writes $SECRETS_DIR/NAME (default /run/secrets), owned by OWNER and OWNER's
-#   login group, with MODE; replaced atomically, byte for byte.
+#   login group, with MODE; replaced atomically, byte for byte, so a failed
+#   fetch keeps the last copy. Files of names not listed are removed.
 # Environment (tests point these at doubles):
 #   METADATA_URL        default http://metadata.google.internal/computeMetadata/v1
 #   SECRET_MANAGER_URL  default https://secretmanager.googleapis.com/v1
@@ -66,6 +67,14 @@ status=$(fetch "metadata server" "$metadata/project/project-id" "$work/project" 
   exit 1
 }
 project=$(<"$work/project")
+
+# A secret no longer listed goes (the unit keeps the directory across restarts).
+listed=" ${*%%:*} "
+for file in "$dir"/*; do
+  [ -f "$file" ] || continue
+  name=${file##*/}
+  [[ $listed == *" $name "* ]] || { rm -f "$file" && echo "infra-secrets: $name: no longer listed, removed" >&2; }
+done
 
 failed=0
 for entry in "$@"; do

@@ -78,10 +78,11 @@ in
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = "${lib.getExe fetch} ${lib.concatStringsSep " " entries}";
-        # Created empty on every start and removed on stop: a secret no longer
-        # listed is gone after the next deploy or restart.
+        # Kept across restarts, so a failed re-fetch leaves the last copy; the
+        # script removes the files of secrets no longer listed. Gone on stop.
         RuntimeDirectory = "secrets";
         RuntimeDirectoryMode = "0751";
+        RuntimeDirectoryPreserve = "restart";
         # Above the script's retries (SECRETS_RETRY_SECONDS and
         # SECRETS_DENIED_RETRY_SECONDS, 120 s each, from its start) and below
         # deploy-rs's activation timeout.
