@@ -608,6 +608,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
               Type: "oneshot",
               RemainAfterExit: true,
               RuntimeDirectory: "secrets",
+              RuntimeDirectoryPreserve: "restart",
               ExecStart: `/double/infra-secrets-fetch/bin/infra-secrets-fetch ${entries.join(" ")}`,
             }),
           },
