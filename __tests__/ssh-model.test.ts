@@ -98,6 +98,25 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
     ]);
   });
 
+  /** The environment of the deploy step's SSH scripts for host "a" through the IAP tunnel double (recorded in recorderDir). */
+  const iapHostEnv = (recorderDir: string, iapPort: number, extra: Record<string, string>) => ({
+    ...sshd.agentEnv,
+    PATH: `${join(DOUBLES, "iap-gcloud")}:${process.env.PATH}`,
+    RECORDER_DIR: recorderDir,
+    IAP_DOUBLE_PORT: String(iapPort),
+    DEPLOY_NODE: "a",
+    DEPLOY_HOST: "a",
+    DEPLOY_CONNECT: "iap",
+    DEPLOY_SSH_USER: sshd.user,
+    DEPLOY_SSH_PORT: "22",
+    DEPLOY_PROJECT: "test-project",
+    DEPLOY_ZONE: "europe-west1-b",
+    DEPLOY_INSTANCE: "a",
+    DEPLOY_INSTANCE_ID: "7",
+    DEPLOY_KNOWN_HOSTS: knownHosts(),
+    ...extra,
+  });
+
   test("a deploy's SSH sessions share one connection, so IAP starts one tunnel for them all (and one for the wait), closed at the end", async () => {
     // The sessions of deploy-rs.sh in order: the wait, the boot check, deploy-rs's own (copy, then
     // activate beside its wait, then confirm), the final check of the active system; then ssh_close.
@@ -116,23 +135,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
         ],
         {
           cwd: REPO_ROOT,
-          env: {
-            ...sshd.agentEnv,
-            PATH: `${join(DOUBLES, "iap-gcloud")}:${process.env.PATH}`,
-            RECORDER_DIR: dir,
-            IAP_DOUBLE_PORT: String(sshd.port),
-            DEPLOY_NODE: "a",
-            DEPLOY_HOST: "a",
-            DEPLOY_CONNECT: "iap",
-            DEPLOY_SSH_USER: sshd.user,
-            DEPLOY_SSH_PORT: "22",
-            DEPLOY_PROJECT: "test-project",
-            DEPLOY_ZONE: "europe-west1-b",
-            DEPLOY_INSTANCE: "a",
-            DEPLOY_INSTANCE_ID: "7",
-            DEPLOY_KNOWN_HOSTS: knownHosts(),
-            DEPLOY_WAIT_SECONDS: "10",
-          },
+          env: iapHostEnv(dir, sshd.port, { DEPLOY_WAIT_SECONDS: "10" }),
         },
       );
     const tunnels = () => readFileSync(join(dir, "gcloud.argv"), "utf8").trim().split("\n").length;
@@ -155,24 +158,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
       execa("bash", ["-c", 'set -euo pipefail; work="$1"; source constructs/deploy-rs-ssh-config.sh; source constructs/deploy-rs-ssh-wait.sh; wait_for_ssh', "wait", dir], {
         cwd: REPO_ROOT,
         reject: false,
-        env: {
-          ...sshd.agentEnv,
-          PATH: `${join(DOUBLES, "iap-gcloud")}:${process.env.PATH}`,
-          RECORDER_DIR: work,
-          IAP_DOUBLE_PORT: String(iapPort),
-          DEPLOY_NODE: "a",
-          DEPLOY_HOST: "a",
-          DEPLOY_CONNECT: "iap",
-          DEPLOY_SSH_USER: sshd.user,
-          DEPLOY_SSH_PORT: "22",
-          DEPLOY_PROJECT: "test-project",
-          DEPLOY_ZONE: "europe-west1-b",
-          DEPLOY_INSTANCE: "a",
-          DEPLOY_INSTANCE_ID: "7",
-          DEPLOY_KNOWN_HOSTS: knownHosts(),
-          DEPLOY_WAIT_SECONDS: seconds,
-          SSH_WAIT_REPORT_SECONDS: reportSeconds,
-        },
+        env: iapHostEnv(work, iapPort, { DEPLOY_WAIT_SECONDS: seconds, SSH_WAIT_REPORT_SECONDS: reportSeconds }),
       });
     const up = await waitFor(sshd.port);
     expect(up.stderr).toContain("deploy-rs[a]: SSH answers");

@@ -47,4 +47,7 @@ known_hosts="$(cd "$(dirname "$DEPLOY_KNOWN_HOSTS")" && pwd)/$(basename "$DEPLOY
 ssh_close() {
   [ -S "$work/mux" ] || return 0
   ssh -F "$work/ssh_config" -O exit "$DEPLOY_HOST" 2>/dev/null || true
+  # The master acknowledges, then exits: wait (at most 5 s) until it is gone.
+  local tries=50
+  while [ -S "$work/mux" ] && ((tries-- > 0)); do sleep 0.1; done
 }
