@@ -31,6 +31,8 @@ describe("resolver parsing (no Nix needed)", () => {
 
   test("Nix's stderr is kept in its own words, without the --show-trace hint", () => {
     expect(trimNixStderr("error: boom\n(use '--show-trace' to show detailed location information)\n")).toBe("error: boom");
+    // Several nix processes at once (no daemon) wait for the store database in turn.
+    expect(trimNixStderr("warning: error: SQLite database '/nix/var/nix/db/db.sqlite' is busy\nerror: boom")).toBe("error: boom");
     // Offline, Nix writes one line per download attempt and per substituter before the error.
     const offline = [
       "warning: error: unable to download 'https://cache.nixos.org/nix-cache-info': Couldn't resolve host name (6); retrying in 302 ms",

@@ -121,7 +121,15 @@ function gitTopLevel(dir: string): string | undefined {
  * the error that matters), and caps the length; keeps Nix's own words.
  */
 export function trimNixStderr(stderr: string, maxLines = 25): string {
-  const noise = [/^\(use '--show-trace'/, /^warning: Git tree .* is dirty$/, /; retrying in \d+ ms$/, /^warning: unable to download '[^']*\/nix-cache-info'/];
+  // Nix's own retries and notices: a store database another nix process holds
+  // for a moment ("SQLite database ... is busy") is waited for, not a failure.
+  const noise = [
+    /^\(use '--show-trace'/,
+    /^warning: Git tree .* is dirty$/,
+    /; retrying in \d+ ms$/,
+    /^warning: unable to download '[^']*\/nix-cache-info'/,
+    /^warning: (error: )?SQLite database '[^']*' is busy$/,
+  ];
   const lines = stderr
     .split("\n")
     .filter((l) => !noise.some((re) => re.test(l.trim())))
