@@ -5,6 +5,8 @@
  * Terraform applies of whole stacks) and the workflows' rehearsal, which take
  * minutes; .ci/run and the workflows run it after npm test.
  */
+import { availableParallelism } from "node:os";
+
 const REHEARSAL = ["rehearsal", "rehearse-cli", "rehearse", "workflow-rehearsal"].map((name) => `<rootDir>/__tests__/${name}.test.ts`);
 
 const shared = {
@@ -31,7 +33,8 @@ export default {
   // 10 s progress tick, sleeps of the doubles), so three workers per two cores
   // keep both busy (unit suite on 2 cores: 54 s with 2 workers, 48 s with 3);
   // the files share no port, path or state (each makes its own).
-  maxWorkers: "150%",
+  // (A number: jest reads "150%" as 150 workers.)
+  maxWorkers: Math.ceil(availableParallelism() * 1.5),
   // Suite names carry the reason when real tools are missing; verbose shows them.
   verbose: true,
 };
