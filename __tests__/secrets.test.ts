@@ -170,7 +170,7 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
         if (url.endsWith("/instance/service-accounts/default/token")) return send(200, JSON.stringify({ access_token: TOKEN, expires_in: 3599, token_type: "Bearer" }));
         if (url.endsWith("/project/project-id")) return send(200, "test-project");
       }
-      const secret = /^\/v1\/projects\/test-project\/secrets\/([^/]+)\/versions\/latest:access$/.exec(url)?.[1];
+      const [, secret, version] = /^\/v1\/projects\/test-project\/secrets\/([^/]+)\/versions\/(latest|\d+):access$/.exec(url) ?? [];
       if (!secret) return send(404, "no such path");
       if (req.headers.authorization !== `Bearer ${TOKEN}`) return send(401, googleError(401, "UNAUTHENTICATED", "no token"));
       // "slow" answers its first request after the script's bound on one request, then at once.
@@ -179,6 +179,13 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
         slowAnswered = true;
         setTimeout(() => send(...ANSWERS["warehouse-password"]), 2500).unref();
         return;
+      }
+      // Versions by number: "disabled" has two, both disabled; "older-enabled" three, of which only 1 is enabled.
+      const state = (n: string, s: string) => [400, googleError(400, "FAILED_PRECONDITION", `Secret Version [projects/123/secrets/${secret}/versions/${n}] is in ${s} state.`)] as [number, string];
+      if (secret === "disabled") return send(...state(version === "latest" ? "2" : version, "DISABLED"));
+      if (secret === "older-enabled") {
+        if (version === "1") return send(...ANSWERS["warehouse-password"]);
+        return send(...state(version === "latest" ? "3" : version, version === "2" ? "DESTROYED" : "DISABLED"));
       }
       // "granted-late" is denied once, as while a new grant is not yet in effect.
       if (secret === "granted-late") {
@@ -244,6 +251,13 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
     expect(failures[0]).toContain(fix);
     expect(failures[0]).toContain("systemctl restart infra-secrets");
     expect(readdirSync(dir)).toEqual(["warehouse-password"]);
+  }, 30000);
+
+  test("a newest version disabled or destroyed: the latest enabled one is fetched", async () => {
+    const { status, lines } = await run(["older-enabled:root:0400"]);
+    expect({ status, lines }).toEqual({ status: 0, lines: [`infra-secrets: older-enabled: written to ${dir}/older-enabled`] });
+    expect(requests.filter((r) => r.includes("/secrets/older-enabled/")).map((r) => r.split("/versions/")[1])).toEqual(["latest:access", "2:access", "1:access"]);
+    expect(readFileSync(join(dir, "older-enabled")).equals(VALUE)).toBe(true);
   }, 30000);
 
   test("a re-fetch that fails keeps the last copy; a secret no longer listed is removed", async () => {

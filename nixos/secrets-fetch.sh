@@ -80,6 +80,13 @@ failed=0
 for entry in "$@"; do
   IFS=: read -r name owner mode <<<"$entry"
   status=$(fetch "$name" "$api/projects/$project/secrets/$name/versions/latest:access" "$work/body" "$denied_until" -H "@$work/auth")
+  # The newest version disabled or destroyed (400, naming it): the latest enabled
+  # one is an older number (the host may access versions, not list them).
+  tries=20
+  while [ "$status" = 400 ] && [[ $(reason "$work/body") =~ /versions/([0-9]+)\]\ is\ in\ (DISABLED|DESTROYED)\ state ]] &&
+    ((BASH_REMATCH[1] > 1 && tries-- > 0)); do
+    status=$(fetch "$name" "$api/projects/$project/secrets/$name/versions/$((BASH_REMATCH[1] - 1)):access" "$work/body" "$denied_until" -H "@$work/auth")
+  done
   if [ "$status" = 200 ] && jq -er '.payload.data' <"$work/body" | base64 -d >"$work/value"; then
     chown "$owner:" "$work/value"
     chmod "$mode" "$work/value"
@@ -91,7 +98,7 @@ for entry in "$@"; do
     200) fix="the answer held no payload; systemctl restart infra-secrets" ;;
     403) fix="this host may not read it, or it does not exist: list it under hosts.<id>.secrets in infra.json and apply (a new grant can take minutes to take effect), then systemctl restart infra-secrets" ;;
     404) fix="it has no version: gcloud secrets versions add $name --project $project --data-file=FILE, then systemctl restart infra-secrets" ;;
-    400) fix="its latest version is disabled or destroyed: gcloud secrets versions add $name --project $project --data-file=FILE (or enable that version), then systemctl restart infra-secrets" ;;
+    400) fix="no version of it is enabled: gcloud secrets versions add $name --project $project --data-file=FILE (or enable that version), then systemctl restart infra-secrets" ;;
     000) fix="Secret Manager did not answer in time; systemctl restart infra-secrets once it is reachable" ;;
     *) fix="unexpected answer; systemctl restart infra-secrets once the cause is fixed" ;;
   esac
