@@ -169,7 +169,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     await expectNoChanges(p);
   }, TIMEOUT);
 
-  test("e. recreateOnImageChange: the old VM is destroyed only after the new image and the new VM exist", async () => {
+  test("e. recreateOnImageChange: the old VM is destroyed only after the new image and the new VM exist; a kept VM replaced by hand (-replace) goes first, under its one name", async () => {
     const { project: p } = await deployed(twoHosts({ recreateOnImageChange: true }));
     const inputs = p.flake.readInputs();
     inputs.configurations["gce-base"].image = "base v2";
@@ -215,6 +215,17 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
       /deploy-rs\[worker\]: host worker booted with BIOS, but its configuration worker is built for UEFI .*replace the VM: terraform apply -replace='google_compute_instance\.worker-vm_Instance_\w+', or set hosts\.worker\.recreateOnImageChange; nothing was deployed/,
     );
     expect(p.activations()).toEqual([...before, `vm ${plannedSystems(uefi).vm}`]);
+
+    // Done as the refusal says: the kept VM is replaced old first, since it has one name (a step made
+    // create_before_destroy after it, the deploy step, would force that onto the VM, and the rehearsal refuse the 409).
+    const instance = Object.entries(uefi.standIns).find(([, s]) => s.original.startsWith("google_compute_instance.worker-vm_Instance_"))![0];
+    const replaced = expectApplied(await p.apply(undefined, [`-replace=${instance}`]));
+    steps.push(ran(replaced));
+    expect(counts(replaced, "instance")).toMatchObject({ created: 1, destroyed: 1 });
+    expect(at(replaced, /^done instance delete /)).toBeLessThan(at(replaced, /^done instance create /));
+    expect(ran(replaced)).toBe("deploy 1");
+    expect(p.activations().at(-1)).toBe(`worker ${plannedSystems(uefi).worker}`);
+    await expectNoChanges(p);
   }, TIMEOUT);
 
   test("f. a fresh runner (no GC roots, image absent from the store): the plan is empty", async () => {

@@ -38,7 +38,8 @@ export interface RehearsalProject {
   settings: SettingsInput;
   /** Synthesizes with real Nix and writes the rehearsal; returns it. */
   synth(): Promise<Rehearsal>;
-  apply(planFile?: string): Promise<Applied>;
+  /** A reviewed apply: of the plan file, or of a new plan made with `planArgs` (e.g. `-replace=<address>`). */
+  apply(planFile?: string, planArgs?: string[]): Promise<Applied>;
   /** What `cdktf destroy infra` runs (`terraform destroy`): a reviewed `plan -destroy`, then its apply; counted as an apply. */
   destroy(): Promise<Applied>;
   plan(args?: string[]): Promise<TerraformRun>;
@@ -136,7 +137,7 @@ export async function rehearsalProject(settings: SettingsInput, options: Rehears
       }
       return rehearsal;
     },
-    apply: (planFile) => reviewedApply(planFile),
+    apply: (planFile, planArgs) => reviewedApply(planFile, planArgs),
     destroy: () => reviewedApply(undefined, ["-destroy"]),
     plan: (args = []) => terraform(["plan", "-no-color", "-detailed-exitcode", ...args], { dir: stackDir, env }),
     spawnApply(args = []) {
