@@ -296,7 +296,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     await expectNoChanges(p);
   }, TIMEOUT);
 
-  test("g2. a build refused (the flake changed after the plan) leaves the next apply nothing to redo but the build: the GC-roots step stays; the deploy step, destroyed first, finds its host on the planned system and activates nothing", async () => {
+  test("g2. a build refused (the flake changed after the plan): the next apply redoes the build, and the deploy step Terraform destroyed first checks its host again and activates nothing; the GC-roots step stays", async () => {
     const { project: p, rehearsal: deployedRehearsal } = await deployed();
     const activations = p.activations();
     const roots = p.gcRoots();
@@ -318,14 +318,14 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     steps.push(ran(refused.summary));
     expect(refused.run.exitCode).not.toBe(0);
     expect(refused.summary.errors.join("\n")).toContain("nix-image: the flake changed after synth");
-    // The change is dropped: the flake is back to what the hosts run. Only the refused (tainted) build is redone.
+    // The change is dropped: the flake is back to what the hosts run. The refused (tainted) build is redone.
     p.flake.writeInputs(original);
     const rehearsal = await p.synth();
     const next = await p.apply();
     const summary = expectApplied(next);
     steps.push(ran(summary));
     // Terraform destroys a replaced deploy step first, before the build refuses (create_before_destroy there would
-    // be forced onto the VM, which would then take its own name while it exists: 409), so the step runs again.
+    // be forced onto the VM, which would then take its own name while it exists: 409, test e), so the step runs again.
     expect(ran(summary)).toBe("build 1, deploy 1");
     expect(next.run.events.map((e) => e.hook?.output ?? "").join("\n")).toMatch(/deploy-rs\[worker\]: already active: \/nix\/store\/\w+-nixos-system-worker; nothing to deploy/);
     expect(plannedSystems(rehearsal)).toEqual(plannedSystems(deployedRehearsal));
