@@ -23,8 +23,8 @@ await runCli(() => {
     throw new NixError(
       `${file}: backend is "local": the infra stack's state would live on this runner and vanish with it, ` +
         "so the next deploy would start from nothing and fail with 409s on everything that exists. " +
-        'Apply the bootstrap stack once by hand (npx cdktf deploy bootstrap), then set "backend": {"type": "gcs", "bucket": "<state bucket>"} in ' +
-        `${file} and commit it (docs/github.md).`,
+        `Set "backend": {"type": "gcs", "bucket": "<state bucket>"} in ${file}, apply the bootstrap stack once by hand ` +
+        "(npx cdktf deploy bootstrap: it creates that bucket), and commit the settings (docs/github.md).",
     );
   }
   process.stdout.write(`backend: gs://${settings.backend.bucket}/${settings.backend.prefix}/${INFRA_STACK}\n`);
