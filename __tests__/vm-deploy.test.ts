@@ -417,19 +417,23 @@ describeWithNix(`hosts with real Nix`, () => {
       expect(run.all).toContain(`the host runs /nix/store/00000000000000000000000000000000-previous-system, not ${toplevel}: the deploy was rolled back`);
     });
 
-    test("the deploy-rs double activates what the flake's deploy.nodes gives, never the planned path it is handed", async () => {
+    test("the deploy-rs double activates what the flake's deploy.nodes gives, never the planned path it is handed: the host runs its toplevel, its profile is deploy-rs's wrapper", async () => {
       const built = await execa("nix", ["build", "--json", "--no-link", `${fixture.ref}#deploy-rs`], { env: NIX_ENV });
       const deploy = join(JSON.parse(built.stdout)[0].outputs.out, "bin", "deploy");
-      const nodePath = await execa("nix", ["eval", "--raw", `${fixture.ref}#deploy.nodes.b.profiles.system.path`], { env: NIX_ENV });
+      const eval_ = async (attribute: string) => (await execa("nix", ["eval", "--raw", `${fixture.ref}#${attribute}`], { env: NIX_ENV })).stdout;
+      const nodePath = await eval_("deploy.nodes.b.profiles.system.path");
+      const toplevel = await eval_("nixosConfigurations.worker.config.system.build.toplevel");
       const run = await execa(deploy, ["--hostname", "10.0.0.2", `${fixture.ref}#b`], {
         env: { ...NIX_ENV, RECORDER_DIR: recorder, DEPLOY_EXPECTED_SYSTEM: "/nix/store/00000000000000000000000000000000-planned" },
         reject: false,
       });
       expect(run.exitCode).toBe(0);
-      expect(nodePath.stdout).toMatch(/-nixos-system-worker$/);
-      expect(readFileSync(join(recorder, "hosts", "10.0.0.2", "current-system"), "utf8")).toBe(`${nodePath.stdout}\n`);
-      expect(readFileSync(join(recorder, "activations.log"), "utf8")).toBe(`b ${nodePath.stdout}\n`);
-      expect(existsSync(nodePath.stdout)).toBe(true);
+      expect(nodePath).toMatch(/-activatable-nixos-system-worker$/);
+      const host = join(recorder, "hosts", "10.0.0.2");
+      expect(readFileSync(join(host, "current-system"), "utf8")).toBe(`${toplevel}\n`);
+      expect(readFileSync(join(host, "profile"), "utf8")).toBe(`${nodePath}\n`);
+      expect(readFileSync(join(recorder, "activations.log"), "utf8")).toBe(`b ${toplevel}\n`);
+      expect(existsSync(nodePath)).toBe(true);
     });
 
     test("hostile values in the flake path reach deploy-rs verbatim; a hostile state dir is refused by the settings", async () => {

@@ -53,10 +53,13 @@ fi
 # host runs the planned system, and activating it again would only restart
 # what it runs. Only when it also boots it: the system profile may point
 # elsewhere (a `switch-to-configuration test`, a rollback whose switch back
-# failed), and the next boot would undo the system; deploy-rs sets both. And
-# only when no unit failed (a VM booted from the planned system whose secrets
-# fetch ran before its grant took effect): deploy-rs's activation reports them.
-active=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" 'readlink -f /run/current-system /nix/var/nix/profiles/system; systemctl is-system-running || true') || {
+# failed), and the next boot would undo the system. deploy-rs points the
+# profile at its activatable-<toplevel> wrapper, whose files link into the
+# toplevel (an image's profile is the toplevel itself): the toplevel the
+# profile boots is where its nixos-version file resolves to. And only when no
+# unit failed (a VM booted from the planned system whose secrets fetch ran
+# before its grant took effect): deploy-rs's activation reports them.
+active=$(ssh -F "$work/ssh_config" "$DEPLOY_HOST" 'readlink -f /run/current-system; dirname "$(readlink -f /nix/var/nix/profiles/system/nixos-version)"; systemctl is-system-running || true') || {
   log "could not ask $DEPLOY_HOST which system it runs (ssh failed, see above); nothing was deployed"
   exit 1
 }
