@@ -20,6 +20,7 @@
  * files, which are ours. What the jobs do when run: workflow-rehearsal.test.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -255,15 +256,59 @@ describe("pull-request.yml", () => {
       'terraform -chdir="$dir" plan -input=false -lock=false -out=plan.tfplan',
       'terraform -chdir="$dir" show -json plan.tfplan > "$stack.plan.json"',
       "plan-summary -- infra=infra.plan.json > summary.md",
+      'cat summary.md >> "$GITHUB_STEP_SUMMARY"',
       "uses: actions/github-script@",
     ].map((s) => diff.indexOf(s));
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(diff).toContain("what `cdktf diff <stack>` runs");
     // The script finds its comment by the marker the summary starts with, then updates or creates.
-    expect(diff).toContain(`const marker = "${PLAN_SUMMARY_MARKER}";`);
+    expect(diff).toContain('const { MARKER, planCommentBody } = require("./.github/scripts/plan-comment.cjs");');
+    expect(diff).toContain("c.body?.startsWith(MARKER)");
     expect(diff).toContain("github.rest.issues.updateComment");
     expect(diff).toContain("github.rest.issues.createComment");
+  });
+});
+
+/** The plan comment's body, from the CommonJS module pull-request.yml's github-script step requires. */
+const planComment: { MARKER: string; LIMIT: number; planCommentBody(options: { summary?: string; headSha: string; runUrl: string }): string } = createRequire(import.meta.url)(
+  join(REPO_ROOT, ".github", "scripts", "plan-comment.cjs"),
+);
+
+describe(".github/scripts/plan-comment.cjs", () => {
+  const { MARKER, LIMIT, planCommentBody } = planComment;
+  const runUrl = "https://github.com/example/repo/actions/runs/42";
+  const headSha = "0123456789abcdef0123456789abcdef01234567";
+
+  test("its marker is the one the plan summary starts with; a summary without it is refused", () => {
+    expect(MARKER).toBe(PLAN_SUMMARY_MARKER);
+    expect(() => planCommentBody({ summary: "## Terraform plan\n", headSha, runUrl })).toThrow("summary.md does not start with the plan summary marker");
+  });
+
+  test("a summary within the limit is the body as it is", () => {
+    const summary = `${MARKER}\n## Terraform plan\n\n<details><summary>Host vm</summary>\n\n\`\`\`\n- a\n\`\`\`\n\n</details>\n`;
+    expect(planCommentBody({ summary, headSha, runUrl })).toBe(summary);
+  });
+
+  test("a summary over the limit is cut at a line, its open fence and <details> closed, under GitHub's 65536, pointing at the run's summary page", () => {
+    const long = Array.from({ length: 3000 }, (_, i) => `- package-${i}: 1.0 → 1.1`);
+    const summary = [MARKER, "## Terraform plan", "", "<details><summary>Host vm</summary>", "", "```", ...long, "```", "", "</details>", ""].join("\n");
+    expect(summary.length).toBeGreaterThan(LIMIT);
+    const body = planCommentBody({ summary, headSha, runUrl });
+    expect(body.length).toBeLessThanOrEqual(LIMIT);
+    expect(LIMIT).toBeLessThan(65536);
+    const [kept, rest] = body.split("\n```\n</details>\n");
+    expect(summary.startsWith(`${kept}\n`)).toBe(true);
+    expect(long).toContain(kept.split("\n").pop());
+    expect(rest).toBe(`\n… (truncated: the full plan is on [the run's summary page](${runUrl}))\n`);
+    expect(body.match(/^```/gm)).toHaveLength(2);
+    expect(body.match(/<details>/g)?.length).toBe(body.match(/<\/details>/g)?.length);
+  });
+
+  test("plan failed (no summary): names the pull request's head commit and links the run", () => {
+    expect(planCommentBody({ summary: undefined, headSha, runUrl })).toBe(
+      `${MARKER}\n**plan failed**: no plan for this commit (0123456); an earlier one no longer applies. See [the run](${runUrl}).\n`,
+    );
   });
 });
 
