@@ -58,8 +58,10 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     GCP_PLAN_SERVICE_ACCOUNT: "plan@test-project.iam.gserviceaccount.com",
     GCP_DEPLOY_SERVICE_ACCOUNT: "deploy@test-project.iam.gserviceaccount.com",
   };
-  // base.sha and head.sha are set in beforeAll: the project's first commit, and the pull request's change.
-  const pullRequest = { name: "pull_request", payload: { number: 7, pull_request: { number: 7, base: { sha: "" }, head: { sha: "", repo: { full_name: "example/nixos-gce-cdktf" } } } } };
+  // head.sha is set in beforeAll: the pull request's change. base.sha names no commit: on GitHub it
+  // can be older than the base the merge commit was made on, so the workflow takes the merge
+  // commit's first parent, and a workflow that read base.sha would fail here.
+  const pullRequest = { name: "pull_request", payload: { number: 7, pull_request: { number: 7, base: { sha: "0".repeat(40) }, head: { sha: "", repo: { full_name: "example/nixos-gce-cdktf" } } } } };
   const push = { name: "push", payload: {} };
   const results: JobResult[] = [];
   let started = 0;
@@ -145,7 +147,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     rmSync(join(origin, "node_modules"));
     git("add", "-A");
     git("commit", "--quiet", "-m", "the rehearsal's project");
-    pullRequest.payload.pull_request.base.sha = git("rev-parse", "HEAD").toString().trim();
+    const base = git("rev-parse", "HEAD").toString().trim();
     // The pull request's change: host vm's services (a new system, the same image), pinned again.
     const inputsFile = join(origin, "flake", "inputs.json");
     const inputs = JSON.parse(readFileSync(inputsFile, "utf8"));
@@ -158,7 +160,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     pullRequest.payload.pull_request.head.sha = git("rev-parse", "HEAD").toString().trim();
     // What GitHub checks out (refs/pull/7/merge, github.sha): a merge commit of the head into the
     // base, the base its first parent. So github.sha is not the head's, as on GitHub.
-    git("reset", "--quiet", "--hard", pullRequest.payload.pull_request.base.sha);
+    git("reset", "--quiet", "--hard", base);
     git("merge", "--quiet", "--no-ff", "-m", "Merge the pull request into the base", pullRequest.payload.pull_request.head.sha);
     image = runnerImage(join(root, "image"));
     sshd = await startSshd();
