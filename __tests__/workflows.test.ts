@@ -156,6 +156,14 @@ test("the pin rule accepts commit SHAs with their release, and rejects tags, bra
   ).toEqual([]);
 });
 
+// No job needs git credentials after its checkout, and jobs run code a pull request may change
+// (the diff job with a token that can write comments): the token stays out of .git/config.
+test.each(["pull-request.yml", "deploy.yml", "image.yml"])("%s: every checkout leaves no git credentials behind", (name) => {
+  const checkouts = Object.values<any>(parse(read(name)).jobs).flatMap((j) => j.steps.filter((s: any) => String(s.uses).startsWith("actions/checkout@")));
+  expect(checkouts.length).toBeGreaterThan(0);
+  expect(checkouts.filter((s: any) => s.with?.["persist-credentials"] !== false)).toEqual([]);
+});
+
 describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) => {
   const text = read(name);
 
