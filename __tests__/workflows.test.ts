@@ -411,11 +411,39 @@ describe("image.yml", () => {
       if (i < 0) throw new Error(`build job lacks ${s}`);
       return i;
     };
-    const order = [at("uses: actions/checkout@"), at("run: bin/check-kvm.sh"), at("uses: cachix/install-nix-action@"), at("nix build --print-build-logs")];
+    const order = [at("uses: actions/checkout@"), at("Check that this runner can build"), at("run: bin/check-kvm.sh"), at("uses: cachix/install-nix-action@"), at("nix build --print-build-logs")];
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(build).toMatch(/system-features = [^\n]*\bkvm\b/);
-    expect(build).toContain("jq -r '[.images[].nixosConfiguration] | unique | .[]' infra.json");
-    expect(build).toContain('".#nixosConfigurations.$configuration.config.system.build.googleComputeImage"');
+  });
+
+  /** Runs a step of the build job with real bash in a project of these settings, a nix double that logs its arguments. */
+  async function runStep(name: string, settings: Record<string, unknown>) {
+    const dir = mkdtempSync(join(tmpdir(), "image-yml-"));
+    try {
+      writeFileSync(join(dir, "infra.json"), JSON.stringify({ images: { base: { nixosConfiguration: "gce-base" }, big: { nixosConfiguration: "gce-base" } }, ...settings }));
+      writeFileSync(join(dir, "nix"), '#!/bin/sh\necho "nix $*" >> nix.log\nwhile [ $# -gt 0 ]; do [ "$1" = --out-link ] && mkdir -p "$2"; shift; done\n', { mode: 0o755 });
+      const script = parse(text).jobs.build.steps.find((s: any) => s.name === name).run;
+      const run = await execa("bash", ["-e", "-c", script], { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}` }, reject: false });
+      const nix = run.exitCode === 0 && name.startsWith("Build") ? readFileSync(join(dir, "nix.log"), "utf8") : "";
+      return { code: run.exitCode, out: run.stdout, nix };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test.each(["./sub", "github:org/repo"])("builds each image configuration once, from the settings' flake (%s)", async (flake) => {
+    const run = await runStep("Build every image infra.json names", { flake });
+    expect(run.nix).toBe(`nix build --print-build-logs --out-link result-gce-base ${flake}#nixosConfigurations.gce-base.config.system.build.googleComputeImage\n`);
+  });
+
+  test("a system other than the runner's stops the job first, saying what runner it needs", async () => {
+    const own = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
+    const other = own === "x86_64-linux" ? "aarch64-linux" : "x86_64-linux";
+    const check = "Check that this runner can build the settings' system";
+    expect(await runStep(check, { system: own })).toEqual({ code: 0, out: "", nix: "" });
+    const refused = await runStep(check, { system: other });
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(new RegExp(`^::error::infra\\.json's system is ${other}, but this runner is ${own} and cannot build ${other} images\\. Run this job on a ${other} runner with KVM`));
   });
 });
 
