@@ -214,13 +214,13 @@ describeWithNix("host-diff with real Nix", () => {
       await git("init", "-q");
       await git("add", "-A");
       await git("commit", "-qm", "base");
-      const baseSha = (await git("rev-parse", "HEAD")).stdout;
       writeFileSync(join(repo, "inputs.json"), readFileSync(join(head.dir, "inputs.json")));
       await git("commit", "-qam", "head");
       for (const entry of ["package.json", "tsconfig.json", "node_modules", "bin", "lib", "tools"]) symlinkSync(join(REPO_ROOT, entry), join(repo, entry));
       writeFileSync(join(repo, "summary.md"), "<!-- plan summary -->\n## Terraform plan\n");
 
-      const env = { ...NIX_ENV, RUNNER_TEMP: runnerTemp, BASE_SHA: baseSha };
+      // The step takes the base as HEAD's first parent (the merge commit's, on GitHub).
+      const env = { ...NIX_ENV, RUNNER_TEMP: runnerTemp };
       const compare = await execa("bash", ["-e", "-c", workflowStep("Compare hosts and images with the base")], { cwd: repo, env, reject: false });
       if (compare.exitCode !== 0) throw new Error(compare.stderr);
       await execa("bash", ["-e", "-c", workflowStep("Add the host diff to the comment")], { cwd: repo, env });

@@ -58,8 +58,10 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     GCP_PLAN_SERVICE_ACCOUNT: "plan@test-project.iam.gserviceaccount.com",
     GCP_DEPLOY_SERVICE_ACCOUNT: "deploy@test-project.iam.gserviceaccount.com",
   };
-  // base.sha is set in beforeAll: the project's first commit, before the pull request's change.
-  const pullRequest = { name: "pull_request", payload: { number: 7, pull_request: { number: 7, base: { sha: "" }, head: { repo: { full_name: "example/nixos-gce-cdktf" } } } } };
+  // head.sha is set in beforeAll: the pull request's change. base.sha names no commit: on GitHub it
+  // can be older than the base the merge commit was made on, so the workflow takes the merge
+  // commit's first parent, and a workflow that read base.sha would fail here.
+  const pullRequest = { name: "pull_request", payload: { number: 7, pull_request: { number: 7, base: { sha: "0".repeat(40) }, head: { sha: "", repo: { full_name: "example/nixos-gce-cdktf" } } } } };
   const push = { name: "push", payload: {} };
   const results: JobResult[] = [];
   let started = 0;
@@ -145,7 +147,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     rmSync(join(origin, "node_modules"));
     git("add", "-A");
     git("commit", "--quiet", "-m", "the rehearsal's project");
-    pullRequest.payload.pull_request.base.sha = git("rev-parse", "HEAD").toString().trim();
+    const base = git("rev-parse", "HEAD").toString().trim();
     // The pull request's change: host vm's services (a new system, the same image), pinned again.
     const inputsFile = join(origin, "flake", "inputs.json");
     const inputs = JSON.parse(readFileSync(inputsFile, "utf8"));
@@ -155,6 +157,11 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     execFileSync("npm", ["run", "--silent", "pin"], { cwd: origin, env: { ...process.env, ...NIX_ENV }, stdio: "ignore" });
     rmSync(join(origin, "node_modules"));
     git("commit", "--quiet", "-am", "the pull request: vm runs the pipeline too");
+    pullRequest.payload.pull_request.head.sha = git("rev-parse", "HEAD").toString().trim();
+    // What GitHub checks out (refs/pull/7/merge, github.sha): a merge commit of the head into the
+    // base, the base its first parent. So github.sha is not the head's, as on GitHub.
+    git("reset", "--quiet", "--hard", base);
+    git("merge", "--quiet", "--no-ff", "-m", "Merge the pull request into the base", pullRequest.payload.pull_request.head.sha);
     image = runnerImage(join(root, "image"));
     sshd = await startSshd();
 
@@ -223,18 +230,23 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       expect(body.indexOf("### Inside the hosts and images")).toBeGreaterThan(body.indexOf("to add"));
       expect(body).toMatch(/<summary>Host <code>vm<\/code>: /);
       expect(body).toMatch(/Unchanged: image <code>base<\/code>/);
+      // The whole summary is on the run's page too (the comment is cut when too long).
+      expect((await running.planned).summary).toBe(body);
     }, TIMEOUT);
 
     test("diff: a failed plan replaces the comment with 'plan failed' and a link to the run", async () => {
       expectConclusion(await running.failed, "failure");
       expect(comments.failed).toHaveLength(1);
       expect(comments.failed[0].body).toMatch(new RegExp(`^${MARKER}\\n\\*\\*plan failed\\*\\*: .*See \\[the run\\]\\(https://github\\.com/example/nixos-gce-cdktf/actions/runs/\\d+\\)`));
+      // The pull request's head commit, not github.sha (the merge commit, which the author never saw).
+      expect(comments.failed[0].body).toContain(`(${pullRequest.payload.pull_request.head.sha.slice(0, 7)})`);
     }, TIMEOUT);
 
     test("diff after failed tests: plans nothing, and replaces the earlier comment with 'plan failed'", async () => {
       const result = await running.testsFailed;
       expectConclusion(result, "failure");
-      expect(result.steps.filter((s) => s.outcome !== "skipped").map((s) => s.name)).toEqual(["Stop when the tests failed", "Post or update the plan comment"]);
+      // The checkout holds the comment's script (.github/scripts/plan-comment.cjs).
+      expect(result.steps.filter((s) => s.outcome !== "skipped").map((s) => s.name)).toEqual(["actions/checkout", "Stop when the tests failed", "Post or update the plan comment"]);
       expect(comments.testsFailed).toHaveLength(1);
       expect(comments.testsFailed[0].body).toMatch(new RegExp(`^${MARKER}\\n\\*\\*plan failed\\*\\*: `));
     }, TIMEOUT);

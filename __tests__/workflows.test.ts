@@ -20,6 +20,7 @@
  * files, which are ours. What the jobs do when run: workflow-rehearsal.test.ts.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -155,6 +156,14 @@ test("the pin rule accepts commit SHAs with their release, and rejects tags, bra
   ).toEqual([]);
 });
 
+// No job needs git credentials after its checkout, and jobs run code a pull request may change
+// (the diff job with a token that can write comments): the token stays out of .git/config.
+test.each(["pull-request.yml", "deploy.yml", "image.yml"])("%s: every checkout leaves no git credentials behind", (name) => {
+  const checkouts = Object.values<any>(parse(read(name)).jobs).flatMap((j) => j.steps.filter((s: any) => String(s.uses).startsWith("actions/checkout@")));
+  expect(checkouts.length).toBeGreaterThan(0);
+  expect(checkouts.filter((s: any) => s.with?.["persist-credentials"] !== false)).toEqual([]);
+});
+
 describe.each(["pull-request.yml", "deploy.yml"])("%s: project rules", (name) => {
   const text = read(name);
 
@@ -255,15 +264,59 @@ describe("pull-request.yml", () => {
       'terraform -chdir="$dir" plan -input=false -lock=false -out=plan.tfplan',
       'terraform -chdir="$dir" show -json plan.tfplan > "$stack.plan.json"',
       "plan-summary -- infra=infra.plan.json > summary.md",
+      'cat summary.md >> "$GITHUB_STEP_SUMMARY"',
       "uses: actions/github-script@",
     ].map((s) => diff.indexOf(s));
     expect(order.every((i) => i >= 0)).toBe(true);
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(diff).toContain("what `cdktf diff <stack>` runs");
     // The script finds its comment by the marker the summary starts with, then updates or creates.
-    expect(diff).toContain(`const marker = "${PLAN_SUMMARY_MARKER}";`);
+    expect(diff).toContain('const { MARKER, planCommentBody } = require("./.github/scripts/plan-comment.cjs");');
+    expect(diff).toContain("c.body?.startsWith(MARKER)");
     expect(diff).toContain("github.rest.issues.updateComment");
     expect(diff).toContain("github.rest.issues.createComment");
+  });
+});
+
+/** The plan comment's body, from the CommonJS module pull-request.yml's github-script step requires. */
+const planComment: { MARKER: string; LIMIT: number; planCommentBody(options: { summary?: string; headSha: string; runUrl: string }): string } = createRequire(import.meta.url)(
+  join(REPO_ROOT, ".github", "scripts", "plan-comment.cjs"),
+);
+
+describe(".github/scripts/plan-comment.cjs", () => {
+  const { MARKER, LIMIT, planCommentBody } = planComment;
+  const runUrl = "https://github.com/example/repo/actions/runs/42";
+  const headSha = "0123456789abcdef0123456789abcdef01234567";
+
+  test("its marker is the one the plan summary starts with; a summary without it is refused", () => {
+    expect(MARKER).toBe(PLAN_SUMMARY_MARKER);
+    expect(() => planCommentBody({ summary: "## Terraform plan\n", headSha, runUrl })).toThrow("summary.md does not start with the plan summary marker");
+  });
+
+  test("a summary within the limit is the body as it is", () => {
+    const summary = `${MARKER}\n## Terraform plan\n\n<details><summary>Host vm</summary>\n\n\`\`\`\n- a\n\`\`\`\n\n</details>\n`;
+    expect(planCommentBody({ summary, headSha, runUrl })).toBe(summary);
+  });
+
+  test("a summary over the limit is cut at a line, its open fence and <details> closed, under GitHub's 65536, pointing at the run's summary page", () => {
+    const long = Array.from({ length: 3000 }, (_, i) => `- package-${i}: 1.0 → 1.1`);
+    const summary = [MARKER, "## Terraform plan", "", "<details><summary>Host vm</summary>", "", "```", ...long, "```", "", "</details>", ""].join("\n");
+    expect(summary.length).toBeGreaterThan(LIMIT);
+    const body = planCommentBody({ summary, headSha, runUrl });
+    expect(body.length).toBeLessThanOrEqual(LIMIT);
+    expect(LIMIT).toBeLessThan(65536);
+    const [kept, rest] = body.split("\n```\n</details>\n");
+    expect(summary.startsWith(`${kept}\n`)).toBe(true);
+    expect(long).toContain(kept.split("\n").pop());
+    expect(rest).toBe(`\n… (truncated: the full plan is on [the run's summary page](${runUrl}))\n`);
+    expect(body.match(/^```/gm)).toHaveLength(2);
+    expect(body.match(/<details>/g)?.length).toBe(body.match(/<\/details>/g)?.length);
+  });
+
+  test("plan failed (no summary): names the pull request's head commit and links the run", () => {
+    expect(planCommentBody({ summary: undefined, headSha, runUrl })).toBe(
+      `${MARKER}\n**plan failed**: no plan for this commit (0123456); an earlier one no longer applies. See [the run](${runUrl}).\n`,
+    );
   });
 });
 
@@ -358,11 +411,39 @@ describe("image.yml", () => {
       if (i < 0) throw new Error(`build job lacks ${s}`);
       return i;
     };
-    const order = [at("uses: actions/checkout@"), at("run: bin/check-kvm.sh"), at("uses: cachix/install-nix-action@"), at("nix build --print-build-logs")];
+    const order = [at("uses: actions/checkout@"), at("Check that this runner can build"), at("run: bin/check-kvm.sh"), at("uses: cachix/install-nix-action@"), at("nix build --print-build-logs")];
     expect([...order].sort((a, b) => a - b)).toEqual(order);
     expect(build).toMatch(/system-features = [^\n]*\bkvm\b/);
-    expect(build).toContain("jq -r '[.images[].nixosConfiguration] | unique | .[]' infra.json");
-    expect(build).toContain('".#nixosConfigurations.$configuration.config.system.build.googleComputeImage"');
+  });
+
+  /** Runs a step of the build job with real bash in a project of these settings, a nix double that logs its arguments. */
+  async function runStep(name: string, settings: Record<string, unknown>) {
+    const dir = mkdtempSync(join(tmpdir(), "image-yml-"));
+    try {
+      writeFileSync(join(dir, "infra.json"), JSON.stringify({ images: { base: { nixosConfiguration: "gce-base" }, big: { nixosConfiguration: "gce-base" } }, ...settings }));
+      writeFileSync(join(dir, "nix"), '#!/bin/sh\necho "nix $*" >> nix.log\nwhile [ $# -gt 0 ]; do [ "$1" = --out-link ] && mkdir -p "$2"; shift; done\n', { mode: 0o755 });
+      const script = parse(text).jobs.build.steps.find((s: any) => s.name === name).run;
+      const run = await execa("bash", ["-e", "-c", script], { cwd: dir, env: { PATH: `${dir}:${process.env.PATH}` }, reject: false });
+      const nix = run.exitCode === 0 && name.startsWith("Build") ? readFileSync(join(dir, "nix.log"), "utf8") : "";
+      return { code: run.exitCode, out: run.stdout, nix };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test.each(["./sub", "github:org/repo"])("builds each image configuration once, from the settings' flake (%s)", async (flake) => {
+    const run = await runStep("Build every image infra.json names", { flake });
+    expect(run.nix).toBe(`nix build --print-build-logs --out-link result-gce-base ${flake}#nixosConfigurations.gce-base.config.system.build.googleComputeImage\n`);
+  });
+
+  test("a system other than the runner's stops the job first, saying what runner it needs", async () => {
+    const own = `${process.arch === "arm64" ? "aarch64" : "x86_64"}-linux`;
+    const other = own === "x86_64-linux" ? "aarch64-linux" : "x86_64-linux";
+    const check = "Check that this runner can build the settings' system";
+    expect(await runStep(check, { system: own })).toEqual({ code: 0, out: "", nix: "" });
+    const refused = await runStep(check, { system: other });
+    expect(refused.code).toBe(1);
+    expect(refused.out).toMatch(new RegExp(`^::error::infra\\.json's system is ${other}, but this runner is ${own} and cannot build ${other} images\\. Run this job on a ${other} runner with KVM`));
   });
 });
 

@@ -108,6 +108,8 @@ export interface JobResult {
   readonly home: string;
   /** Every step's name, outcome and output: print it when an expectation fails. */
   readonly log: string;
+  /** What the steps wrote to $GITHUB_STEP_SUMMARY: the run's summary page. */
+  readonly summary: string;
   step(name: string): StepResult;
   cleanup(): void;
 }
@@ -195,6 +197,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
   const results: StepResult[] = [];
   const log: string[] = [];
   const posts: (() => void)[] = [];
+  const summary: string[] = [];
   let mark = Date.now();
   // continue-on-error: the step's outcome is kept, its conclusion is success and the job goes on.
   const record = (name: string, outcome: StepResult["outcome"], output: string, id?: string, continueOnError = false) => {
@@ -214,6 +217,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
     workspace,
     home,
     log: log.join("\n"),
+    summary: summary.join(""),
     step: (name) => {
       const found = results.find((s) => s.name === name);
       if (!found) throw new Error(`no step ${name} ran; steps: ${results.map((s) => s.name).join(", ")}`);
@@ -254,7 +258,12 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
       }
       script = interpolate(script, context(), failed);
       const file = join(temp, `step-${index}.sh`);
-      const ghFiles = { GITHUB_ENV: join(temp, `env-${index}`), GITHUB_PATH: join(temp, `path-${index}`), GITHUB_OUTPUT: join(temp, `output-${index}`) };
+      const ghFiles = {
+        GITHUB_ENV: join(temp, `env-${index}`),
+        GITHUB_PATH: join(temp, `path-${index}`),
+        GITHUB_OUTPUT: join(temp, `output-${index}`),
+        GITHUB_STEP_SUMMARY: join(temp, `summary-${index}`),
+      };
       for (const f of Object.values(ghFiles)) writeFileSync(f, "");
       writeFileSync(file, script);
       // GitHub's default shell on Linux; `shell: bash` adds pipefail and skips the profiles.
@@ -273,6 +282,7 @@ export async function runJob(options: JobOptions): Promise<JobResult> {
         if (at > 0) jobEnv[line.slice(0, at)] = line.slice(at + 1);
       }
       path.unshift(...readFileSync(ghFiles.GITHUB_PATH, "utf8").split("\n").filter(Boolean).reverse());
+      summary.push(readFileSync(ghFiles.GITHUB_STEP_SUMMARY, "utf8"));
     } else {
       const action = String(step.uses).split("@")[0];
       const double = USES[action];
@@ -386,7 +396,8 @@ const USES: Record<string, (call: UsesCall) => Promise<string | void> | string |
     const [owner, repo] = ctx.repository.split("/");
     const run = await execa("node", [join(RUNNER_DOUBLES, "github-script.mjs"), script, state], {
       cwd: call.workspace,
-      env: { ...call.env, GITHUB_SCRIPT_CONTEXT: JSON.stringify({ repo: { owner, repo }, issue: { owner, repo, number: ctx.event.number }, runId: Number(ctx.run_id), sha: ctx.sha, serverUrl: ctx.server_url }) },
+      // context.payload is the event's payload, as in actions/github-script.
+      env: { ...call.env, GITHUB_SCRIPT_CONTEXT: JSON.stringify({ repo: { owner, repo }, issue: { owner, repo, number: ctx.event.number }, payload: ctx.event, runId: Number(ctx.run_id), sha: ctx.sha, serverUrl: ctx.server_url }) },
       extendEnv: false,
       reject: false,
       all: true,
