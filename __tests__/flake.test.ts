@@ -588,7 +588,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     expect(refused.stderr).toContain(`infra.deployKeys: OpenSSH refuses the key starting ${short.slice(0, 40)}`);
   });
 
-  test("infra.secrets: the secrets of the hosts that run the configuration, fetched by a oneshot unit into /run/secrets after the network; no unit without secrets", () => {
+  test("infra.secrets: the secrets of the hosts that run the configuration, fetched by a oneshot unit into /run/secrets after the network, restarted (not stopped) when a deploy changes it; no unit without secrets", () => {
     // Written out, as VARIANT_FACTS: only the variant's vm (run by db and web) lists secrets; an image's configuration fetches none.
     const variantVm = { "pipeline-source-token": { owner: "ops", mode: "0440" }, "warehouse-password": { owner: "root", mode: "0400" } };
     each(({ label, values }) => {
@@ -604,6 +604,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
             wantedBy: ["multi-user.target"],
             wants: ["network-online.target"],
             after: ["network-online.target"],
+            stopIfChanged: false,
             serviceConfig: expect.objectContaining({
               Type: "oneshot",
               RemainAfterExit: true,
