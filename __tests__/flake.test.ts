@@ -310,6 +310,22 @@ describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for it
     expect([...agreement.packages].sort()).toEqual(expected);
   });
 
+  test("an OCI image whose package another image or deploy-rs already gives packages.<system> fails the evaluation, naming the key (synth refuses it too)", () => {
+    const error = (images: InfraJson["ociImages"]): string => {
+      const root = flakeWithSettings({ ...VARIANT, ociImages: images });
+      try {
+        evaluateAgreement(root);
+        return "no error";
+      } catch (e) {
+        return (e as Error).message;
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    expect(error({ ingest: { package: "p", version: "1" }, transform: { package: "p", version: "2" } })).toContain('ociImages.transform.package "p" is also ociImages.ingest.package');
+    expect(error({ ingest: { package: "deploy-rs", version: "1" } })).toContain('ociImages.ingest.package "deploy-rs" is the flake\'s deploy-rs package');
+  });
+
   test("OCI images: fixed creation date, no tag, OCI labels with the version from infra.json, nothing from the commit", () => {
     for (const [id, spec] of Object.entries(ociImages)) {
       const image = agreement.ociImages[spec.package];
