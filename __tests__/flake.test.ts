@@ -310,6 +310,22 @@ describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for it
     expect([...agreement.packages].sort()).toEqual(expected);
   });
 
+  test("an OCI image whose package another image or deploy-rs already gives packages.<system> fails the evaluation, naming the key (synth refuses it too)", () => {
+    const error = (images: InfraJson["ociImages"]): string => {
+      const root = flakeWithSettings({ ...VARIANT, ociImages: images });
+      try {
+        evaluateAgreement(root);
+        return "no error";
+      } catch (e) {
+        return (e as Error).message;
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    };
+    expect(error({ ingest: { package: "p", version: "1" }, transform: { package: "p", version: "2" } })).toContain('ociImages.transform.package "p" is also ociImages.ingest.package');
+    expect(error({ ingest: { package: "deploy-rs", version: "1" } })).toContain('ociImages.ingest.package "deploy-rs" is the flake\'s deploy-rs package');
+  });
+
   test("OCI images: fixed creation date, no tag, OCI labels with the version from infra.json, nothing from the commit", () => {
     for (const [id, spec] of Object.entries(ociImages)) {
       const image = agreement.ociImages[spec.package];
@@ -588,7 +604,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
     expect(refused.stderr).toContain(`infra.deployKeys: OpenSSH refuses the key starting ${short.slice(0, 40)}`);
   });
 
-  test("infra.secrets: the secrets of the hosts that run the configuration, fetched by a oneshot unit into /run/secrets after the network; no unit without secrets", () => {
+  test("infra.secrets: the secrets of the hosts that run the configuration, fetched by a oneshot unit into /run/secrets after the network, restarted (not stopped) when a deploy changes it; no unit without secrets", () => {
     // Written out, as VARIANT_FACTS: only the variant's vm (run by db and web) lists secrets; an image's configuration fetches none.
     const variantVm = { "pipeline-source-token": { owner: "ops", mode: "0440" }, "warehouse-password": { owner: "root", mode: "0400" } };
     each(({ label, values }) => {
@@ -604,6 +620,7 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
             wantedBy: ["multi-user.target"],
             wants: ["network-online.target"],
             after: ["network-online.target"],
+            stopIfChanged: false,
             serviceConfig: expect.objectContaining({
               Type: "oneshot",
               RemainAfterExit: true,

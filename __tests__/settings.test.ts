@@ -272,6 +272,21 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(one(raw)).toBe('ociImages.a-digest: gives the Terraform output "oci-a-digest-reference", as ociImages.a does; shorten or rename one of them');
   });
 
+  // packages.<system> is keyed by package name: a second image of one name, or deploy-rs, would replace an image there.
+  test("two OCI images with one package are refused", () => {
+    const raw = { ...baseSettings(), ociImages: { a: { package: "p", version: "1" }, b: { package: "p", version: "2" } } };
+    expect(one(raw)).toBe('ociImages.b.package: "p" is also ociImages.a.package; give each OCI image a package of its own');
+  });
+
+  test("an OCI image whose package is the flake's deploy-rs package is refused", () => {
+    const raw = { ...baseSettings(), ociImages: { a: { package: "deploy-rs", version: "1" } } };
+    expect(one(raw)).toBe('ociImages.a.package: "deploy-rs" is the flake\'s deploy-rs package (deploy.package); choose another name');
+    // flake.nix names it deploy-rs whatever deploy.package says.
+    expect(one({ ...raw, deploy: { package: "tools" } })).toBe(
+      'ociImages.a.package: "deploy-rs" is the flake\'s deploy-rs package (flake.nix\'s packages.<system>.deploy-rs); choose another name',
+    );
+  });
+
   test("recreateOnImageChange needs a host id that leaves room for the image suffix", () => {
     expect(one(withHost({ recreateOnImageChange: true }, "h".repeat(57)))).toMatch(
       /^hosts\.h{57}\.recreateOnImageChange: needs a host id of at most 56 characters/,

@@ -104,6 +104,18 @@ export function crossChecks(s: SettingsShape): CrossProblem[] {
     ...ociIds.flatMap((id) => Object.values(ociOutputIds(id)).map((name): [string, PropertyKey[], string] => [name, ["ociImages", id], `ociImages.${id}`])),
     ...hostIds.flatMap((id) => HOST_OUTPUT_KEYS.map((key): [string, PropertyKey[], string] => [hostOutputId(id, key), ["hosts", id], `hosts.${id}`])),
   ]);
+  // packages.<system> is keyed by package name (flake.nix, oci/default.nix): a second image of one name,
+  // or deploy-rs, would replace an image there, and synth and the push step would use the wrong archive.
+  const ociPackages = new Map<string, string>();
+  for (const [id, o] of Object.entries(s.ociImages)) {
+    const first = ociPackages.get(o.package);
+    if (first !== undefined) add(["ociImages", id, "package"], `${shown(o.package)} is also ociImages.${first}.package; give each OCI image a package of its own`);
+    else ociPackages.set(o.package, id);
+    if (o.package === s.deploy.package || o.package === "deploy-rs") {
+      const where = o.package === s.deploy.package ? "deploy.package" : "flake.nix's packages.<system>.deploy-rs";
+      add(["ociImages", id, "package"], `${shown(o.package)} is the flake's deploy-rs package (${where}); choose another name`);
+    }
+  }
   for (const p of configurationProblems(s)) add(p.path, p.message);
   if (s.backend.type === "gcs" && s.backend.bucket === s.imageBucket) {
     add(["backend", "bucket"], "is also imageBucket; keep state in a bucket of its own (its lifecycle rule deletes image objects, and images must not share state's access)");

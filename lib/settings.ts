@@ -81,7 +81,7 @@ const host = z.strictObject({
 });
 
 const ociImage = z.strictObject({
-  package: flakeAttr.describe("packages.<system> attribute that builds the image (a dockerTools image archive)."),
+  package: flakeAttr.describe("packages.<system> attribute that builds the image (a dockerTools image archive); one per image, neither deploy-rs nor deploy.package."),
   version: z
     .string()
     .regex(OCI_VERSION, { message: "must be a version such as 1.2.0 (letters, digits, '.', '_', '-')" })

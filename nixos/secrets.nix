@@ -74,6 +74,9 @@ in
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
+      # A deploy that changes the unit restarts it: the default (stop, then
+      # start) would remove /run/secrets before fetching again.
+      stopIfChanged = false;
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;

@@ -21,5 +21,30 @@ let
       inherit (spec) version;
     };
   };
+  specs = settings.ociImages or { };
+  ids = builtins.attrNames specs;
+  # packages.<system> is keyed by these names, beside deploy-rs (flake.nix): an image
+  # whose name another takes would vanish without a word. Synth refuses them first
+  # (lib/settings-rules.ts); this is for the flake used without synth.
+  reserved = [
+    "deploy-rs"
+    (settings.deploy.package or "deploy-rs")
+  ];
+  clash =
+    id:
+    let
+      inherit (specs.${id}) package;
+      before = builtins.filter (other: other < id && specs.${other}.package == package) ids;
+    in
+    if before != [ ] then
+      "ociImages.${id}.package \"${package}\" is also ociImages.${builtins.head before}.package"
+    else if builtins.elem package reserved then
+      "ociImages.${id}.package \"${package}\" is the flake's deploy-rs package"
+    else
+      null;
+  clashes = builtins.filter (c: c != null) (map clash ids);
 in
-builtins.listToAttrs (builtins.attrValues (builtins.mapAttrs image (settings.ociImages or { })))
+if clashes != [ ] then
+  throw (builtins.head clashes)
+else
+  builtins.listToAttrs (map (id: image id specs.${id}) ids)
