@@ -81,8 +81,10 @@ in
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = "${lib.getExe fetch} ${lib.concatStringsSep " " entries}";
-        # Kept across restarts, so a failed re-fetch leaves the last copy; the
-        # script removes the files of secrets no longer listed. Gone on stop.
+        # Kept while a restart fetches again; gone on stop, and when the unit
+        # fails (systemd removes a failed unit's directory): services that
+        # require it fail too, rather than read a stale value. The script
+        # removes the files of secrets no longer listed.
         RuntimeDirectory = "secrets";
         RuntimeDirectoryMode = "0751";
         RuntimeDirectoryPreserve = "restart";
