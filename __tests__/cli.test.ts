@@ -20,7 +20,7 @@ describe("npm run <command> from an empty directory", () => {
   const run = (bin: string, ...args: string[]) =>
     execa("node", ["--import", TSX, entry(bin), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
 
-  const commands = ["synth", "pin", "rehearse", "rollback", "schema", "check-backend", "bench-synth", "plan-summary", "host-diff", "bench-host-diff"];
+  const commands = ["synth", "pin", "rehearse", "rollback", "schema", "check-backend", "host-keys", "bench-synth", "plan-summary", "host-diff", "bench-host-diff"];
   test("every npm script but build, typecheck and the tests is a command here", () => {
     expect(Object.keys(scripts).filter((s) => !["build", "typecheck", "test", "test:rehearsal"].includes(s)).sort()).toEqual([...commands].sort());
   });
@@ -54,6 +54,7 @@ describe("npm run <command> from an empty directory", () => {
     ["rollback", ["vm", "--address"], "--address needs a value; usage: npm run rollback -- <host>"],
     ["rollback", [], "usage: npm run rollback -- <host>"],
     ["pin", ["--chek"], "unknown option --chek (did you mean --check?); usage: npm run pin"],
+    ["host-keys", ["pul"], "unknown action pul (pull or push); usage: npm run host-keys -- pull|push"],
   ])("%s %j: says what is wrong, with the usage", async (bin, args, message) => {
     const r = await run(bin, ...args);
     expect(r.exitCode).toBe(1);

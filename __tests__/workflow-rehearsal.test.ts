@@ -22,7 +22,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { parse } from "yaml";
 import { rehearsalConfig } from "../tools/rehearse.js";
 import { baseSettings } from "./helpers/settings.js";
@@ -39,6 +39,8 @@ const SKIPPED_JOBS: Record<string, string> = {
 };
 const REHEARSED = ["pull-request.yml test", "pull-request.yml pin-check", "pull-request.yml diff", "deploy.yml verify", "deploy.yml deploy"];
 const MARKER = "<!-- nixos-gce-cdktf plan summary -->";
+/** The deploys' known_hosts in the state bucket (npm run host-keys), under the gcloud double's directory. */
+const KEYS_OBJECT = "test-project-tfstate/nixos-gce/known_hosts/infra";
 /** WORKFLOWS_FROM=<commit or directory>: those workflow files instead (to show what another version gets wrong). */
 const WORKFLOWS_FROM = process.env.WORKFLOWS_FROM;
 
@@ -65,7 +67,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
   const push = { name: "push", payload: {} };
   const results: JobResult[] = [];
   let started = 0;
-  let noKeyCache: string;
+  let noKeyBucket: string;
   /** Every job, started in beforeAll; each test awaits its own. */
   const running: Record<string, Promise<JobResult>> = {};
   /** The pull request's comments (github-script's double), one list per diff run. */
@@ -104,13 +106,13 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       mkdirSync(registry);
       symlinkSync(execFileSync("sh", ["-c", "command -v docker-registry"], { encoding: "utf8" }).trim(), join(registry, "docker-registry"));
     }
-    // known_hosts from an earlier deploy, in this job's cache.
-    const cacheDir = join(root, "cache", `deploy-${(started += 1)}`);
-    mkdirSync(join(cacheDir, "known-hosts-1"), { recursive: true });
-    writeFileSync(join(cacheDir, "known-hosts-1", "infra"), seeded);
+    // known_hosts from an earlier deploy, in this job's state bucket.
+    const gcsDir = join(root, "gcs", `deploy-${(started += 1)}`);
+    mkdirSync(dirname(join(gcsDir, KEYS_OBJECT)), { recursive: true });
+    writeFileSync(join(gcsDir, KEYS_OBJECT), seeded);
     return {
       secrets,
-      cacheDir,
+      gcsDir,
       substitute: [
         {
           line: "npx cdktf deploy infra --auto-approve",
@@ -186,7 +188,7 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
     const tests = Object.keys(workflow.jobs).find((j) => workflow.jobs[j].steps.some((s: { run?: string }) => s.run === "npm test"))!;
     running.verify = job("deploy.yml", tests, tests === "deploy" ? deploy({}) : {});
     const noKey = deploy({});
-    noKeyCache = noKey.cacheDir!;
+    noKeyBucket = noKey.gcsDir!;
     running.noKey = job("deploy.yml", "deploy", noKey);
     running.withKey = job("deploy.yml", "deploy", deploy({ DEPLOY_SSH_KEY: readFileSync(sshd.clientKey, "utf8") }));
     for (const run of Object.values(running)) run.catch(() => undefined);
@@ -259,34 +261,41 @@ describeWithTools(["terraform", "nix", "sshd", "ssh", "docker-registry", "skopeo
       expectConclusion(result, "success");
     }, TIMEOUT);
 
-    test("deploy without the key: fails before anything is applied, and host keys are still saved", async () => {
+    test("deploy without the key: fails before anything is applied; the keys it pulled go back, and the bucket keeps them", async () => {
       const result = await running.noKey;
       expect(result.conclusion).toBe("failure");
-      const cache = noKeyCache;
-      const saved = readdirSync(cache).filter((k) => k !== "known-hosts-1");
-      expect(saved.map((k) => readFileSync(join(cache, k, "infra"), "utf8"))).toEqual([seeded]);
       expect(result.step("Deploy").output).toContain("no DEPLOY_SSH_KEY secret");
       expect(existsSync(join(result.workspace, ".infra", "rehearsal"))).toBe(false);
+      expect(readFileSync(join(result.workspace, ".infra", "known_hosts", "infra"), "utf8")).toBe(seeded);
+      expect(result.step("Save the host keys").output).toBe(`saved .infra/known_hosts/infra to gs://${KEYS_OBJECT}`);
+      expect(readFileSync(join(noKeyBucket, KEYS_OBJECT), "utf8")).toBe(seeded);
     }, TIMEOUT);
 
-    // A failed deploy is re-run: GitHub keeps the run id and counts the attempt. A cache key that
-    // attempt 1 saved cannot be saved again, so the host keys attempt 2 records would be lost.
-    test("deploy re-run: host keys first recorded by the second attempt are saved too", async () => {
+    // The Actions cache, which held the keys before, dropped them after a week unused; and
+    // a re-run could not save under the key its first attempt had taken. The bucket has neither.
+    test("host keys a deploy records go to the state bucket, and the next deploy's pull brings them back", async () => {
       const steps = parse(readFileSync(join(origin, ".github", "workflows", "deploy.yml"), "utf8")).jobs.deploy.steps as { name?: string; run?: string; uses?: string }[];
+      const needed = ["actions/checkout", "npm ci --ignore-scripts", "google-github-actions/setup-gcloud", "Pull the recorded host keys", "Save the host keys"];
       const skip = steps
-        .filter((s) => !String(s.uses).startsWith("actions/cache/"))
-        .map((s) => ({ step: s.name ?? (s.run ? s.run.split("\n")[0] : String(s.uses).split("@")[0]), why: "only the host-key cache is rehearsed here" }));
-      const cacheDir = join(root, "cache", "deploy-rerun");
-      for (const attempt of [1, 2]) {
+        .map((s) => s.name ?? (s.run ? s.run.split("\n")[0] : String(s.uses).split("@")[0]))
+        .filter((name) => !needed.includes(name))
+        .map((step) => ({ step, why: "only the host keys' trip through the state bucket is rehearsed here" }));
+      const gcsDir = join(root, "gcs", "deploy-twice");
+      mkdirSync(gcsDir, { recursive: true });
+      const pulls: string[] = [];
+      for (const run of [1, 2]) {
+        // What ssh's accept-new does on first contact with host vm-<run>.
         const record = (workspace: string) => {
           mkdirSync(join(workspace, ".infra", "known_hosts"), { recursive: true });
-          appendFileSync(join(workspace, ".infra", "known_hosts", "infra"), `vm-${attempt} ssh-ed25519 AAAA${attempt}\n`);
+          appendFileSync(join(workspace, ".infra", "known_hosts", "infra"), `vm-${run} ssh-ed25519 AAAA${run}\n`);
         };
-        const run = await runJob({ workflow: join(origin, ".github", "workflows", "deploy.yml"), job: "deploy", origin, image, event: push, vars, cacheDir, skip, run: { id: "42", attempt }, before: { "actions/cache/save": record } });
-        results.push(run);
+        const result = await runJob({ workflow: join(origin, ".github", "workflows", "deploy.yml"), job: "deploy", origin, image, event: push, vars, cacheDir: join(root, "cache", `deploy-twice-${run}`), gcsDir, skip, substitute: npmCi, before: { "Save the host keys": record } });
+        results.push(result);
+        expectConclusion(result, "success");
+        pulls.push(result.step("Pull the recorded host keys").output);
       }
-      const saved = readdirSync(cacheDir).map((k) => readFileSync(join(cacheDir, k, "infra"), "utf8"));
-      expect(saved).toContain("vm-1 ssh-ed25519 AAAA1\nvm-2 ssh-ed25519 AAAA2\n");
+      expect(pulls).toEqual([`none recorded yet at gs://${KEYS_OBJECT}: this deploy records each host's key on first contact`, `pulled gs://${KEYS_OBJECT} to .infra/known_hosts/infra`]);
+      expect(readFileSync(join(gcsDir, KEYS_OBJECT), "utf8")).toBe("vm-1 ssh-ed25519 AAAA1\nvm-2 ssh-ed25519 AAAA2\n");
     }, TIMEOUT);
 
     test("deploy with the key: the hosts let deploy-rs in, and the key never touches the disk or the log", async () => {

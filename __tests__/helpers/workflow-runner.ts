@@ -89,6 +89,8 @@ export interface JobOptions {
   readonly before?: Record<string, (workspace: string) => void | Promise<void>>;
   /** actions/cache's store: one directory per key. */
   readonly cacheDir: string;
+  /** The buckets gcloud serves once setup-gcloud ran (the gcloud double's GCS_DOUBLE_DIR). @default none: its storage commands fail */
+  readonly gcsDir?: string;
   /** The pull request's comments (github-script's double), changed in place. */
   readonly comments?: Comment[];
   /** The results of the jobs this one needs (its `needs:`), e.g. { test: "failure" }. @default each one succeeded */
@@ -376,7 +378,8 @@ const USES: Record<string, (call: UsesCall) => Promise<string | void> | string |
   },
   "google-github-actions/setup-gcloud": (call) => {
     call.path.unshift(join(DOUBLES, "gcloud"));
-    return "setup-gcloud double: the gcloud double on PATH";
+    if (call.options.gcsDir) call.jobEnv.GCS_DOUBLE_DIR = call.options.gcsDir;
+    return `setup-gcloud double: the gcloud double on PATH, its buckets in ${call.options.gcsDir ?? "(none)"}`;
   },
   // actions/cache restores here and saves in its post step, which runs only when the job succeeded.
   "actions/cache": (call) => {
