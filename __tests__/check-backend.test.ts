@@ -20,7 +20,7 @@ describe("npm run check-backend", () => {
     const result = await run(baseSettings());
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toMatch(/^error: .*infra\.json: backend is "local": the infra stack's state would live on this runner and vanish with it/);
-    expect(result.stderr).toContain('set "backend": {"type": "gcs", "bucket": "<state bucket>"}');
+    expect(result.stderr).toContain('Set "backend": {"type": "gcs", "bucket": "<state bucket>"}');
     expect(result.stderr).not.toMatch(/\n\s+at /);
   });
 
