@@ -78,5 +78,10 @@ await runCli(() => {
     DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, INFRA_STACK),
   };
   const run = spawnSync("bash", ["bin/rollback.sh"], { env: { ...process.env, ...ssh }, stdio: "inherit" });
+  // 255 is ssh's own failure: it and gcloud have said why on stderr.
+  if (run.status === 255) {
+    const path = direct ? `at ${ssh.DEPLOY_HOST}` : `through IAP (instance ${instance})`;
+    throw new NixError(`could not reach host "${host}" over SSH ${path}; the reason is on the lines above${direct ? "" : " (gcloud's, then ssh's)"}`);
+  }
   if (run.status !== 0) process.exitCode = run.status ?? 1;
 });
