@@ -91,6 +91,20 @@ describe("npm run rollback", () => {
     expect(run.exitCode).toBe(1);
   });
 
+  test("an --address that is not an IPv4 address or a DNS name, and an --instance-id that is not a number, are refused by name before ssh runs", async () => {
+    const refused = await Promise.all([
+      rollback("vm", "--address", "a b", "--instance-id", "99"),
+      rollback("vm", "--address", "203.0.113.7", "--instance-id", "12a"),
+    ]);
+    expect(refused.map((r) => [r.exitCode, r.all])).toEqual([
+      [1, 'error: --address "a b" is not an IPv4 address or a DNS name'],
+      [1, 'error: --instance-id "12a" is not a number (the instance\'s id, as in output host-vm-instance-id)'],
+    ]);
+    expect(existsSync(join(work, "ssh.log"))).toBe(false);
+    // A DNS name is an address too.
+    expect((await rollback("vm", "--address", "vm.example.com", "--instance-id", "99")).exitCode).toBe(0);
+  });
+
   test("an unknown host and missing outputs are named", async () => {
     const unknown = await rollback("web");
     expect(unknown.exitCode).toBe(1);

@@ -5,6 +5,7 @@
  * from the stack's Terraform outputs unless given.
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { isIP } from "node:net";
 import { stripVTControlCharacters } from "node:util";
 import { parseCommand, runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
@@ -19,11 +20,28 @@ const COMMAND = {
   does: "Switches <host> back to its previous NixOS system generation over the SSH path deploys use; what is not given comes from the stack's Terraform outputs.",
   positionals: { min: 1, max: 1, name: "<host>", help: "a key of the settings' hosts" },
   flags: {
-    address: { value: "IP", help: "the host's external address (direct SSH hosts)" },
+    address: { value: "IP", help: "the host's external IPv4 address or DNS name (direct SSH hosts)" },
     "instance-id": { value: "ID", help: "the instance's numeric id, which the host key is pinned to" },
     "instance-name": { value: "NAME", help: "the instance's name (hosts with recreateOnImageChange)" },
   },
 };
+
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens. */
+const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
+/**
+ * The flags' values, checked before anything runs: the instance id is half the
+ * host key's alias, so a wrong one would have ssh trust any key under a new alias.
+ */
+function checkFlags(host: string, address: string | undefined, instanceId: string | undefined): void {
+  // Digits and dots only are a mistyped address (999.1.1.1), not a name.
+  if (address !== undefined && isIP(address) !== 4 && !(DNS_NAME.test(address) && !/^[\d.]+$/.test(address))) {
+    throw new NixError(`--address "${address}" is not an IPv4 address or a DNS name`);
+  }
+  if (instanceId !== undefined && !/^\d+$/.test(instanceId)) {
+    throw new NixError(`--instance-id "${instanceId}" is not a number (the instance's id, as in output ${hostOutputId(host, "instance-id")})`);
+  }
+}
 
 /** Terraform's own reason, one line: its first "Error: …" line, without colours or box drawing. */
 function terraformReason(e: Error & { stderr?: string }): string {
@@ -50,6 +68,7 @@ await runCli(() => {
   if (!args) return;
   const [host] = args.positionals;
   const { address, "instance-id": instanceId, "instance-name": instanceName } = args.flags as Record<string, string | undefined>;
+  checkFlags(host, address, instanceId);
   const settings = loadSettings(settingsFile());
   const hostSettings = Object.hasOwn(settings.hosts, host) ? settings.hosts[host] : undefined;
   if (!hostSettings) throw new NixError(`no host "${host}" in the settings (known: ${Object.keys(settings.hosts).join(", ") || "none"})`);
