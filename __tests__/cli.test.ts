@@ -52,6 +52,8 @@ describe("npm run <command> from an empty directory", () => {
   test.concurrent.each([
     ["synth", ["stray"], "unexpected argument stray; usage: npm run synth"],
     ["rollback", ["vm", "--address"], "--address needs a value; usage: npm run rollback -- <host>"],
+    ["pin", ["--check=yes"], "--check takes no value; usage: npm run pin"],
+    ["host-diff", ["--base", "-x"], "--base needs a value; for one starting with '-', write --base=-x; usage: npm run host-diff"],
     ["rollback", [], "usage: npm run rollback -- <host>"],
     ["pin", ["--chek"], "unknown option --chek (did you mean --check?); usage: npm run pin"],
   ])("%s %j: says what is wrong, with the usage", async (bin, args, message) => {
