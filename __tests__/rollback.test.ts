@@ -105,6 +105,14 @@ describe("npm run rollback", () => {
     expect((await rollback("vm", "--address", "vm.example.com", "--instance-id", "99")).exitCode).toBe(0);
   });
 
+  test("a Terraform that is not on PATH is named, as the rehearsal names it, with the flags that make it unnecessary", async () => {
+    const run = await rollbackWith({ TERRAFORM_BINARY_NAME: "tofu-not-installed" }, "vm");
+    expect([run.exitCode, run.all]).toEqual([
+      1,
+      'error: TERRAFORM_BINARY_NAME is "tofu-not-installed", which is not on PATH; install it, or unset TERRAFORM_BINARY_NAME to run terraform; or pass --address IP --instance-id ID',
+    ]);
+  });
+
   test("an unknown host and missing outputs are named", async () => {
     const unknown = await rollback("web");
     expect(unknown.exitCode).toBe(1);

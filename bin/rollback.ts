@@ -12,6 +12,7 @@ import { NixError } from "../lib/nix.js";
 import { hostOutputId, type HostOutputKey } from "../lib/names.js";
 import { INFRA_STACK, knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
+import { terraformBinary, terraformMissing } from "../lib/terraform.js";
 import { oneLine } from "../lib/text.js";
 import type { SshEnv } from "../constructs/deploy-rs.js";
 
@@ -52,10 +53,10 @@ function terraformReason(e: Error & { stderr?: string }): string {
 
 /** `missing` names the flags that would make the outputs unnecessary. */
 function terraformOutputs(stack: string, missing: readonly string[]): Record<string, { value: unknown }> {
-  const terraform = process.env.TERRAFORM_BINARY_NAME || "terraform";
   try {
-    return JSON.parse(execFileSync(terraform, [`-chdir=cdktf.out/stacks/${stack}`, "output", "-json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
+    return JSON.parse(execFileSync(terraformBinary(), [`-chdir=cdktf.out/stacks/${stack}`, "output", "-json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NixError(`${terraformMissing()}; or pass ${missing.join(" ")}`);
     throw new NixError(
       `cannot read the outputs of stack ${stack} (${terraformReason(e as Error)}); pass ${missing.join(" ")}, ` +
         `or run npx cdktf synth and terraform -chdir=cdktf.out/stacks/${stack} init where the stack was deployed`,
