@@ -290,13 +290,13 @@ export function parseSettings(raw: unknown, file = "settings"): Settings {
   return result.data;
 }
 
-/** Why the settings file cannot be read, and what to do: INFRA_CONFIG is the usual culprit. */
-function unreadable(code: string, file: string): string {
+/** Why the settings file cannot be read, and what to do: `namedBy` (INFRA_CONFIG, or a flag) is the usual culprit. */
+function unreadable(code: string, file: string, namedBy: string): string {
   const from = process.env.INIT_CWD; // npm run's caller's directory; npm runs the script at the project root
   const relative = !isAbsolute(file) && from && from !== process.cwd() ? `; a relative path is read from the project root, not from ${from}` : "";
-  if (code === "ENOENT") return `does not exist; set INFRA_CONFIG to your settings file, or unset it to read infra.json at the project root${relative}`;
-  if (code === "EISDIR") return "is a directory; INFRA_CONFIG names a JSON file, such as examples/offline.json";
-  if (code === "EACCES") return "cannot be read (permission denied); make it readable, or set INFRA_CONFIG to another file";
+  if (code === "ENOENT") return `does not exist; set ${namedBy} to your settings file${namedBy === "INFRA_CONFIG" ? ", or unset it to read infra.json at the project root" : ""}${relative}`;
+  if (code === "EISDIR") return `is a directory; ${namedBy} names a JSON file, such as examples/offline.json`;
+  if (code === "EACCES") return `cannot be read (permission denied); make it readable, or set ${namedBy} to another file`;
   return `cannot read the settings file: ${code}`;
 }
 
@@ -320,13 +320,13 @@ function jsonErrorWithLine(text: string, message: string): string {
   return `line ${lines.length} column ${lines[lines.length - 1].length + 1}: ${what}${comma}`;
 }
 
-/** Reads and validates a settings file. */
-export function loadSettings(file: string): Settings {
+/** Reads and validates a settings file. `namedBy` is what gave its path, for the advice when it cannot be read. */
+export function loadSettings(file: string, namedBy = "INFRA_CONFIG"): Settings {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new SettingsError(file, [unreadable((e as NodeJS.ErrnoException).code ?? String(e), file)]);
+    throw new SettingsError(file, [unreadable((e as NodeJS.ErrnoException).code ?? String(e), file, namedBy)]);
   }
   let raw: unknown;
   try {
