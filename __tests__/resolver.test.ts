@@ -101,6 +101,10 @@ describe("lock values are checked like the flake's answers", () => {
     expect(read(() => undefined)()?.images.base.nixosLabel).toBe("25.11.20260107.d351d06");
   });
 
+  test("a lock of another version is named with its version", () => {
+    expect(read((l) => (l.version = 2))).toThrow("lockFile " + join(dir, "infra.lock.json") + ": not a lock file written by `npm run pin`: version: must be 1 (got 2); run `npm run pin` to rewrite it");
+  });
+
   test.each([
     ["images.base.filePath", (l: any) => (l.images.base.filePath = '${file("/etc/passwd")}.raw.tar.gz')],
     ["images.base.filePath", (l: any) => (l.images.base.filePath = "../../etc/passwd")],

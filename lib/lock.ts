@@ -4,10 +4,10 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { oneLine, shown } from "./text.js";
+import { oneLine } from "./text.js";
 import { NixError, type Resolved } from "./nix.js";
 import { resolvedHostSchema, resolvedImageSchema, resolvedOciSchema } from "./resolved.js";
-import type { Settings } from "./settings.js";
+import { describeIssue, type Settings } from "./settings.js";
 
 const lockSchema = z.strictObject({
   version: z.literal(1),
@@ -71,9 +71,9 @@ export function readLock(file: string, name = file, replacing?: (problem: string
   }
   const parsed = lockSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    const got = "input" in first && first.input !== undefined ? ` (got ${shown(first.input)})` : "";
-    return unreadable(`not a lock file written by \`npm run pin\`: ${first.path.join(".")}: ${first.message}${got}`);
+    // In the settings' words: the key, the rule, the value.
+    const [first] = describeIssue(parsed.error.issues[0], () => "pin writes no such key");
+    return unreadable(`not a lock file written by \`npm run pin\`: ${first}`);
   }
   const { version: _version, ...resolved } = parsed.data;
   return resolved;
