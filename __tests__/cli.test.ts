@@ -53,6 +53,12 @@ describe("npm run <command> from an empty directory", () => {
     expect(readdirSync(work)).toEqual([]);
   });
 
+  test.concurrent.each(["0", "1"])("INFRA_DEBUG=%s: the stack trace comes with the error only at 1, as the README says", async (value) => {
+    const r = await execa("node", ["--import", TSX, ...entry("pin"), "--bogus"], { cwd: work, reject: false, env: { INFRA_DEBUG: value } });
+    expect(r.stderr).toMatch(/^error: unknown option --bogus/);
+    expect(r.stderr.includes("\n    at ")).toBe(value === "1");
+  });
+
   test.concurrent.each([
     ["synth", ["stray"], "unexpected argument stray; usage: npm run synth"],
     ["rollback", ["vm", "--address"], "--address needs a value; usage: npm run rollback -- <host>"],

@@ -119,7 +119,7 @@ export async function runCli(main: () => Promise<void> | void): Promise<void> {
     const error = e as Error;
     const known = error instanceof SettingsError || error instanceof NixError;
     process.stderr.write(`error: ${error.message ?? String(e)}\n`);
-    if (process.env.INFRA_DEBUG || (!known && !error.message)) process.stderr.write(`${error.stack ?? ""}\n`);
+    if (process.env.INFRA_DEBUG === "1" || (!known && !error.message)) process.stderr.write(`${error.stack ?? ""}\n`);
     process.exitCode = 1;
   }
 }
