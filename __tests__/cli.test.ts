@@ -14,15 +14,19 @@ describe("npm run <command> from an empty directory", () => {
   // Made here, not in beforeAll: jest starts concurrent tests before any hook runs.
   const work = mkdtempSync(join(tmpdir(), "cli-"));
   afterAll(() => rmSync(work, { recursive: true, force: true }));
-  // The file each npm script runs (`node --import tsx <file>`); synth is the cdktf app, main.ts (npm run synth runs its bundle).
+  // The file and arguments each npm script runs (`node [--import tsx] <file> [args]`); synth is the cdktf app, main.ts (npm run synth runs its bundle).
   const scripts: Record<string, string> = JSON.parse(readFileSync(join(REPO_ROOT, "package.json"), "utf8")).scripts;
-  const entry = (bin: string) => join(REPO_ROOT, bin === "synth" ? "main.ts" : /--import tsx (\S+\.ts)$/.exec(scripts[bin])![1]);
+  const entry = (bin: string) => {
+    if (bin === "synth") return [join(REPO_ROOT, "main.ts")];
+    const [file, ...args] = /^node (?:--import tsx )?(.+)$/.exec(scripts[bin])![1].split(" ");
+    return [join(REPO_ROOT, file), ...args];
+  };
   const run = (bin: string, ...args: string[]) =>
-    execa("node", ["--import", TSX, entry(bin), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
+    execa("node", ["--import", TSX, ...entry(bin), ...args], { cwd: work, reject: false, env: { INFRA_CONFIG: join(work, "infra.json") } });
 
-  const commands = ["synth", "pin", "rehearse", "rollback", "schema", "check-backend", "host-keys", "bench-synth", "plan-summary", "host-diff", "bench-host-diff"];
-  test("every npm script but build, typecheck and the tests is a command here", () => {
-    expect(Object.keys(scripts).filter((s) => !["build", "typecheck", "test", "test:rehearsal"].includes(s)).sort()).toEqual([...commands].sort());
+  const commands = ["synth", "build", "pin", "rehearse", "rollback", "schema", "check-backend", "host-keys", "bench-synth", "plan-summary", "host-diff", "bench-host-diff"];
+  test("every npm script but typecheck and the tests is a command here", () => {
+    expect(Object.keys(scripts).filter((s) => !["typecheck", "test", "test:rehearsal"].includes(s)).sort()).toEqual([...commands].sort());
   });
 
   test.concurrent.each(commands.map((c) => [c, c === "pin" ? "-h" : "--help"]))("%s %s prints its usage and one line per flag, exits 0 and does nothing else", async (bin, flag) => {
@@ -41,17 +45,25 @@ describe("npm run <command> from an empty directory", () => {
     expect(readdirSync(work)).toEqual([]);
   });
 
-  // One parser (lib/cli.ts parseCommand) for all; rehearse would otherwise start a rehearsal.
-  test.concurrent.each(["rehearse", "pin"])("%s refuses an unknown option with its usage, before doing anything", async (bin) => {
+  // One parser (lib/cli.ts parseCommand) for all but build (bin/synth.js, plain JavaScript); rehearse would otherwise start a rehearsal.
+  test.concurrent.each(["rehearse", "pin", "build"])("%s refuses an unknown option with its usage, before doing anything", async (bin) => {
     const r = await run(bin, "--bogus");
     expect(r.exitCode).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^error: (rehearse: )?unknown option --bogus; usage: npm run ${bin}\\b[^\\n]*$`));
     expect(readdirSync(work)).toEqual([]);
   });
 
+  test.concurrent.each(["0", "1"])("INFRA_DEBUG=%s: the stack trace comes with the error only at 1, as the README says", async (value) => {
+    const r = await execa("node", ["--import", TSX, ...entry("pin"), "--bogus"], { cwd: work, reject: false, env: { INFRA_DEBUG: value } });
+    expect(r.stderr).toMatch(/^error: unknown option --bogus/);
+    expect(r.stderr.includes("\n    at ")).toBe(value === "1");
+  });
+
   test.concurrent.each([
     ["synth", ["stray"], "unexpected argument stray; usage: npm run synth"],
     ["rollback", ["vm", "--address"], "--address needs a value; usage: npm run rollback -- <host>"],
+    ["pin", ["--check=yes"], "--check takes no value; usage: npm run pin"],
+    ["host-diff", ["--base", "-x"], "--base needs a value; for one starting with '-', write --base=-x; usage: npm run host-diff"],
     ["rollback", [], "usage: npm run rollback -- <host>"],
     ["pin", ["--chek"], "unknown option --chek (did you mean --check?); usage: npm run pin"],
     ["host-keys", ["pul"], "unknown action pul (pull or push); usage: npm run host-keys -- pull|push"],

@@ -119,7 +119,7 @@ describe("nixGc", () => {
   });
 
   test("keepGenerations is a whole number from 1; unknown keys are named", () => {
-    expect(problems(baseSettings({ nixGc: { keepGenerations: 0, schedule: "weekly" } }))).toEqual(["nixGc.keepGenerations: Too small: expected number to be >=1"]);
+    expect(problems(baseSettings({ nixGc: { keepGenerations: 0, schedule: "weekly" } }))).toEqual(["nixGc.keepGenerations: must be at least 1 (got 0)"]);
     const raw = baseSettings();
     (raw.hosts!.vm as Record<string, unknown>).nixGc = { keep: 3 };
     expect(problems(raw)).toEqual(["hosts.vm.nixGc.keep: unknown key (remove it or check its spelling)"]);

@@ -4,7 +4,7 @@
  * derivations are never built.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execa } from "execa";
@@ -85,6 +85,24 @@ test("an entry lists at most maxLines packages and names at most maxLines hosts,
   expect(markdown).toContain("<summary>Hosts <code>h1</code>, <code>h2</code>, <code>h3</code> and 1 more: 5 added</summary>");
   expect(markdown).toContain("- added `c` 1.0\n- … and 2 more\n");
   expect(markdown).not.toContain("`d`");
+});
+
+test("a --base-config that cannot be read is named by its flag, not INFRA_CONFIG (said before any evaluation: no nix here)", async () => {
+  const work = mkdtempSync(join(tmpdir(), "host-diff-base-config-"));
+  try {
+    writeFileSync(join(work, "infra.json"), JSON.stringify(baseSettings()));
+    // A PATH of node alone: the evaluation after the line fails at once.
+    mkdirSync(join(work, "bin"));
+    symlinkSync(process.execPath, join(work, "bin", "node"));
+    const run = await execa(process.execPath, ["--import", "tsx", "bin/host-diff.ts", "--base", ".", "--base-config", work], {
+      cwd: REPO_ROOT,
+      env: { INFRA_CONFIG: join(work, "infra.json"), PATH: join(work, "bin") },
+      reject: false,
+    });
+    expect(run.stderr).toContain(`compared: ${work}: 1 problem(s)\n  is a directory; --base-config names a JSON file, such as examples/offline.json\n`);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 describeWithNix("host-diff with real Nix", () => {

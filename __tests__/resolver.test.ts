@@ -2,11 +2,13 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { execa } from "execa";
 import { lockDifferences, readLock, writeLock } from "../lib/lock.js";
 import { attributePaths, NixError, resolveWithNix, trimNixStderr } from "../lib/nix.js";
 import { resolveOutputs } from "../lib/resolve.js";
-import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSpy, type NixSpy } from "./helpers/nix.js";
-import { settings } from "./helpers/settings.js";
+import { describeWithNix, fixtureFlake, type FixtureFlake, NIX_ENV, nixSpy, type NixSpy, REPO_ROOT } from "./helpers/nix.js";
+import { baseSettings, settings } from "./helpers/settings.js";
 
 const quiet = () => undefined;
 
@@ -97,6 +99,10 @@ describe("lock values are checked like the flake's answers", () => {
 
   test("a committed lock written by pin reads back", () => {
     expect(read(() => undefined)()?.images.base.nixosLabel).toBe("25.11.20260107.d351d06");
+  });
+
+  test("a lock of another version is named with its version", () => {
+    expect(read((l) => (l.version = 2))).toThrow("lockFile " + join(dir, "infra.lock.json") + ": not a lock file written by `npm run pin`: version: must be 1 (got 2); run `npm run pin` to rewrite it");
   });
 
   test.each([
@@ -274,6 +280,23 @@ describeWithNix(`resolver with real Nix`, () => {
       await expect(resolveOutputs(threeHosts(), { projectRoot: project, mode: "pinned", log: quiet })).rejects.toThrow(
         "INFRA_RESOLVE=pinned but infra.lock.json does not exist; run `npm run pin` on a machine with Nix and network access (it evaluates the flake, fetching its inputs), and commit the lock",
       );
+    });
+
+    test("npm run pin replaces a lock it cannot read, saying so in one line; pin --check refuses it", async () => {
+      writeFileSync(join(project, "infra.json"), JSON.stringify(baseSettings({ flake: fixture.ref })));
+      writeFileSync(join(project, "infra.lock.json"), "<<<<<<< HEAD\n");
+      const pin = (...args: string[]) =>
+        execa("node", ["--import", pathToFileURL(join(REPO_ROOT, "node_modules", "tsx", "dist", "loader.mjs")).href, join(REPO_ROOT, "bin", "pin.ts"), ...args], {
+          cwd: project,
+          env: { ...NIX_ENV, INFRA_CONFIG: "infra.json" },
+          reject: false,
+        });
+      const check = await pin("--check");
+      expect([check.exitCode, check.stderr]).toEqual([1, expect.stringMatching(/^error: lockFile infra\.lock\.json: not valid JSON \(.*\); run `npm run pin` to rewrite it$/)]);
+      const written = await pin();
+      expect(written.stderr.split("\n").filter((l) => !l.startsWith("nix eval:"))).toEqual([expect.stringMatching(/^pin: lockFile infra\.lock\.json: not valid JSON \(.*\); writing a new one$/)]);
+      expect([written.exitCode, written.stdout]).toEqual([0, "wrote infra.lock.json"]);
+      expect(readLock(join(project, "infra.lock.json"))?.hosts.vm.toplevel).toMatch(/-nixos-system-vm$/);
     });
 
     test("eval mode warns when an existing lock is stale", async () => {

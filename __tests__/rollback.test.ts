@@ -7,6 +7,7 @@ import { localExecs } from "./helpers/local-exec.js";
 import { DOUBLES, REPO_ROOT } from "./helpers/nix.js";
 import { baseSettings } from "./helpers/settings.js";
 import { resource, staticResolved, synthStack } from "./helpers/stack.js";
+import { testWithTools } from "./helpers/tools.js";
 import { parseSettings } from "../lib/settings.js";
 
 describe("npm run rollback", () => {
@@ -41,7 +42,8 @@ describe("npm run rollback", () => {
     ]);
     const argv = readFileSync(join(work, "ssh.argv"), "utf8").split("\0");
     expect(argv[0]).toBe("-F");
-    expect(argv[2]).toBe("203.0.113.7");
+    // Each session unshared, so gcloud's reason for a failed tunnel reaches the user (its own test below).
+    expect(argv.slice(2, 5)).toEqual(["-o", "ControlPath=none", "203.0.113.7"]);
     // The host key the deploy recorded is the one the rollback checks: one known_hosts file, the deploy step's.
     const s = parseSettings(JSON.parse(readFileSync(join(work, "infra.json"), "utf8")), "infra.json");
     const [deploy] = localExecs(resource(synthStack(s, staticResolved(s)).json, "null_resource", "vm-deploy"));
@@ -77,7 +79,38 @@ describe("npm run rollback", () => {
     const run = await rollback("vm", "--instance-id", "99", "--instance-name", "vm-0a1b2c3d4e");
     expect(run.exitCode).toBe(0);
     expect(run.all).toContain("rollback[vm-0a1b2c3d4e]: now active:");
-    expect(readFileSync(join(work, "ssh.argv"), "utf8").split("\0")[2]).toBe("vm-0a1b2c3d4e");
+    expect(readFileSync(join(work, "ssh.argv"), "utf8").split("\0")[4]).toBe("vm-0a1b2c3d4e");
+  });
+
+  testWithTools(["ssh"], "a tunnel gcloud cannot open shows gcloud's reason, and the run ends with an error line (real ssh, IAP double)", async () => {
+    writeFileSync(join(work, "infra.json"), JSON.stringify(baseSettings({ stateDir: join(work, "state") })));
+    // Nothing listens on port 1: the double fails as gcloud does, with its reason on stderr.
+    const run = await rollbackWith({ PATH: `${join(DOUBLES, "iap-gcloud")}:${process.env.PATH}`, IAP_DOUBLE_PORT: "1" }, "vm", "--instance-id", "99");
+    expect(run.all).toContain("ERROR: (gcloud.compute.start-iap-tunnel) Error while connecting [4003: 'failed to connect to backend']");
+    expect(run.all?.split("\n").at(-1)).toBe(`error: could not reach host "vm" over SSH through IAP (instance vm); the reason is on the lines above (gcloud's, then ssh's)`);
+    expect(run.exitCode).toBe(1);
+  });
+
+  test("an --address that is not an IPv4 address or a DNS name, and an --instance-id that is not a number, are refused by name before ssh runs", async () => {
+    const refused = await Promise.all([
+      rollback("vm", "--address", "a b", "--instance-id", "99"),
+      rollback("vm", "--address", "203.0.113.7", "--instance-id", "12a"),
+    ]);
+    expect(refused.map((r) => [r.exitCode, r.all])).toEqual([
+      [1, 'error: --address "a b" is not an IPv4 address or a DNS name'],
+      [1, 'error: --instance-id "12a" is not a number (the instance\'s id, as in output host-vm-instance-id)'],
+    ]);
+    expect(existsSync(join(work, "ssh.log"))).toBe(false);
+    // A DNS name is an address too.
+    expect((await rollback("vm", "--address", "vm.example.com", "--instance-id", "99")).exitCode).toBe(0);
+  });
+
+  test("a Terraform that is not on PATH is named, as the rehearsal names it, with the flags that make it unnecessary", async () => {
+    const run = await rollbackWith({ TERRAFORM_BINARY_NAME: "tofu-not-installed" }, "vm");
+    expect([run.exitCode, run.all]).toEqual([
+      1,
+      'error: TERRAFORM_BINARY_NAME is "tofu-not-installed", which is not on PATH; install it, or unset TERRAFORM_BINARY_NAME to run terraform; or pass --address IP --instance-id ID',
+    ]);
   });
 
   test("an unknown host and missing outputs are named", async () => {

@@ -62,6 +62,23 @@ describe("settings", () => {
     ]);
   });
 
+  test("a value outside its set, range or pattern: one line, the rule in words and the value (not zod's wording)", () => {
+    const host = baseSettings().hosts!.vm;
+    expect(
+      [
+        { backend: { type: "s3" } },
+        { backend: { type: "gcs", bucket: "state-bucket-1", prefix: "a b" } },
+        { hosts: { vm: { ...host, diskSizeGb: -1 } } },
+        { flake: "" },
+      ].map((change) => problems({ ...baseSettings(), ...change })),
+    ).toEqual([
+      ['backend.type: must be one of "local", "gcs" (got "s3")'],
+      ["backend.prefix: must be a path of letters, digits, '.', '_', '-' and '/', such as nixos-gce (got \"a b\")"],
+      ["hosts.vm.diskSizeGb: must be at least 10 (got -1)"],
+      ['flake: must not be empty (got "")'],
+    ]);
+  });
+
   test("names GCE would reject are refused with the rule", () => {
     const out = problems({
       ...baseSettings(),

@@ -32,9 +32,9 @@ await runCli(async () => {
   const baseConfig = args.flags["base-config"] as string | undefined;
   let baseSettings: Settings | undefined;
   try {
-    baseSettings = baseConfig === undefined ? undefined : loadSettings(baseConfig);
+    baseSettings = baseConfig === undefined ? undefined : loadSettings(baseConfig, "--base-config");
   } catch (e) {
-    // loadSettings' "does not exist" advises INFRA_CONFIG, which is not what named this file.
+    // A missing file: one line, the flag and the path.
     const why = existsSync(baseConfig!) ? (e as Error).message : `--base-config ${baseConfig}: does not exist`;
     process.stderr.write(`host-diff: the base settings did not load, so the head's configurations are compared: ${why}\n`);
   }

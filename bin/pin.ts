@@ -16,8 +16,9 @@ await runCli(async () => {
   });
   if (!args) return;
   const settings = loadSettings(settingsFile());
-  // Read first: a lockFile that is not a lock stops before the evaluation, as in synth.
-  const lock = readLock(settings.lockFile);
+  // Read first: a lockFile that is not a lock stops --check before the evaluation, as in synth; writing replaces it.
+  const replacing = (problem: string) => process.stderr.write(`pin: ${problem}; writing a new one\n`);
+  const lock = readLock(settings.lockFile, settings.lockFile, args.flags.check ? undefined : replacing);
   // Nothing to compare with: say so before the evaluation.
   if (args.flags.check && !lock) {
     throw new NixError(`${settings.lockFile} does not exist, so there is nothing to check against; run \`npm run pin\` and commit ${settings.lockFile} (docs/github.md)`);

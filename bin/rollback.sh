@@ -5,11 +5,14 @@ log() { echo "rollback[$DEPLOY_HOST]: $*" >&2; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/rollback.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/../constructs/deploy-rs-ssh-config.sh"
-trap 'ssh_close; rm -rf "$work"' EXIT
 # No boot-mode check, unlike the deploy step: the firmware comes with the VM's
 # disk, and every generation on it was its image's or one the deploy step
 # admitted for that firmware, whatever the settings say now.
-remote() { ssh -F "$work/ssh_config" "$DEPLOY_HOST" "$1"; }
+# ControlPath=none: each of these few sessions has its own connection (and IAP
+# tunnel). A shared master sends gcloud's stderr, the reason a tunnel fails
+# (not logged in, no IAP permission), to /dev/null; ssh alone says only
+# "Connection closed by remote host".
+remote() { ssh -F "$work/ssh_config" -o ControlPath=none "$DEPLOY_HOST" "$1"; }
 
 log "system generations before:"
 remote "sudo nix-env --profile /nix/var/nix/profiles/system --list-generations" >&2

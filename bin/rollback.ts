@@ -5,12 +5,14 @@
  * from the stack's Terraform outputs unless given.
  */
 import { execFileSync, spawnSync } from "node:child_process";
+import { isIP } from "node:net";
 import { stripVTControlCharacters } from "node:util";
 import { parseCommand, runCli } from "../lib/cli.js";
 import { NixError } from "../lib/nix.js";
 import { hostOutputId, type HostOutputKey } from "../lib/names.js";
 import { INFRA_STACK, knownHostsFile, settingsFile } from "../lib/paths.js";
 import { loadSettings } from "../lib/settings.js";
+import { terraformBinary, terraformMissing } from "../lib/terraform.js";
 import { oneLine } from "../lib/text.js";
 import type { SshEnv } from "../constructs/deploy-rs.js";
 
@@ -19,11 +21,28 @@ const COMMAND = {
   does: "Switches <host> back to its previous NixOS system generation over the SSH path deploys use; what is not given comes from the stack's Terraform outputs.",
   positionals: { min: 1, max: 1, name: "<host>", help: "a key of the settings' hosts" },
   flags: {
-    address: { value: "IP", help: "the host's external address (direct SSH hosts)" },
+    address: { value: "IP", help: "the host's external IPv4 address or DNS name (direct SSH hosts)" },
     "instance-id": { value: "ID", help: "the instance's numeric id, which the host key is pinned to" },
     "instance-name": { value: "NAME", help: "the instance's name (hosts with recreateOnImageChange)" },
   },
 };
+
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens. */
+const DNS_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i;
+
+/**
+ * The flags' values, checked before anything runs: the instance id is half the
+ * host key's alias, so a wrong one would have ssh trust any key under a new alias.
+ */
+function checkFlags(host: string, address: string | undefined, instanceId: string | undefined): void {
+  // Digits and dots only are a mistyped address (999.1.1.1), not a name.
+  if (address !== undefined && isIP(address) !== 4 && !(DNS_NAME.test(address) && !/^[\d.]+$/.test(address))) {
+    throw new NixError(`--address "${address}" is not an IPv4 address or a DNS name`);
+  }
+  if (instanceId !== undefined && !/^\d+$/.test(instanceId)) {
+    throw new NixError(`--instance-id "${instanceId}" is not a number (the instance's id, as in output ${hostOutputId(host, "instance-id")})`);
+  }
+}
 
 /** Terraform's own reason, one line: its first "Error: …" line, without colours or box drawing. */
 function terraformReason(e: Error & { stderr?: string }): string {
@@ -34,10 +53,10 @@ function terraformReason(e: Error & { stderr?: string }): string {
 
 /** `missing` names the flags that would make the outputs unnecessary. */
 function terraformOutputs(stack: string, missing: readonly string[]): Record<string, { value: unknown }> {
-  const terraform = process.env.TERRAFORM_BINARY_NAME || "terraform";
   try {
-    return JSON.parse(execFileSync(terraform, [`-chdir=cdktf.out/stacks/${stack}`, "output", "-json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
+    return JSON.parse(execFileSync(terraformBinary(), [`-chdir=cdktf.out/stacks/${stack}`, "output", "-json"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }));
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") throw new NixError(`${terraformMissing()}; or pass ${missing.join(" ")}`);
     throw new NixError(
       `cannot read the outputs of stack ${stack} (${terraformReason(e as Error)}); pass ${missing.join(" ")}, ` +
         `or run npx cdktf synth and terraform -chdir=cdktf.out/stacks/${stack} init where the stack was deployed`,
@@ -50,6 +69,7 @@ await runCli(() => {
   if (!args) return;
   const [host] = args.positionals;
   const { address, "instance-id": instanceId, "instance-name": instanceName } = args.flags as Record<string, string | undefined>;
+  checkFlags(host, address, instanceId);
   const settings = loadSettings(settingsFile());
   const hostSettings = Object.hasOwn(settings.hosts, host) ? settings.hosts[host] : undefined;
   if (!hostSettings) throw new NixError(`no host "${host}" in the settings (known: ${Object.keys(settings.hosts).join(", ") || "none"})`);
@@ -78,5 +98,10 @@ await runCli(() => {
     DEPLOY_KNOWN_HOSTS: knownHostsFile(settings.stateDir, INFRA_STACK),
   };
   const run = spawnSync("bash", ["bin/rollback.sh"], { env: { ...process.env, ...ssh }, stdio: "inherit" });
+  // 255 is ssh's own failure: it and gcloud have said why on stderr.
+  if (run.status === 255) {
+    const path = direct ? `at ${ssh.DEPLOY_HOST}` : `through IAP (instance ${instance})`;
+    throw new NixError(`could not reach host "${host}" over SSH ${path}; the reason is on the lines above${direct ? "" : " (gcloud's, then ssh's)"}`);
+  }
   if (run.status !== 0) process.exitCode = run.status ?? 1;
 });

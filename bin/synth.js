@@ -1,7 +1,8 @@
 /**
  * The cdktf app command (cdktf.json) and `npm run synth`: bundles main.ts with
  * esbuild only when a source changed, then runs the bundle in this process.
- * `--build` (npm run build) rebuilds the bundle and stops.
+ * `--build` (npm run build) rebuilds the bundle and stops; it takes no other
+ * argument but --help.
  *
  * Plain JavaScript, so it needs no TypeScript loader: starting one would cost
  * more than the check. dist/main.inputs.json records the esbuild version and
@@ -103,8 +104,24 @@ function buildProblems(error) {
   return undefined;
 }
 
+/**
+ * `npm run build` runs this file with --build: its own --help, and its own
+ * refusal of anything else. `npm run synth`'s arguments are main.ts's to read.
+ */
+function buildArguments(extra) {
+  if (extra.includes("--help") || extra.includes("-h")) {
+    process.stdout.write("usage: npm run build\nRebuilds dist/main.js, the bundle of main.ts that synth runs, and stops.\n  -h, --help  print this help and exit\n");
+    process.exit(0);
+  }
+  if (extra.length) {
+    process.stderr.write(`error: ${extra[0].startsWith("-") ? "unknown option" : "unexpected argument"} ${extra[0]}; usage: npm run build\n`);
+    process.exit(1);
+  }
+}
+
 const args = process.argv.slice(2);
-const buildOnly = args[0] === "--build" && args.length === 1;
+const buildOnly = args[0] === "--build";
+if (buildOnly) buildArguments(args.slice(1));
 try {
   if (buildOnly || !upToDate()) await build();
 } catch (e) {

@@ -1,5 +1,5 @@
 # Sourced by constructs/deploy-rs.sh and bin/rollback.sh: writes "$work/ssh_config" for one host,
-# and defines ssh_close, which the caller runs before removing $work.
+# and defines ssh_close, which the caller runs before removing $work (rollback.sh shares no connection).
 # Inputs (environment): DEPLOY_HOST DEPLOY_SSH_USER DEPLOY_SSH_PORT DEPLOY_CONNECT
 #   DEPLOY_PROJECT DEPLOY_ZONE DEPLOY_INSTANCE DEPLOY_INSTANCE_ID DEPLOY_KNOWN_HOSTS
 # ssh_config has no escaping, so refuse what it cannot carry instead of misreading it.

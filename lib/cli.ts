@@ -54,6 +54,18 @@ function flagGuess(typed: string, names: string[]): string {
 }
 
 /**
+ * What is wrong with the value of option `name` (parseArgs' invalid option value),
+ * read from the arguments rather than from Node's wording, which varies by version.
+ */
+function valueProblem(name: string, options: Record<string, { type: "string" | "boolean" }>, args: readonly string[]): string {
+  if (options[name.replace(/^-+/, "")]?.type === "boolean") return `${name} takes no value`;
+  // parseArgs takes no value starting with '-' after a space: it could be a flag.
+  const next = args[args.indexOf(name) + 1];
+  if (next?.startsWith("-")) return `${name} needs a value; for one starting with '-', write ${name}=${next}`;
+  return `${name} needs a value`;
+}
+
+/**
  * Parses `args` (node:util parseArgs, strict). --help or -h prints the help to
  * stdout and returns undefined: the command does nothing else (exit 0). An
  * unknown flag, a missing value or a wrong number of arguments is a NixError
@@ -69,7 +81,7 @@ export function parseCommand(command: Command, args: readonly string[] = process
     const error = e as Error & { code?: string };
     const name = /'(-[^' ]+)/.exec(error.message)?.[1];
     const problem =
-      error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${name}${flagGuess(name ?? "", Object.keys(options))}` : error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? `${name} needs a value` : error.message;
+      error.code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? `unknown option ${name}${flagGuess(name ?? "", Object.keys(options))}` : error.code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" ? valueProblem(name ?? "", options, args) : error.message;
     throw new NixError(`${problem}; usage: ${command.usage}`);
   }
   if (parsed.values.help) {
@@ -107,7 +119,7 @@ export async function runCli(main: () => Promise<void> | void): Promise<void> {
     const error = e as Error;
     const known = error instanceof SettingsError || error instanceof NixError;
     process.stderr.write(`error: ${error.message ?? String(e)}\n`);
-    if (process.env.INFRA_DEBUG || (!known && !error.message)) process.stderr.write(`${error.stack ?? ""}\n`);
+    if (process.env.INFRA_DEBUG === "1" || (!known && !error.message)) process.stderr.write(`${error.stack ?? ""}\n`);
     process.exitCode = 1;
   }
 }

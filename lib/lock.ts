@@ -4,10 +4,10 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { z } from "zod";
-import { oneLine, shown } from "./text.js";
+import { oneLine } from "./text.js";
 import { NixError, type Resolved } from "./nix.js";
 import { resolvedHostSchema, resolvedImageSchema, resolvedOciSchema } from "./resolved.js";
-import type { Settings } from "./settings.js";
+import { describeIssue, type Settings } from "./settings.js";
 
 const lockSchema = z.strictObject({
   version: z.literal(1),
@@ -48,22 +48,32 @@ export function writeLock(file: string, resolved: Resolved): void {
   }
 }
 
-/** Reads the lock file; undefined when it does not exist. `name` is how errors call it (the setting's value). */
-export function readLock(file: string, name = file): Resolved | undefined {
+/**
+ * Reads the lock file; undefined when it does not exist. `name` is how errors
+ * call it (the setting's value). A file that is not a lock this version reads
+ * is an error, or, given `replacing` (pin, which rewrites it), reported to it
+ * and read as no lock.
+ */
+export function readLock(file: string, name = file, replacing?: (problem: string) => void): Resolved | undefined {
   if (!existsSync(file)) return undefined;
   if (statSync(file).isDirectory()) throw new NixError(`lockFile ${name}: is a directory; set lockFile to a file path such as "infra.lock.json"`);
+  const unreadable = (problem: string) => {
+    if (!replacing) throw new NixError(`lockFile ${name}: ${problem}; run \`npm run pin\` to rewrite it`);
+    replacing(`lockFile ${name}: ${problem}`);
+    return undefined;
+  };
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    // The settings key, and the parser's message cut and escaped: it quotes the file's first bytes.
-    throw new NixError(`lockFile ${name}: not valid JSON (${oneLine((e as Error).message).slice(0, 120)}); run \`npm run pin\` to rewrite it`);
+    // The parser's message cut and escaped: it quotes the file's first bytes.
+    return unreadable(`not valid JSON (${oneLine((e as Error).message).slice(0, 120)})`);
   }
   const parsed = lockSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) {
-    const first = parsed.error.issues[0];
-    const got = "input" in first && first.input !== undefined ? ` (got ${shown(first.input)})` : "";
-    throw new NixError(`lockFile ${name}: not a lock file written by \`npm run pin\`: ${first.path.join(".")}: ${first.message}${got}; run \`npm run pin\` to rewrite it`);
+    // In the settings' words: the key, the rule, the value.
+    const [first] = describeIssue(parsed.error.issues[0], () => "pin writes no such key");
+    return unreadable(`not a lock file written by \`npm run pin\`: ${first}`);
   }
   const { version: _version, ...resolved } = parsed.data;
   return resolved;

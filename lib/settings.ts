@@ -98,7 +98,10 @@ const backend = z.discriminatedUnion("type", [
   z.strictObject({
     type: z.literal("gcs"),
     bucket: bucketName.describe("State bucket (npm run synth, then cdktf deploy bootstrap creates it)."),
-    prefix: z.string().regex(/^[A-Za-z0-9._/-]+$/).default("nixos-gce").describe("Each stack stores its state under <prefix>/<stack>."),
+    prefix: z
+      .string()
+      .regex(/^[A-Za-z0-9._/-]+$/, { message: "must be a path of letters, digits, '.', '_', '-' and '/', such as nixos-gce" })
+      .default("nixos-gce").describe("Each stack stores its state under <prefix>/<stack>."),
   }),
 ]);
 
@@ -175,7 +178,7 @@ const settingsBase = z.strictObject({
     .strictObject({
       user: z
         .string()
-        .regex(/^[a-z_][a-z0-9_-]{0,31}$/)
+        .regex(/^[a-z_][a-z0-9_-]{0,31}$/, { message: "must be a user name: up to 32 lowercase letters, digits, '_' and '-', starting with a letter or '_'" })
         // The modules make it a normal user with a home and refuse root logins over SSH (PermitRootLogin no).
         .refine((user) => user !== "root", { message: 'must not be "root": hosts refuse root logins over SSH; keep the default "deploy"' })
         // A name NixOS already gives a system user would make the flake's evaluation fail, after synth's checks.
@@ -242,25 +245,70 @@ export class SettingsError extends Error {
   }
 }
 
-/** One line per zod issue: the key path, what is wrong, and the fix. */
-function describeIssue(issue: z.core.$ZodIssue): string[] {
+/**
+ * One line per zod issue: the key path, what is wrong in our words (zod's own
+ * are for programmers), the value it got, and the fix. `unknownKey` says what
+ * to do about a key the schema lacks. Exported for the lock file's schema.
+ */
+export function describeIssue(issue: z.core.$ZodIssue, unknownKey = spellingHint): string[] {
   const at = keyPath(issue.path);
+  const input = "input" in issue ? issue.input : undefined;
+  const got = input === undefined ? "" : ` (got ${shown(input)})`;
   switch (issue.code) {
     case "unrecognized_keys":
-      return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key (${spellingHint(k, issue.path)})`);
+      return issue.keys.map((k) => `${keyPath([...issue.path, k])}: unknown key (${unknownKey(k, issue.path)})`);
     case "invalid_type":
-      return [`${at}: expected ${TYPE_NAMES[issue.expected] ?? issue.expected}${issue.input === undefined ? " (missing)" : `, got ${shown(issue.input)}`}`];
+      return [`${at}: expected ${TYPE_NAMES[issue.expected] ?? issue.expected}${input === undefined ? " (missing)" : `, got ${shown(input)}`}`];
     case "invalid_value":
-      return [`${at}: must be one of ${issue.values.map((v) => JSON.stringify(v)).join(", ")}`];
+      return [`${at}: must be ${issue.values.length === 1 ? "" : "one of "}${issue.values.map((v) => JSON.stringify(v)).join(", ")}${got}`];
+    case "invalid_union": {
+      // A discriminated union (backend): zod reports the whole object; the value is its discriminator's.
+      const { discriminator, options } = issue as { discriminator?: string; options?: unknown[] };
+      if (discriminator === undefined || !options) break;
+      const value = input && typeof input === "object" ? (input as Record<string, unknown>)[discriminator] : undefined;
+      return [`${at}: must be one of ${options.map((v) => JSON.stringify(v)).join(", ")}${value === undefined ? " (missing)" : ` (got ${shown(value)})`}`];
+    }
+    case "too_small":
+    case "too_big":
+      // A list's length, not the list.
+      return [`${at}: ${sizeRule(issue)}${Array.isArray(input) ? ` (got ${input.length})` : got}`];
     case "invalid_key":
       return [`${at}: ${shown(String(issue.path[issue.path.length - 1]))} is not a valid id: ${issue.issues[0]?.message ?? issue.message}`];
-    default:
-      return [`${at}: ${issue.message}${"input" in issue && typeof issue.input === "string" ? ` (got ${shown(issue.input)})` : ""}`];
   }
+  return [`${at}: ${issue.message}${typeof input === "string" ? got : ""}`];
+}
+
+/** A bound in words: "must be at least 10", "must not be empty", "must have at most 64 items". */
+function sizeRule(issue: z.core.$ZodIssueTooSmall | z.core.$ZodIssueTooBig): string {
+  const small = issue.code === "too_small";
+  const limit = Number(small ? issue.minimum : issue.maximum);
+  const inclusive = issue.inclusive !== false;
+  if (issue.origin === "number" || issue.origin === "int" || issue.origin === "bigint") {
+    return `must be ${small ? (inclusive ? "at least" : "more than") : inclusive ? "at most" : "less than"} ${limit}`;
+  }
+  if (small && limit === 1 && inclusive) return "must not be empty";
+  const unit = issue.origin === "string" ? "characters" : "items";
+  return `must have ${small ? "at least" : "at most"} ${limit} ${unit}`;
+}
+
+/**
+ * One line per value for the schema's own rules: zod checks every rule of a
+ * string, so a value can break several (flake "" is empty and not a
+ * reference); the first says enough. Custom rules (across keys) each stay.
+ */
+function oneProblemPerValue(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((issue) => {
+    if (issue.code === "unrecognized_keys" || issue.code === "custom") return true;
+    const key = JSON.stringify(issue.path.map(String));
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
 }
 
 /** zod's type names that a settings author would not recognise as JSON. */
-const TYPE_NAMES: Record<string, string> = { record: "an object ({...})", object: "an object ({...})", array: "a list ([...])" };
+const TYPE_NAMES: Record<string, string> = { record: "an object ({...})", object: "an object ({...})", array: "a list ([...])", int: "a whole number" };
 
 /** The keys the schema allows in the object at `path` (JSON Schema of the input). */
 function knownKeys(path: readonly PropertyKey[]): string[] {
@@ -286,17 +334,17 @@ export function parseSettings(raw: unknown, file = "settings"): Settings {
   const early = rawProblems(raw);
   if (early.length) throw new SettingsError(file, early);
   const result = settingsSchema.safeParse(raw, { reportInput: true });
-  if (!result.success) throw new SettingsError(file, result.error.issues.flatMap(describeIssue));
+  if (!result.success) throw new SettingsError(file, oneProblemPerValue(result.error.issues).flatMap((issue) => describeIssue(issue)));
   return result.data;
 }
 
-/** Why the settings file cannot be read, and what to do: INFRA_CONFIG is the usual culprit. */
-function unreadable(code: string, file: string): string {
+/** Why the settings file cannot be read, and what to do: `namedBy` (INFRA_CONFIG, or a flag) is the usual culprit. */
+function unreadable(code: string, file: string, namedBy: string): string {
   const from = process.env.INIT_CWD; // npm run's caller's directory; npm runs the script at the project root
   const relative = !isAbsolute(file) && from && from !== process.cwd() ? `; a relative path is read from the project root, not from ${from}` : "";
-  if (code === "ENOENT") return `does not exist; set INFRA_CONFIG to your settings file, or unset it to read infra.json at the project root${relative}`;
-  if (code === "EISDIR") return "is a directory; INFRA_CONFIG names a JSON file, such as examples/offline.json";
-  if (code === "EACCES") return "cannot be read (permission denied); make it readable, or set INFRA_CONFIG to another file";
+  if (code === "ENOENT") return `does not exist; set ${namedBy} to your settings file${namedBy === "INFRA_CONFIG" ? ", or unset it to read infra.json at the project root" : ""}${relative}`;
+  if (code === "EISDIR") return `is a directory; ${namedBy} names a JSON file, such as examples/offline.json`;
+  if (code === "EACCES") return `cannot be read (permission denied); make it readable, or set ${namedBy} to another file`;
   return `cannot read the settings file: ${code}`;
 }
 
@@ -320,13 +368,13 @@ function jsonErrorWithLine(text: string, message: string): string {
   return `line ${lines.length} column ${lines[lines.length - 1].length + 1}: ${what}${comma}`;
 }
 
-/** Reads and validates a settings file. */
-export function loadSettings(file: string): Settings {
+/** Reads and validates a settings file. `namedBy` is what gave its path, for the advice when it cannot be read. */
+export function loadSettings(file: string, namedBy = "INFRA_CONFIG"): Settings {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (e) {
-    throw new SettingsError(file, [unreadable((e as NodeJS.ErrnoException).code ?? String(e), file)]);
+    throw new SettingsError(file, [unreadable((e as NodeJS.ErrnoException).code ?? String(e), file, namedBy)]);
   }
   let raw: unknown;
   try {

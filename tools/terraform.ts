@@ -7,7 +7,10 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { terraformBinary, terraformMissing } from "../lib/terraform.js";
 import type { TerraformEvent } from "./rehearse.js";
+
+export { terraformBinary };
 
 export interface TerraformRun {
   readonly exitCode: number;
@@ -35,10 +38,6 @@ const running = new Set<ChildProcess>();
  */
 export function interruptTerraform(): void {
   for (const child of running) child.kill("SIGINT");
-}
-
-export function terraformBinary(env: NodeJS.ProcessEnv = process.env): string {
-  return env.TERRAFORM_BINARY_NAME || "terraform";
 }
 
 /** Runs `terraform <args>`; lines that parse as JSON objects with a `type` are events. */
@@ -75,15 +74,7 @@ export function terraform(args: string[], options: TerraformOptions): Promise<Te
     child.stderr.on("data", (chunk) => text.push(String(chunk)));
     child.on("error", (error: NodeJS.ErrnoException) => {
       running.delete(child);
-      reject(
-        error.code === "ENOENT"
-          ? new Error(
-              terraformBinary(env) !== "terraform"
-                ? `TERRAFORM_BINARY_NAME is ${JSON.stringify(terraformBinary(env))}, which is not on PATH; install it, or unset TERRAFORM_BINARY_NAME to run terraform`
-                : "terraform is not on PATH; install Terraform 1.5+, or OpenTofu and set TERRAFORM_BINARY_NAME=tofu",
-            )
-          : error,
-      );
+      reject(error.code === "ENOENT" ? new Error(terraformMissing(env)) : error);
     });
     child.on("close", (code) => {
       running.delete(child);
