@@ -247,13 +247,20 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(one(withHost({ tags: Array.from({ length: 65 }, (_, i) => `t${i}`) }))).toMatch(/^hosts\.vm\.tags: .*64/);
   });
 
-  test("the flake reference carries no attribute, is not an option and holds no password", () => {
+  test("the flake reference carries no attribute, is not an option and holds no credential", () => {
     for (const flake of [".#vm", "-L", "--impure"]) {
       expect(one({ ...baseSettings(), flake })).toMatch(/^flake: must be a flake reference without '#'/);
     }
-    for (const flake of ["git+https://ci:ghp_SECRETTOKEN@github.com/org/repo", "https://u:p@example.com/f.tar.gz", "GIT+HTTPS://a:@example.com/r"]) {
+    for (const flake of [
+      "git+https://ci:ghp_SECRETTOKEN@github.com/org/repo",
+      "https://u:p@example.com/f.tar.gz",
+      "GIT+HTTPS://a:@example.com/r",
+      "git+https://ghp_SECRETTOKEN@github.com/org/repo",
+      "https://example.com/f.tar.gz?access_token=SECRETTOKEN",
+      "git+https://example.com/r.git?ref=main&token=SECRETTOKEN",
+    ]) {
       const problem = one({ ...baseSettings(), flake });
-      expect(problem).toMatch(/^flake: must not carry a password in its URL \(user:password@\)/);
+      expect(problem).toMatch(/^flake: must not carry a credential in its URL/);
       expect(problem).not.toContain("SECRETTOKEN");
     }
     for (const flake of [".", "./my flake", "github:org/repo?dir=infra", "git+https://example.com/r.git?ref=main", "git+ssh://git@github.com/org/repo", "git+ssh://git@example.com:2222/r", "git+https://example.com/r?ref=a:b@c"]) {

@@ -176,7 +176,7 @@ describeWithNix(`synth warnings`, () => {
     expect(run.exitCode).toBe(0);
     expect(run.stderr.split("\n").filter((l) => l.startsWith("warning:"))).toEqual([
       'warning: infra/base-image: image family "nixos-base" is public: every authenticated Google account can use it (images.*.public = true)',
-      'warning: infra/vm-vm: host "vm" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)',
+      'warning: infra/vm-vm: host "vm" accepts SSH from the whole internet (sshSourceRanges 0.0.0.0/0)',
       'warning: infra/vm-vm: host "vm" has an external IP on the "default" network, whose default-allow-ssh rule (if not deleted) admits SSH from anywhere; use a dedicated network',
       'warning: 2 hosts (vm, web): has no sshKeys: its deploy cannot log in as "deploy"',
     ]);

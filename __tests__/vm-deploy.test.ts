@@ -49,7 +49,7 @@ describe("VM and deploy synthesis", () => {
     expect(deploy.environment.DEPLOY_HOST).toBe("vm");
   });
 
-  test("sshSourceRanges opens direct SSH; 0.0.0.0/0 only when written, and then synth warns", () => {
+  test("sshSourceRanges opens direct SSH; the whole internet only when written, and then synth warns", () => {
     const s = settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"] }) } });
     const { json } = synthStack(s, staticResolved(s));
     expect(resource(json, "google_compute_firewall", "vm-vm").source_ranges).toEqual(["203.0.113.0/24"]);
@@ -58,9 +58,14 @@ describe("VM and deploy synthesis", () => {
     expect(deploy.environment.DEPLOY_HOST).toMatch(/^\$\{google_compute_instance\.vm-vm_Instance_\w+\.network_interface\[0\]\.access_config\[0\]\.nat_ip\}$/);
     expect(resource(json, "google_compute_instance", "vm-vm").network_interface[0].access_config).toEqual([{}]);
     expect(warningsOf(settings({ hosts: { vm: host({ sshSourceRanges: ["203.0.113.0/24"], network: "data" }) } }))).toEqual([]);
-    expect(warningsOf(settings({ hosts: { vm: host({ sshSourceRanges: ["0.0.0.0/0"], network: "data" }) } }))).toEqual([
-      'host "vm" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)',
-    ]);
+    const warned = (sshSourceRanges: string[]) => warningsOf(settings({ hosts: { vm: host({ sshSourceRanges, network: "data" }) } }));
+    expect(warned(["0.0.0.0/0"])).toEqual(['host "vm" accepts SSH from the whole internet (sshSourceRanges 0.0.0.0/0)']);
+    // However written: halves, any address with /0, a large share.
+    expect(warned(["0.0.0.0/1", "128.0.0.0/1"])).toEqual(['host "vm" accepts SSH from the whole internet (sshSourceRanges 0.0.0.0/1, 128.0.0.0/1)']);
+    expect(warned(["1.2.3.4/0"])).toEqual(['host "vm" accepts SSH from the whole internet (sshSourceRanges 1.2.3.4/0)']);
+    expect(warned(["64.0.0.0/4"])).toEqual(['host "vm" accepts SSH from 1/16 of the internet (sshSourceRanges 64.0.0.0/4)']);
+    // Private blocks are no share of the internet.
+    expect(warned(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])).toEqual([]);
   });
 
   test("no external IP by default; one on the default network warns about its default-allow-ssh rule", () => {

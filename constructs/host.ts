@@ -19,6 +19,17 @@ export const IAP_SOURCE_RANGE = "35.235.240.0/20";
 
 const ARCHITECTURE = "boot_disk[0].initialize_params[0].architecture";
 
+/**
+ * How much of the internet the ranges admit, when it is more than any private
+ * block (10.0.0.0/8 is 2^24 addresses): "the whole internet", or a share of it.
+ * Counted per range, as written: "0.0.0.0/1" and "128.0.0.0/1" are the whole.
+ */
+function openTo(ranges: readonly string[]): string | undefined {
+  const addresses = ranges.reduce((sum, range) => sum + 2 ** (32 - Number(range.split("/")[1] ?? 32)), 0);
+  if (addresses >= 2 ** 32) return "the whole internet";
+  return addresses >= 2 ** 25 ? `1/${Math.round(2 ** 32 / addresses)} of the internet` : undefined;
+}
+
 /** Roles every host needs: writing its logs and metrics. Nothing else by default. */
 export const HOST_ROLES = ["roles/logging.logWriter", "roles/monitoring.metricWriter"];
 
@@ -76,9 +87,8 @@ export class Host extends Construct {
     if (host.runsOciImages.length > 0 && !props.registry) {
       throw new Error(`Host ${name}: runsOciImages needs the registry`);
     }
-    if (host.sshSourceRanges?.includes("0.0.0.0/0")) {
-      Annotations.of(this).addWarning(`host "${name}" accepts SSH from the whole internet (sshSourceRanges contains 0.0.0.0/0)`);
-    }
+    const open = openTo(host.sshSourceRanges ?? []);
+    if (open) Annotations.of(this).addWarning(`host "${name}" accepts SSH from ${open} (sshSourceRanges ${host.sshSourceRanges!.join(", ")})`);
     const externalIp = host.externalIp ?? direct;
     if (externalIp && host.network === "default") {
       Annotations.of(this).addWarning(

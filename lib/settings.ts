@@ -135,11 +135,18 @@ const settingsBase = z.strictObject({
     // The reference is written to cdk.tf.json, saved plans and every step's log;
     // input: undefined keeps the password out of the message too.
     .superRefine((flake, ctx) => {
-      if (/^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*:[^/?#@]*@/i.test(flake)) {
+      // A password (user:password@), a user of an http(s) URL (where it is a
+      // token: https://ghp_…@github.com), or a token parameter. An ssh user
+      // (git+ssh://git@…) is no secret.
+      const credential =
+        /^[a-z][a-z0-9+.-]*:\/\/[^/?#@]*:[^/?#@]*@/i.test(flake) ||
+        /^[a-z0-9+.-]*https?:\/\/[^/?#@]+@/i.test(flake) ||
+        /[?&](access_token|private_token|token|password|secret)=/i.test(flake);
+      if (credential) {
         ctx.addIssue({
           code: "custom",
           message:
-            "must not carry a password in its URL (user:password@): the reference is written to cdk.tf.json, saved plans and step logs; give Nix the token through nix.conf access-tokens or a git credential helper",
+            "must not carry a credential in its URL (user:password@, a token as an http(s) user, or a token parameter): the reference is written to cdk.tf.json, saved plans, step logs and the lock file; give Nix the token through nix.conf access-tokens or a git credential helper",
           input: undefined,
         });
       }
