@@ -93,11 +93,17 @@ describe("image chain synthesis", () => {
     const features = name({ images: { base: { nixosConfiguration: "gce-base", family: "nixos-base", guestOsFeatures: ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"] } } });
     const bucket = name({ imageBucket: "other-images" });
     const location = name({ imageStorageLocation: "eu" });
-    expect(new Set([base, features, bucket, location]).size).toBe(4);
+    const storePath = name({ images: { base: { nixosConfiguration: "gce-other", family: "nixos-base" } } });
+    expect(new Set([base, features, bucket, location, storePath]).size).toBe(5);
     expect(name({})).toBe(base);
     // Order of features does not matter to Google, so not to the name either.
     expect(imageDigest("/nix/store/x", ["A", "B"], "u", "eu")).toBe(imageDigest("/nix/store/x", ["B", "A"], "u", "eu"));
     expect(base).toMatch(/^nixos-base-[0-9a-df-np-sv-z]{32}$/);
+    // Names of images that exist: a new digest function would rename (replace) every image, and every VM under recreateOnImageChange.
+    const hash = "0a1b2c3d4e5f6g7h8i9j0k1l2m3n4p5q";
+    expect(imageDigest(`/nix/store/${hash}-google-compute-image`, ["VIRTIO_SCSI_MULTIQUEUE"], `https://storage.googleapis.com/b/nixos/${hash}/nixos-image.raw.tar.gz`, "europe-west1")).toBe(
+      "lwa22ffj14nxkpdjj60ax8m34ij40bhb",
+    );
   });
 
   test("the build step is triggered by the planned store path, gets every value through environment, and its destroy step reads only its own triggers", () => {
