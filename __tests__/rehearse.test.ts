@@ -455,7 +455,7 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     }
   }, 60000);
 
-  test("a VM created before the old one is deleted under the same name is refused before anything is applied", async () => {
+  test("a VM created before the old one is deleted under the same name (in the same zone) is refused before anything is applied", async () => {
     const pet = (diskSizeGb: number) => ({ ...everything(), hosts: { ...everything().hosts, pet: host({ recreateOnImageChange: true, diskSizeGb }) } });
     const write = (input: SettingsInput, keepName?: string) => {
       const { config, standIns } = rehearsalConfig(synthesized(input));
@@ -494,5 +494,11 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     expect(savedRefused.refused).toHaveLength(1);
     expect(readdirSync(dir).filter((f) => f.endsWith(".tfplan"))).toEqual(["saved.tfplan"]);
     expect((await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir })).exitCode).toBe(2);
+
+    // Instance names are unique per zone: the same name created first in another zone is no conflict.
+    const moved = write({ ...pet(60), zone: "europe-west1-c" }, resized.name);
+    const movedApply = await applyReviewed({ dir }, review(moved.standIns));
+    expect(movedApply.refused).toEqual([]);
+    expect(movedApply.run.exitCode).toBe(0);
   }, 60000);
 });

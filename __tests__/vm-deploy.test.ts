@@ -68,6 +68,18 @@ describe("VM and deploy synthesis", () => {
     expect(warned(["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])).toEqual([]);
   });
 
+  test("with recreateOnImageChange, the VM's name follows its image's name: another family of the same digest is a new VM too", () => {
+    // The image reference replaces the VM (ForceNew); created first beside the old one, a shared name would be a 409.
+    const name = (images: Record<string, { nixosConfiguration: string; family: string }>, image: string) => {
+      const s = settings({ images, hosts: { vm: host({ recreateOnImageChange: true, image }) } });
+      return resource(synthStack(s, staticResolved(s)).json, "google_compute_instance", "vm-vm").name;
+    };
+    const base = { nixosConfiguration: "gce-base", family: "nixos-base" };
+    const first = name({ base }, "base");
+    expect(name({ base: { ...base, family: "nixos-renamed" } }, "base")).not.toBe(first);
+    expect(name({ base, twin: { ...base, family: "nixos-twin" } }, "twin")).not.toBe(first);
+  });
+
   test("no external IP by default; one on the default network warns about its default-allow-ssh rule", () => {
     const s = settings({ hosts: { vm: host() } });
     expect(resource(synthStack(s, staticResolved(s)).json, "google_compute_instance", "vm-vm").network_interface[0].access_config).toEqual([]);

@@ -48,7 +48,10 @@ export interface GceImageProps {
  * create a new image. The image is created before its predecessor is deleted.
  */
 export class GceImage extends Construct {
+  /** The image's name: a reference to the resource's (outputs wait for the image). */
   public readonly name: string;
+  /** The same name, known at synth: `<family>-<digest>`. */
+  public readonly plannedName: string;
   public readonly selfLink: string;
   public readonly image: ComputeImage;
   /** The upload step (null_resource), keyed by the object and the image name. */
@@ -67,6 +70,7 @@ export class GceImage extends Construct {
     const sourceUrl = `https://storage.googleapis.com/${bucket.bucketName}/${this.objectName}`;
     this.digest = imageDigest(build.storePath, guestOsFeatures, sourceUrl, props.storageLocation);
     const name = imageName(props.family, this.digest);
+    this.plannedName = name;
 
     // An upload step instead of google_storage_bucket_object: that resource
     // reads the local file at every plan and at create, and a fresh runner

@@ -100,7 +100,7 @@ export class Host extends Construct {
     }
     // Replacing a VM when its image changes creates the new one first, beside
     // the old one, so it needs a name of its own: a suffix from its boot disk.
-    const instanceName = instanceNameFor(name, host.recreateOnImageChange, { imageDigest: props.image.digest, sizeGb: host.diskSizeGb, type: host.diskType });
+    const instanceName = instanceNameFor(name, host.recreateOnImageChange, { image: props.image.plannedName, sizeGb: host.diskSizeGb, type: host.diskType });
     this.connect = direct ? "direct" : "iap";
 
     this.serviceAccount = new ServiceAccount(this, "ServiceAccount", {

@@ -27,7 +27,8 @@ export function firewallName(host: string): string {
 
 /** What the boot disk is made of: the settings that make Google create a new VM. */
 export interface BootDisk {
-  readonly imageDigest: string;
+  /** The image's name, `<family>-<digest>`: a VM that boots another image is a new VM, even of the same digest. */
+  readonly image: string;
   readonly sizeGb: number;
   readonly type: string;
 }
@@ -39,7 +40,7 @@ export interface BootDisk {
  */
 export function instanceName(host: string, recreateOnImageChange: boolean, disk: BootDisk): string {
   if (!recreateOnImageChange) return host;
-  const suffix = createHash("sha256").update(`${disk.imageDigest}\n${disk.sizeGb}\n${disk.type}`).digest("hex");
+  const suffix = createHash("sha256").update(`${disk.image}\n${disk.sizeGb}\n${disk.type}`).digest("hex");
   return `${host}-${suffix.slice(0, RECREATE_SUFFIX)}`;
 }
 

@@ -52,22 +52,24 @@ export interface NamedChange {
 
 /** One line per create that Google would refuse, naming the resources, the name and the fix. */
 export function nameConflicts(changes: readonly NamedChange[]): string[] {
+  // `scope`: where the name must be unique (an instance's zone; the project for the rest).
   const named = (c: NamedChange, value: NamedChange["before"]) => {
     const key = UNIQUE_NAME[c.type];
     const name = key ? value?.[key] : undefined;
-    return typeof name === "string" ? { key, name } : undefined;
+    const scope = c.type === "google_compute_instance" ? String(value?.zone ?? "") : "";
+    return typeof name === "string" ? { key, name, slot: `${c.type} ${scope} ${name}` } : undefined;
   };
   const holders = new Map<string, NamedChange[]>();
   for (const c of changes) {
     const held = named(c, c.before);
-    if (held) holders.set(`${c.type} ${held.name}`, [...(holders.get(`${c.type} ${held.name}`) ?? []), c]);
+    if (held) holders.set(held.slot, [...(holders.get(held.slot) ?? []), c]);
   }
   const problems: string[] = [];
   for (const c of changes) {
     if (!c.actions.includes("create")) continue;
     const created = named(c, c.after);
     if (!created) continue;
-    for (const holder of holders.get(`${c.type} ${created.name}`) ?? []) {
+    for (const holder of holders.get(created.slot) ?? []) {
       if (holder.address === c.address) {
         if (holder.actions.join(",") === "create,delete") {
           problems.push(`${c.address} is created before the old one is deleted, under the same ${created.key} "${created.name}": Google would refuse it (409)`);
