@@ -228,6 +228,22 @@ describeWithTools(["curl", "jq", "shellcheck"], "nixos/secrets-fetch.sh: real ba
     expect(spawnSync("shellcheck", [join(REPO_ROOT, "nixos", "secrets-fetch.sh")], { encoding: "utf8" })).toMatchObject({ status: 0, stdout: "" });
   });
 
+  test("the token reaches curl in a file, never in its arguments (any user sees those in ps)", async () => {
+    // A PATH entry named curl that records its arguments, then runs the real one.
+    const spy = mkdtempSync(join(tmpdir(), "curl-spy-"));
+    const real = spawnSync("sh", ["-c", "command -v curl"], { encoding: "utf8" }).stdout.trim();
+    writeFileSync(join(spy, "curl"), `#!/bin/sh\nprintf '%s\\n' "$*" >> '${spy}/argv.log'\nexec '${real}' "$@"\n`, { mode: 0o755 });
+    try {
+      const { status } = await run(["warehouse-password:nobody:0400"], { PATH: `${spy}:${process.env.PATH}` });
+      expect(status).toBe(0);
+      const argv = readFileSync(join(spy, "argv.log"), "utf8");
+      expect(argv).toContain("/secrets/warehouse-password/versions/latest:access");
+      expect(argv).not.toContain(TOKEN);
+    } finally {
+      rmSync(spy, { recursive: true, force: true });
+    }
+  }, 30000);
+
   test("a value with newlines and binary bytes is written verbatim, with the mode and owner given; nothing else is left", async () => {
     const { status, lines } = await run(["warehouse-password:nobody:0400"]);
     expect({ status, lines }).toEqual({ status: 0, lines: [`infra-secrets: warehouse-password: written to ${dir}/warehouse-password`] });
