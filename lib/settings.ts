@@ -18,7 +18,7 @@ const image = z.strictObject({
     .refine((family) => family.length <= MAX_FAMILY, {
       message: `must be at most ${MAX_FAMILY} characters (image names are <family>-<digest> and keep ${MIN_IMAGE_HASH_CHARS} digest characters)`,
     })
-    .describe("GCE image family. Image names are <family>-<digest of the store path, guest OS features and source>."),
+    .describe("GCE image family. Image names are <family>-<digest of the store path, guest OS features, source and storage location>."),
   public: z
     .boolean()
     .default(false)
