@@ -94,7 +94,9 @@ const ociImage = z.strictObject({
 });
 
 const backend = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("local") }),
+  z.strictObject({
+    type: z.literal("local").describe("local keeps each stack's state in terraform.<stack>.tfstate at the project root; gcs in bucket, under prefix."),
+  }),
   z.strictObject({
     type: z.literal("gcs"),
     bucket: bucketName.describe("State bucket (npm run synth, then cdktf deploy bootstrap creates it)."),
@@ -223,7 +225,7 @@ const settingsBase = z.strictObject({
   nixGc,
   secretLocations: secretLocationsSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
-  hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
+  hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name; under recreateOnImageChange it is <id>-<suffix>, the suffix from the image and the boot disk."),
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
 });
 
