@@ -1,7 +1,7 @@
 /**
  * The docs against the code, where a machine can tell: docs/settings.md is
- * what `npm run schema` generates, every repository path README.md and
- * docs/*.md name exists, and README.md stays short.
+ * what `npm run schema` generates and gives every key a meaning, every
+ * repository path README.md and docs/*.md name exists, and README.md stays short.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +14,11 @@ const DOCS = ["README.md", ...readdirSync(join(REPO_ROOT, "docs")).filter((f) =>
 
 test("docs/settings.md is what npm run schema generates from lib/settings.ts", () => {
   expect(read("docs/settings.md")).toBe(settingsReference(settingsJsonSchema() as Record<string, unknown>));
+});
+
+test("every key in docs/settings.md says what it means (a .describe() text)", () => {
+  const reference = settingsReference(settingsJsonSchema() as Record<string, unknown>).split("\n");
+  expect(reference.filter((row) => row.startsWith("| `") && row.endsWith("|  |"))).toEqual([]);
 });
 
 test("README.md has at most 250 lines", () => {

@@ -118,8 +118,8 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
   });
 
   test("a deploy's SSH sessions share one connection, so IAP starts one tunnel for them all (and one for the wait), closed at the end", async () => {
-    // The sessions of deploy-rs.sh in order: the wait, the boot check, deploy-rs's own (copy, then
-    // activate beside its wait, then confirm), the final check of the active system; then ssh_close.
+    // The sessions of deploy-rs.sh in order: the wait, the boot check, the "already active" check, deploy-rs's
+    // own (copy, then activate beside its wait, then confirm), the final check of the active system; then ssh_close.
     const dir = mkdtempSync(join(work, "deploy-"));
     const deploy = (sshOptions: string) =>
       execa(
@@ -128,7 +128,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
           "-c",
           `set -euo pipefail; work="$1"; source constructs/deploy-rs-ssh-config.sh; source constructs/deploy-rs-ssh-wait.sh
           s() { ssh -F "$work/ssh_config" ${sshOptions} "$DEPLOY_HOST" "$@"; }
-          wait_for_ssh; s test -d /; s true; s sleep 1 & s true; wait; s true; s readlink -f /
+          wait_for_ssh; s test -d /; active=$(s 'readlink -f /; dirname /'); s true; s sleep 1 & s true; wait; s true; s readlink -f /
           [ -S "$work/mux" ] && echo shared; ssh_close; [ -S "$work/mux" ] || echo closed`,
           "deploy",
           dir,
@@ -139,7 +139,7 @@ describeWithTools(["sshd", "ssh"], "SSH model with real ssh and sshd", () => {
         },
       );
     const tunnels = () => readFileSync(join(dir, "gcloud.argv"), "utf8").trim().split("\n").length;
-    // Without sharing (deploy("-o ControlPath=none")), each of the 7 sessions starts a tunnel.
+    // Without sharing (deploy("-o ControlPath=none")), each of the 8 sessions starts a tunnel.
     const shared = await deploy("");
     expect(shared.stdout).toBe("/\nshared\nclosed");
     expect(tunnels()).toBe(2);

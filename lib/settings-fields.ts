@@ -64,9 +64,12 @@ export const sshPublicKey = z.string().superRefine((line, ctx) => {
  * when the system is built (nixos/maintenance.nix).
  */
 const SCHEDULE = /^(daily|weekly|monthly|((Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?(\*-\*-\* )?([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?)$/;
-const schedule = z.string().regex(SCHEDULE, {
-  message: 'must be daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]" such as "Sun 03:15"; for another systemd calendar event, set nix.gc.dates in the host\'s NixOS module',
-});
+const schedule = z
+  .string()
+  .regex(SCHEDULE, {
+    message: 'must be daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]" such as "Sun 03:15"; for another systemd calendar event, set nix.gc.dates in the host\'s NixOS module',
+  })
+  .describe('When generations are pruned and the store collected: daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]".');
 const keepGenerations = z
   .number()
   .int()
@@ -77,7 +80,7 @@ const NIX_GC_DEFAULT = { keepGenerations: 5, schedule: "weekly" } as const;
 export const nixGc = z
   .strictObject({
     keepGenerations: keepGenerations.default(NIX_GC_DEFAULT.keepGenerations),
-    schedule: schedule.default(NIX_GC_DEFAULT.schedule).describe('When generations are pruned and the store collected: daily, weekly, monthly or "[Mon..Sun] [*-*-*] HH:MM[:SS]".'),
+    schedule: schedule.default(NIX_GC_DEFAULT.schedule),
   })
   .default(NIX_GC_DEFAULT)
   .describe("Bounded system generations and store garbage collection on every host.");

@@ -18,7 +18,7 @@ const image = z.strictObject({
     .refine((family) => family.length <= MAX_FAMILY, {
       message: `must be at most ${MAX_FAMILY} characters (image names are <family>-<digest> and keep ${MIN_IMAGE_HASH_CHARS} digest characters)`,
     })
-    .describe("GCE image family. Image names are <family>-<digest of the store path, guest OS features and source>."),
+    .describe("GCE image family. Image names are <family>-<digest of the store path, guest OS features, source and storage location>."),
   public: z
     .boolean()
     .default(false)
@@ -94,7 +94,9 @@ const ociImage = z.strictObject({
 });
 
 const backend = z.discriminatedUnion("type", [
-  z.strictObject({ type: z.literal("local") }),
+  z.strictObject({
+    type: z.literal("local").describe("local keeps each stack's state in terraform.<stack>.tfstate at the project root; gcs in bucket, under prefix."),
+  }),
   z.strictObject({
     type: z.literal("gcs"),
     bucket: bucketName.describe("State bucket (npm run synth, then cdktf deploy bootstrap creates it)."),
@@ -223,7 +225,7 @@ const settingsBase = z.strictObject({
   nixGc,
   secretLocations: secretLocationsSchema,
   images: z.record(gceName, image).describe("Base images, by id."),
-  hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name."),
+  hosts: z.record(gceName, host).default({}).describe("VMs, by id. The id is the instance name; under recreateOnImageChange it is <id>-<suffix>, the suffix from the image and the boot disk."),
   ociImages: z.record(gceName, ociImage).default({}).describe("OCI images pushed to Artifact Registry, by id."),
 });
 
