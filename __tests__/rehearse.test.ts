@@ -299,10 +299,13 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     );
   }
 
-  test("the bootstrap stack through Terraform: the state bucket waits for the storage API (a new project refuses it before)", async () => {
-    const s = parseSettings({ ...baseSettings(), backend: { type: "gcs", bucket: "test-project-tfstate", prefix: "nixos-gce" } }, "test");
-    const stack = new BootstrapStack(Testing.app() as App, "bootstrap", { settings: s });
-    writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(rehearsalConfig(JSON.parse(Testing.synth(stack))).config));
+  test("the bootstrap stack through Terraform: the state bucket waits for the storage API (a new project refuses it before), and a later region change leaves it alone", async () => {
+    const write = (region: string) => {
+      const s = parseSettings({ ...baseSettings(), region, zone: `${region}-b`, backend: { type: "gcs", bucket: "test-project-tfstate", prefix: "nixos-gce" } }, "test");
+      const stack = new BootstrapStack(Testing.app() as App, "bootstrap", { settings: s });
+      writeFileSync(join(dir, "cdk.tf.json"), JSON.stringify(rehearsalConfig(JSON.parse(Testing.synth(stack))).config));
+    };
+    write("europe-west1");
     expect((await terraform(["init", "-no-color"], { dir })).exitCode).toBe(0);
     const graph = await terraform(["graph"], { dir });
     expect(graph.text).toContain('"terraform_data.google_storage_bucket__StateBucket" -> "terraform_data.google_project_service__storage"');
@@ -311,6 +314,10 @@ describeWithTool("terraform", "the rewrite through real Terraform core", () => {
     expect(apply.exitCode).toBe(0);
     expect(order.indexOf("apply_complete terraform_data.google_project_service__storage")).toBeGreaterThanOrEqual(0);
     expect(order.indexOf("apply_complete terraform_data.google_project_service__storage")).toBeLessThan(order.indexOf("apply_start terraform_data.google_storage_bucket__StateBucket"));
+    // The bucket's location is ForceNew: replacing it would meet prevent_destroy, and the plan would fail.
+    write("us-central1");
+    const moved = await terraform(["plan", "-detailed-exitcode", "-no-color"], { dir });
+    expect({ exitCode: moved.exitCode, text: moved.text }).toMatchObject({ exitCode: 0 });
   }, 60000);
 
   test("null_resource lifecycles and references the stack does not use yet still mean what they say", async () => {

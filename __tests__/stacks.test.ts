@@ -27,7 +27,7 @@ describe("stacks and state", () => {
       versioning: { enabled: true },
       uniform_bucket_level_access: true,
       public_access_prevention: "enforced",
-      lifecycle: { prevent_destroy: true },
+      lifecycle: { prevent_destroy: true, ignore_changes: ["location"] },
     });
     // Resource Manager serves project services and project IAM; sts and iamcredentials serve Workload Identity Federation.
     expect(Object.values(resources(json, "google_project_service")).map((s) => s.service)).toEqual(

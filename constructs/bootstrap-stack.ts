@@ -51,7 +51,9 @@ export class BootstrapStack extends TerraformStack {
         versioning: { enabled: true },
         // Old state versions are kept for recovery, but not forever.
         lifecycleRule: [{ action: { type: "Delete" }, condition: { numNewerVersions: 20, withState: "ARCHIVED" } }],
-        lifecycle: { preventDestroy: true },
+        // Its location is ForceNew: a later region or imageBucketLocation change would
+        // plan to replace it, which prevent_destroy refuses, failing every bootstrap plan.
+        lifecycle: { preventDestroy: true, ignoreChanges: ["location"] },
         // In a new project, a bucket created before its API is on fails.
         dependsOn: [services["storage.googleapis.com"]],
       });
