@@ -1,5 +1,5 @@
 /** The resolver against real Nix (Debian's nix-bin) and fixture flakes without inputs. */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -186,6 +186,27 @@ describeWithNix(`resolver with real Nix`, () => {
     await expect(resolveWithNix(s, { projectRoot: fixture.dir, log: quiet })).rejects.toThrow(
       new RegExp(`^nix eval of flake "${fixture.ref}" failed:\\nerror: fixture: broken on purpose`),
     );
+  });
+
+  test("a flake that imports from a derivation is refused, naming it, and nothing is built at synth", async () => {
+    const salt = fixture.readInputs().salt;
+    writeFileSync(
+      join(fixture.dir, "flake.nix"),
+      `{ outputs = { self }: let
+          sh = name: script: derivation { inherit name; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" script ]; };
+          generated = sh "ifd-${salt}" "echo '\\"generated\\"' > $out";
+        in {
+          nixosConfigurations.gce-base.config = {
+            system.build.googleComputeImage = sh ("google-compute-image-" + import generated) "echo > $out";
+            image.filePath = "disk.raw.tar.gz";
+            system.nixos.label = "25.11";
+          };
+        }; }\n`,
+    );
+    const error = await resolveWithNix(settings({ flake: fixture.ref, hosts: {} }), { projectRoot: fixture.dir, log: quiet }).catch((e) => e);
+    expect(error).toBeInstanceOf(NixError);
+    expect(error.message).toMatch(new RegExp(`^flake "${fixture.ref}" imports from a derivation \\(/nix/store/\\w+-ifd-${salt}\\.drv\\): evaluating it would build at synth`));
+    expect(readdirSync("/nix/store").filter((name) => name.endsWith(`-ifd-${salt}`))).toEqual([]);
   });
 
   test("a flake whose inputs cannot be fetched says it needs network and what to run offline, without Nix's retries", async () => {

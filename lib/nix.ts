@@ -45,6 +45,16 @@ export class NixError extends Error {}
 /** Features turned on for our calls only, so Nix 2.8 and newer work without nix.conf changes. */
 export const NIX_FEATURE_ARGS = ["--extra-experimental-features", "nix-command flakes"];
 
+/** A flake that imports from a derivation would have it built during evaluation: refused instead. */
+export const NO_BUILD_ARGS = ["--option", "allow-import-from-derivation", "false"];
+
+/** Nix's refusal of an import from a derivation, as one line the user can act on; undefined for other errors. */
+function importFromDerivation(stderr: string, flake: string): string | undefined {
+  const match = /cannot build '([^']+)' during evaluation because the option 'allow-import-from-derivation' is disabled/.exec(stderr);
+  if (!match) return undefined;
+  return `flake ${shown(flake)} imports from a derivation (${match[1]}): evaluating it would build at synth, which plans only; build nothing during evaluation (no import or readFile of a derivation's output)`;
+}
+
 const NIX_MISSING =
   "nix is not installed or not on PATH. Enter the project's dev shell (`nix develop`), install Nix " +
   "(https://nixos.org/download), or synthesize from the lock file without Nix: INFRA_RESOLVE=pinned.";
@@ -222,9 +232,15 @@ export async function resolveWithNix(settings: Settings, options: EvalOptions): 
   const started = Date.now();
   const configurations = [...new Set([...Object.values(settings.images), ...Object.values(settings.hosts)].map((e) => e.nixosConfiguration))];
   const request = { flake: evalFlakeRef(settings.flake, options.projectRoot), attrs, configurations };
-  const values = (await evalWithRequest(RESOLVE_EXPR, request, options.projectRoot, (stderr) =>
-    unknownConfiguration(stderr, settings) ??
-    `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
+  const values = (await evalWithRequest(
+    RESOLVE_EXPR,
+    request,
+    options.projectRoot,
+    (stderr) =>
+      unknownConfiguration(stderr, settings) ??
+      importFromDerivation(stderr, settings.flake) ??
+      `nix eval of flake "${settings.flake}" failed${missingAttributeContext(stderr, attrs)}${offlineHint(stderr)}:\n${trimNixStderr(stderr)}`,
+    NO_BUILD_ARGS,
   )) as Record<string, unknown>;
   log(`nix eval: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return assemble(settings.flake, settings.system, values, settings);

@@ -6,7 +6,7 @@
  * nothing is built or substituted.
  */
 import { execa } from "execa";
-import { evalFlakeRef, evalWithRequest, NIX_FEATURE_ARGS, NixError, trimNixStderr } from "../lib/nix.js";
+import { evalFlakeRef, evalWithRequest, NIX_FEATURE_ARGS, NixError, NO_BUILD_ARGS, trimNixStderr } from "../lib/nix.js";
 import type { Settings } from "../lib/settings.js";
 import { diffDerivations, type HostDiffReport, type SystemReport } from "./host-diff.js";
 
@@ -17,8 +17,6 @@ const SYSTEMS_EXPR = `let
   drvPath = s: if configurations ? \${s.configuration} then configurations.\${s.configuration}.config.system.build.\${s.output}.drvPath else null;
 in { nixVersion = builtins.nixVersion; systems = builtins.mapAttrs (key: drvPath) request.systems; }`;
 
-/** A flake that imports from a derivation would have it built during evaluation: refused instead. */
-const NO_BUILD = ["--option", "allow-import-from-derivation", "false"];
 
 type Output = "toplevel" | "googleComputeImage";
 interface System {
@@ -47,7 +45,7 @@ interface Evaluated {
 async function evalSystems(flake: string, systems: Record<string, System>, cwd: string): Promise<Evaluated> {
   const request = { flake, systems };
   const failed = (stderr: string) => `nix eval of flake "${flake}" failed:\n${trimNixStderr(stderr)}`;
-  return (await evalWithRequest(SYSTEMS_EXPR, request, cwd, failed, NO_BUILD)) as Evaluated;
+  return (await evalWithRequest(SYSTEMS_EXPR, request, cwd, failed, NO_BUILD_ARGS)) as Evaluated;
 }
 
 /** `nix derivation show` replaced `nix show-derivation` in Nix 2.15. */
