@@ -4,7 +4,7 @@
  * build .#…`), and no store path depends on the commit, so a committed lock
  * stays valid. Real git, real Nix, a fixture flake.
  */
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { execa } from "execa";
@@ -54,6 +54,23 @@ describeWithNix(`a flake in a git repository`, () => {
     expect(existsSync(join(stdout, "node_modules"))).toBe(false);
     const resolved = await resolveWithNix(settings(withOci()), { projectRoot: fixture.dir, log: () => undefined });
     expect(resolved.hosts.a.toplevel).toMatch(/^\/nix\/store\/\w{32}-nixos-system-vm$/);
+  });
+
+  test("a shallow clone resolves, as the apply steps' nix build .#… takes it (Nix refuses one without shallow=1)", async () => {
+    writeFileSync(join(fixture.dir, "second"), "a second commit, so the clone below is cut short\n");
+    await git(fixture.dir, "add", "second");
+    await git(fixture.dir, "commit", "-qm", "second");
+    const clone = `${fixture.dir}-shallow`;
+    await execa("git", ["clone", "-q", "--depth", "1", pathToFileURL(fixture.dir).href, clone]);
+    try {
+      expect(existsSync(join(clone, ".git", "shallow"))).toBe(true);
+      expect(evalFlakeRef(".", clone)).toBe(`git+file://${clone}?shallow=1`);
+      const resolved = await resolveWithNix(settings(withOci()), { projectRoot: clone, log: () => undefined });
+      const cli = await execa("nix", ["eval", "--raw", ".#nixosConfigurations.vm.config.system.build.toplevel.outPath"], { cwd: clone, env: NIX_ENV });
+      expect(resolved.hosts.a.toplevel).toBe(cli.stdout);
+    } finally {
+      rmSync(clone, { recursive: true, force: true });
+    }
   });
 
   test("npm run pin -- --check passes on a committed lock, and still fails when a configuration changes", async () => {

@@ -2,7 +2,7 @@
  * Every call to `nix` lives here. At synth, one `nix eval` resolves the store
  * paths of all images, hosts and OCI images; nothing is ever built at synth.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, isAbsolute, join, relative, resolve as resolvePath } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -114,7 +114,23 @@ export function evalFlakeRef(flake: string, projectRoot: string): string {
   const top = gitTopLevel(dir);
   if (top === undefined) return `path:${dir}`;
   const sub = relative(top, dir);
-  return `git+${pathToFileURL(top).href}${sub ? `?dir=${encodeURIComponent(sub)}` : ""}`;
+  // A shallow clone is evaluated as the CLI does it (its path parsing adds shallow=1); without it, Nix refuses one.
+  const query = [...(sub ? [`dir=${encodeURIComponent(sub)}`] : []), ...(isShallow(top) ? ["shallow=1"] : [])];
+  return `git+${pathToFileURL(top).href}${query.length ? `?${query.join("&")}` : ""}`;
+}
+
+/** Whether the repository at `top` is a shallow clone: its git directory (or, from a worktree, the common one) has a `shallow` file. */
+function isShallow(top: string): boolean {
+  const dotGit = join(top, ".git");
+  let gitDir = dotGit;
+  if (!statSync(dotGit).isDirectory()) {
+    const pointer = /^gitdir: (.+)$/m.exec(readFileSync(dotGit, "utf8"))?.[1]?.trim();
+    if (!pointer) return false;
+    gitDir = resolvePath(top, pointer);
+    const common = join(gitDir, "commondir");
+    if (existsSync(common)) gitDir = resolvePath(gitDir, readFileSync(common, "utf8").trim());
+  }
+  return existsSync(join(gitDir, "shallow"));
 }
 
 /** The nearest directory at or above `dir` that holds `.git` (a directory, or a file in a worktree). */
