@@ -302,6 +302,12 @@ describe("settings Google or the stack would refuse later are refused now, namin
     expect(one(raw)).toBe('ociImages.b.package: "p" is also ociImages.a.package; give each OCI image a package of its own');
   });
 
+  test("an OCI image's user is a number, or a name the image defines (root, nobody)", () => {
+    const user = (value: string) => settingsProblems({ ...baseSettings(), ociImages: { a: { package: "p", version: "1", user: value } } });
+    for (const ok of ["0", "65534:65534", "1000:100", "root", "nobody:65534"]) expect(user(ok)).toEqual([]);
+    expect(user("pipeline")).toEqual(['ociImages.a.user: must be a uid[:gid] such as 65534:65534 or 0, or root or nobody (the only names the image defines) (got "pipeline")']);
+  });
+
   test("an OCI image whose package is the flake's deploy-rs package is refused", () => {
     const raw = { ...baseSettings(), ociImages: { a: { package: "deploy-rs", version: "1" } } };
     expect(one(raw)).toBe('ociImages.a.package: "deploy-rs" is the flake\'s deploy-rs package (deploy.package); choose another name');

@@ -76,7 +76,7 @@ const host = z.strictObject({
     .boolean()
     .default(false)
     .describe("Replace the VM when its image changes. Default false: the image is only the first boot; deploy-rs converges."),
-  runsOciImages: z.array(z.string()).default([]).describe("Ids of ociImages the host pulls; grants it read access to the repository."),
+  runsOciImages: z.array(z.string()).default([]).describe("Ids of ociImages the host may pull: grants it read access to the repository (the whole repository). Nothing on the host runs them by itself."),
   secrets: hostSecretsSchema,
 });
 
@@ -88,9 +88,10 @@ const ociImage = z.strictObject({
     .describe("Version; the image is tagged <version>-<store hash>."),
   user: z
     .string()
-    .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,31})?$/, { message: "must be a user[:group], by name or number, such as 65534:65534 or 0" })
+    // By number, or a name the image defines: fakeNss gives it root and nobody only, and a runtime refuses another name at start.
+    .regex(/^(\d{1,10}|root|nobody)(:\d{1,10})?$/, { message: "must be a uid[:gid] such as 65534:65534 or 0, or root or nobody (the only names the image defines)" })
     .optional()
-    .describe("User the container runs as (the image config's User). Default 65534:65534 (nobody); \"0\" runs it as root."),
+    .describe("User the container runs as (the image config's User): a uid[:gid], or root or nobody. Default 65534:65534 (nobody); \"0\" runs it as root."),
 });
 
 const backend = z.discriminatedUnion("type", [
