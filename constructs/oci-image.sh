@@ -30,14 +30,16 @@ if [ "$(head -c 2 "$archive" | od -An -tx1 | tr -d ' ')" = 1f8b ]; then
 fi
 
 skopeo_opts=(--tls-verify="$OCI_TLS_VERIFY")
-if [ "$OCI_AUTH" = gcloud ]; then
-  # A short-lived token in a private file: never on a command line, never in state.
-  umask 077
+# A short-lived token in a private file: never on a command line, never in state.
+# Written again before the push: the conversion of a large image can outlast it.
+write_auth() {
+  [ "$OCI_AUTH" = gcloud ] || return 0
+  local token
   token=$(gcloud auth print-access-token)
-  printf '{"auths":{"%s":{"auth":"%s"}}}' "${OCI_REPOSITORY%%/*}" "$(printf 'oauth2accesstoken:%s' "$token" | base64 -w0)" > "$work/auth.json"
-  unset token
-  skopeo_opts+=(--authfile "$work/auth.json")
-fi
+  (umask 077 && printf '{"auths":{"%s":{"auth":"%s"}}}' "${OCI_REPOSITORY%%/*}" "$(printf 'oauth2accesstoken:%s' "$token" | base64 -w0)" > "$work/auth.json")
+}
+write_auth
+if [ "$OCI_AUTH" = gcloud ]; then skopeo_opts+=(--authfile "$work/auth.json"); fi
 
 # Tags carry the store hash and the repository's tags are immutable: a tag
 # that exists already holds exactly this content.
@@ -68,8 +70,9 @@ else
     umoci config --no-history --image "$layout" "${annotations[@]}"
   fi
   log "pushing $reference"
+  write_auth
   skopeo copy --quiet "${skopeo_opts[@]/--tls-verify/--dest-tls-verify}" "oci:$layout" "docker://$reference"
+  log "pushed $reference"
 fi
 digest=$(skopeo inspect --format '{{.Digest}}' "${skopeo_opts[@]}" "docker://$reference")
-log "pushed $reference"
 log "digest $OCI_REPOSITORY@$digest"

@@ -1,7 +1,7 @@
 # The one helper every OCI image uses: a layered image that runs one program,
 # built reproducibly (fixed creation date) and labelled with the
 # org.opencontainers.image.* keys. It is an uncompressed docker-archive
-# (skopeo compresses the layers when it pushes). A docker-archive carries no
+# (skopeo compresses the layers when the push step converts it to OCI). A docker-archive carries no
 # manifest annotations, so these keys live in the image config's Labels,
 # where registries and `skopeo inspect` show them. The revision is not here:
 # the push step adds it (org.opencontainers.image.revision), so that the
