@@ -37,6 +37,7 @@ const UNIQUE_NAME: Readonly<Record<string, string>> = {
   google_service_account: "account_id",
   google_storage_bucket: "name",
   google_artifact_registry_repository: "repository_id",
+  google_secret_manager_secret: "secret_id",
 };
 
 /** One planned change, as the caller reads it from `terraform show -json`. */
