@@ -158,6 +158,10 @@ describe("plan summary of every action and kind", () => {
       "- update `google_compute_instance.vm-vm_Instance_1`: instance `vm`; metadata `ssh-keys` rewritten, `operator-note` removed: keys set outside the stack (gcloud compute ssh) are undone",
     ]);
     expect(md).not.toContain("BBBB");
+    // A value known only after apply is left out of `after`: not a removal.
+    const pending = planOf(change("google_compute_instance.vm-vm_Instance_1", ["update"], { name: "vm", metadata: { startup: "old" } }, { name: "vm", metadata: {} }));
+    (pending as any).resource_changes[0].change.after_unknown = { metadata: { startup: true } };
+    expect(bullets(renderPlanSummary([{ stack: "infra", plan: pending }]))).toEqual(["- update `google_compute_instance.vm-vm_Instance_1`: instance `vm`"]);
   });
 
   test("an upload step shows its object", () => {

@@ -308,7 +308,14 @@ function bullet(c: ResourceChange, kind: { verb: Verb; order?: string }, title: 
 /** An instance update's metadata keys removed or rewritten (names only): the stack owns the whole map, so what gcloud compute ssh or a person added goes. */
 function metadataDetail(c: ResourceChange): string[] {
   const [before, after] = [c.change.before, c.change.after].map((v) => (isObject(v) && isObject(v.metadata) ? v.metadata : undefined));
-  const names = before && after ? Object.keys(before).filter((k) => after[k] !== before[k]).map((k) => `\`${code(k)}\` ${Object.hasOwn(after, k) ? "rewritten" : "removed"}`) : [];
+  // Terraform leaves a value known only after apply out of `after`: that key is not removed.
+  const later = (k: string) => marked(c.change.after_unknown, ["metadata", k]);
+  const names =
+    before && after
+      ? Object.keys(before)
+          .filter((k) => after[k] !== before[k] && !later(k))
+          .map((k) => `\`${code(k)}\` ${Object.hasOwn(after, k) ? "rewritten" : "removed"}`)
+      : [];
   return names.length ? [`metadata ${names.join(", ")}: keys set outside the stack (gcloud compute ssh) are undone`] : [];
 }
 
