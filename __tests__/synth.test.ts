@@ -116,7 +116,8 @@ describeWithNix(`npm run synth with a fixture flake`, () => {
       expect(first.stderr).not.toContain("error");
       expect(first.exitCode).toBe(0);
       expect(second.exitCode).toBe(0);
-      const commands = spy.calls().map((argv) => argv.filter((a) => !a.startsWith("-") && a !== "nix-command flakes")[0]);
+      // Each call's subcommand (its options come first: --option <name> <value> among them).
+      const commands = spy.calls().map((argv) => argv.find((a) => ["eval", "build", "flake", "path-info"].includes(a)) ?? argv.join(" "));
       expect(commands).toEqual(["eval", "eval"]);
       expect(first.stackJson()).toBe(second.stackJson());
       expect(first.stackJson()).not.toContain(process.cwd());
