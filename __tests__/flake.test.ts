@@ -210,6 +210,20 @@ describe("Nix files of the repository (no Nix needed)", () => {
   });
 });
 
+/** The error of evaluating the flake with `raw` settings (after `edit` changed the copy's files), or "no error". */
+function evaluationError(raw: SettingsInput, edit: (root: string) => void = () => undefined): string {
+  const root = flakeWithSettings(raw);
+  try {
+    edit(root);
+    evaluateAgreement(root);
+    return "no error";
+  } catch (e) {
+    return (e as Error).message;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
 describeWithNix(`Nix files parse`, () => {
   test("nix-instantiate --parse reads every one (one call; an error names its file)", () => {
     const parsed = spawnSync("nix-instantiate", ["--parse", ...NIX_FILES.map((file) => join(REPO_ROOT, file))], {
@@ -311,17 +325,7 @@ describeWithNix(`flake.nix agrees with infra.json (real Nix, test doubles for it
   });
 
   test("an OCI image whose package another image or deploy-rs already gives packages.<system> fails the evaluation, naming the key (synth refuses it too)", () => {
-    const error = (images: InfraJson["ociImages"]): string => {
-      const root = flakeWithSettings({ ...VARIANT, ociImages: images });
-      try {
-        evaluateAgreement(root);
-        return "no error";
-      } catch (e) {
-        return (e as Error).message;
-      } finally {
-        rmSync(root, { recursive: true, force: true });
-      }
-    };
+    const error = (images: InfraJson["ociImages"]): string => evaluationError({ ...VARIANT, ociImages: images });
     expect(error({ ingest: { package: "p", version: "1" }, transform: { package: "p", version: "2" } })).toContain('ociImages.transform.package "p" is also ociImages.ingest.package');
     expect(error({ ingest: { package: "deploy-rs", version: "1" } })).toContain('ociImages.ingest.package "deploy-rs" is the flake\'s deploy-rs package');
   });
@@ -679,19 +683,6 @@ describeWithNix(`NixOS configurations: what the modules set, per infra.json (rea
 });
 
 describeWithNix(`the stand-in module system refuses what NixOS refuses (real Nix)`, () => {
-  /** The error of evaluating the flake with `raw` settings after `edit` changed the copy's files. */
-  const evaluationError = (raw: SettingsInput, edit: (root: string) => void): string => {
-    const root = flakeWithSettings(raw);
-    try {
-      edit(root);
-      evaluateAgreement(root);
-      return "no error";
-    } catch (e) {
-      return (e as Error).message;
-    } finally {
-      rmSync(root, { recursive: true, force: true });
-    }
-  };
   const runs = (name: string): SettingsInput => ({ ...VARIANT, hosts: { db: { ...VARIANT.hosts!.db, nixosConfiguration: name } } });
 
   test("a misspelt option of nixpkgs' GCE image module does not exist", () => {

@@ -7,7 +7,8 @@ import { z } from "zod";
 import { oneLine } from "./text.js";
 import { NixError, type Resolved } from "./nix.js";
 import { resolvedHostSchema, resolvedImageSchema, resolvedOciSchema } from "./resolved.js";
-import { describeIssue, type Settings } from "./settings.js";
+import { describeIssue } from "./settings-issues.js";
+import type { Settings } from "./settings.js";
 
 const lockSchema = z.strictObject({
   version: z.literal(1),
