@@ -25,16 +25,17 @@ const host = (nixosConfiguration: string, extra: Record<string, unknown> = {}) =
 const twoHosts = (extra: Record<string, unknown> = {}): SettingsInput =>
   baseSettings({ hosts: { vm: host("vm", extra), worker: host("worker") } });
 
-/** Provisioner runs per kind of step, e.g. "build 1, upload 1, deploy 2". */
-function ran(summary: ApplySummary): string {
-  return STEP_KINDS.filter((k) => summary.steps[k].ran > 0).map((k) => `${k} ${summary.steps[k].ran}`).join(", ") || "nothing";
+/** Provisioner runs per kind of step, e.g. "build 1, upload 1, deploy 2": the steps' work, or (onDestroy) their destroy-time runs. */
+function ran(summary: ApplySummary, runs: "ran" | "ranOnDestroy" = "ran"): string {
+  return STEP_KINDS.filter((k) => summary.steps[k][runs] > 0).map((k) => `${k} ${summary.steps[k][runs]}`).join(", ") || "nothing";
 }
 /** Where in the timeline an event matching the pattern happened; an event that never happened fails (-1 would pass any "before"). */
 function at(summary: ApplySummary, pattern: RegExp): number {
   return found(summary.timeline, pattern);
 }
+/** Where in the timeline a change matching the pattern (`<kind> <action> <address>`) began. */
 function startedAt(summary: ApplySummary, pattern: RegExp): number {
-  return found(summary.order, pattern);
+  return found(summary.timeline, new RegExp(`^begin ${pattern.source.replace(/^\^/, "")}`));
 }
 function found(lines: string[], pattern: RegExp): number {
   const index = lines.findIndex((line) => pattern.test(line));
@@ -158,7 +159,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(counts(summary, "build")).toMatchObject({ ran: 1, created: 1, destroyed: 1 });
     expect(counts(summary, "upload")).toMatchObject({ ran: 1 });
     expect(counts(summary, "image")).toMatchObject({ created: 1, destroyed: 1 });
-    expect(counts(summary, "instance")).toEqual({ ran: 0, failed: 0, created: 0, updated: 0, destroyed: 0 });
+    expect(counts(summary, "instance")).toEqual({ ran: 0, ranOnDestroy: 0, failed: 0, created: 0, updated: 0, destroyed: 0 });
     expect(counts(summary, "deploy").ran).toBe(0);
     expect(counts(summary, "gcroots").ran).toBe(1);
     // The new image exists before the old one is deleted (create_before_destroy).
@@ -241,7 +242,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(existsSync(image)).toBe(false);
   }, TIMEOUT);
 
-  test("g. the flake changed between plan and apply: each step refuses before acting", async () => {
+  test("g. the flake changed between plan and apply: each step refuses before acting; a deploy step Terraform replaces refuses before it is destroyed", async () => {
     const { project: p } = await deployed();
     const activations = p.activations();
     const edit = (change: (inputs: any) => void) => {
@@ -250,17 +251,11 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
       p.flake.writeInputs(inputs);
     };
 
-    // An image and a service change are planned; then the flake changes again.
-    edit((i) => {
-      i.configurations["gce-base"].image = "base v2";
-      i.configurations.worker.services = "pipeline v2";
-    });
+    // An image change alone is planned; then the flake changes again. No deploy step is replaced.
+    edit((i) => (i.configurations["gce-base"].image = "base v2"));
     await p.synth();
     expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
-    edit((i) => {
-      i.configurations["gce-base"].image = "base v3, not reviewed";
-      i.configurations.worker.services = "pipeline v3, not reviewed";
-    });
+    edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
     const image = await p.apply("reviewed.tfplan");
     steps.push(ran(image.summary));
     expect(image.run.exitCode).not.toBe(0);
@@ -271,11 +266,24 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(counts(image.summary, "upload").ran).toBe(0);
     expect(counts(image.summary, "image").created).toBe(0);
     expect(p.uploads()).toHaveLength(1);
-    // The deploys wait behind the image (the VMs refer to it), so none ran; the
-    // refused build is tainted, and the next apply builds what it plans then.
-    expect(p.activations()).toEqual(activations);
 
-    // A service change alone, planned, then changed: the deploy step refuses.
+    // An image and a service change are planned; then the image changes again. Terraform destroys a
+    // replaced deploy step before it creates what the step depends on, the build among them: the step's
+    // destroy check refuses first, so it stays, and the build never starts.
+    edit((i) => {
+      i.configurations["gce-base"].image = "base v2";
+      i.configurations.worker.services = "pipeline v2";
+    });
+    await p.synth();
+    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+    edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
+    const kept = await p.apply("reviewed.tfplan");
+    steps.push(ran(kept.summary));
+    expect(kept.run.exitCode).not.toBe(0);
+    expect(kept.summary.errors.join("\n")).toMatch(/deploy-rs\[worker\]: the flake changed after synth; .*the deploy step and its host are left as they were/);
+    expect(ran(kept.summary)).toBe("nothing");
+
+    // A service change alone, planned, then changed: the same check refuses.
     edit((i) => {
       i.configurations["gce-base"].image = "base v1";
       i.configurations.worker.services = "pipeline v4";
@@ -286,18 +294,17 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     const deploy = await p.apply("reviewed.tfplan");
     steps.push(ran(deploy.summary));
     expect(deploy.run.exitCode).not.toBe(0);
-    expect(deploy.summary.steps.deploy).toMatchObject({ ran: 0, failed: 1 });
-    expect(deploy.summary.errors.join("\n")).toContain("nothing was deployed");
+    expect(deploy.summary.errors.join("\n")).toMatch(/deploy-rs\[worker\]: the flake changed after synth; .*the deploy step and its host are left as they were/);
     expect(p.activations()).toEqual(activations);
 
-    // Recoverable: a new plan of what the flake says now applies cleanly.
+    // Recoverable: a new plan of what the flake says now applies cleanly. The build refused first is tainted, so it runs again.
     const { summary } = await applyNow(p);
-    expect(ran(summary)).toBe("deploy 1");
+    expect(ran(summary)).toBe("build 1, deploy 1");
     await expectNoChanges(p);
   }, TIMEOUT);
 
-  test("g2. a build refused (the flake changed after the plan): the next apply redoes the build, and the deploy step Terraform destroyed first checks its host again and activates nothing; the GC-roots step stays", async () => {
-    const { project: p, rehearsal: deployedRehearsal } = await deployed();
+  test("g2. a refused build leaves the next apply nothing to redo but the build; the deploy steps of changed hosts stay", async () => {
+    const { project: p } = await deployed();
     const activations = p.activations();
     const roots = p.gcRoots();
     const edit = (change: (inputs: any) => void) => {
@@ -306,32 +313,32 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
       p.flake.writeInputs(inputs);
     };
     const original = p.flake.readInputs();
-    // An image and a host change are planned; the flake changes again before the apply, which refuses the build.
-    edit((i) => {
-      i.configurations["gce-base"].image = "base v2";
-      i.configurations.worker.services = "pipeline v2";
-    });
-    await p.synth();
-    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
-    edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
-    const refused = await p.apply("reviewed.tfplan");
-    steps.push(ran(refused.summary));
-    expect(refused.run.exitCode).not.toBe(0);
-    expect(refused.summary.errors.join("\n")).toContain("nix-image: the flake changed after synth");
-    // The change is dropped: the flake is back to what the hosts run. The refused (tainted) build is redone.
-    p.flake.writeInputs(original);
-    const rehearsal = await p.synth();
-    const next = await p.apply();
-    const summary = expectApplied(next);
-    steps.push(ran(summary));
-    // Terraform destroys a replaced deploy step first, before the build refuses (create_before_destroy there would
-    // be forced onto the VM, which would then take its own name while it exists: 409, test e), so the step runs again.
-    expect(ran(summary)).toBe("build 1, deploy 1");
-    expect(next.run.events.map((e) => e.hook?.output ?? "").join("\n")).toMatch(/deploy-rs\[worker\]: already active: \/nix\/store\/\w+-nixos-system-worker; nothing to deploy/);
-    expect(plannedSystems(rehearsal)).toEqual(plannedSystems(deployedRehearsal));
-    expect(p.activations()).toEqual(activations);
-    expect(p.gcRoots()).toEqual(roots);
-    await expectNoChanges(p);
+    const refuse = async (change: (inputs: any) => void) => {
+      edit(change);
+      await p.synth();
+      expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+      edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
+      const refused = await p.apply("reviewed.tfplan");
+      steps.push(ran(refused.summary));
+      expect(refused.run.exitCode).not.toBe(0);
+      // The change is dropped: the flake is back to what the hosts run.
+      p.flake.writeInputs(original);
+      await p.synth();
+      const { summary } = await applyNow(p);
+      await expectNoChanges(p);
+      expect(p.activations()).toEqual(activations);
+      expect(p.gcRoots()).toEqual(roots);
+      return ran(summary);
+    };
+    // An image and a host change: the deploy step refuses before it is destroyed, so nothing ran and nothing is left.
+    expect(
+      await refuse((i) => {
+        i.configurations["gce-base"].image = "base v2";
+        i.configurations.worker.services = "pipeline v2";
+      }),
+    ).toBe("nothing");
+    // An image change alone: the build refuses, and is tainted; it alone runs again.
+    expect(await refuse((i) => (i.configurations["gce-base"].image = "base v2"))).toBe("build 1");
   }, TIMEOUT);
 
   test("h. an object deleted out of band: the plan stays empty, and a later image change from a fresh runner rebuilds and re-uploads", async () => {
@@ -706,7 +713,7 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(unprotected.summary.order).toEqual([expect.stringMatching(/^instance update google_compute_instance\.vm-vm_/)]);
 
     const destroyed = expectApplied(await p.destroy());
-    steps.push(`destroy: ${ran(destroyed)}`);
+    steps.push(`destroy: ${ran(destroyed, "ranOnDestroy")} on destroy`);
     expect(await state()).toEqual([]);
     expect(destroyed.order).toHaveLength(deployedState.length);
     expect(destroyed.order.every((l) => / delete /.test(l))).toBe(true);
@@ -725,13 +732,10 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     expect(done(img)).toBeLessThan(begun(upload));
     expect(done(upload)).toBeLessThan(begun(build));
     expect(done(upload)).toBeLessThan(begun(bucketAt));
-    // Only destroy steps ran: the build's, which drops its GC root, and the provider's bucket delete (acted out on the
-    // double); nothing deployed, uploaded or built.
-    expect(ran(destroyed)).toBe("build 1, other 1");
-    expect(destroyed.timeline.filter((l) => l.startsWith("ran ")).sort()).toEqual([
-      expect.stringMatching(/^ran build null_resource\.base-build_/),
-      expect.stringMatching(/^ran other google_storage_bucket\./),
-    ]);
+    // Only destroy steps ran: the build's, which drops its GC root, each deploy step's check of the flake, and the
+    // provider's bucket delete (acted out on the double); nothing deployed, uploaded or built.
+    expect(ran(destroyed)).toBe("nothing");
+    expect(ran(destroyed, "ranOnDestroy")).toBe("build 1, deploy 2, other 1");
     expect(p.gcRoots()).toEqual([]);
     expect((await execa("nix-store", ["--query", "--roots", image], { env: NIX_ENV })).stdout).toBe("");
     // The bucket went with the uploads in it (force_destroy: they are not in the state).

@@ -66,7 +66,8 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     const next = await rehearse();
     if (next.exitCode !== 0) throw new Error(next.stderr);
     expect(next.stderr).toContain("rehearse: next deploy after the last rehearsal");
-    expect(next.stderr).toMatch(/rehearse: {3}deploy +ran 1 +1 created, 1 destroyed/);
+    // The replaced step checked the flake before Terraform destroyed it (constructs/deploy-rs-destroy.sh).
+    expect(next.stderr).toMatch(/rehearse: {3}deploy +ran 1, 1 on destroy +1 created, 1 destroyed/);
     expect(next.stderr).not.toMatch(/rehearse: {3}(build|upload|image|push) /);
 
     // Then the teardown: what cdktf destroy infra runs, reviewed first; the build's destroy step drops the GC root.
@@ -74,7 +75,7 @@ describeWithTools(["terraform", "nix", "docker-registry", "skopeo", "umoci"], "n
     if (destroyed.exitCode !== 0) throw new Error(destroyed.stderr);
     expect(destroyed.stderr).toContain("rehearse: destroy (cdktf destroy infra) of what the rehearsals deployed");
     expect(destroyed.stderr).toMatch(/rehearse: {3}instance +1 destroyed/);
-    expect(destroyed.stderr).toMatch(/rehearse: {3}build +ran 1 +1 destroyed/);
+    expect(destroyed.stderr).toMatch(/rehearse: {3}build +1 on destroy +1 destroyed/);
     expect(destroyed.stderr).not.toMatch(/rehearse: {3}(upload|deploy|push) +ran/);
     expect(destroyed.stderr).toContain("rehearse: plan after the apply: no changes (terraform plan -destroy -detailed-exitcode exited 0)");
     expect(destroyed.stderr).toContain("rehearse: GC roots left: 0 (.infra/rehearsal/state/gcroots); known_hosts and upload locks stay");

@@ -255,11 +255,15 @@ describe("the rehearsal rewrite (pure)", () => {
       { type: "apply_start", hook: hook("terraform_data.unknown", "delete") },
       { type: "apply_complete", hook: hook("terraform_data.google_compute_instance__gone-vm_Instance_0A1B2C3D", "delete") },
       { type: "provision_errored", hook: hook(build) },
+      { type: "apply_start", hook: hook(build, "delete") },
+      { type: "provision_complete", hook: hook(build) },
       { type: "diagnostic", diagnostic: { severity: "error", summary: "local-exec provisioner error", detail: "exit status 1" } },
     ];
     const summary = summarizeApply(events, standIns);
-    expect(summary.steps.build).toEqual({ ran: 1, failed: 1, created: 1, updated: 0, destroyed: 0 });
-    expect(summary.order).toEqual([`build create ${standIns[build].original}`, "other delete terraform_data.unknown"]);
+    // A provisioner's run belongs to the change the address last began: the second is a destroy-time run.
+    expect(summary.steps.build).toEqual({ ran: 1, ranOnDestroy: 1, failed: 1, created: 1, updated: 0, destroyed: 0 });
+    expect(summary.order).toEqual([`build create ${standIns[build].original}`, "other delete terraform_data.unknown", `build delete ${standIns[build].original}`]);
+    expect(summary.timeline).toContain(`ran on destroy build ${standIns[build].original}`);
     // A stand-in no longer in the configuration is named from its own name.
     expect(summary.steps.instance.destroyed).toBe(1);
     expect(summary.timeline).toContain("done instance delete google_compute_instance.gone-vm_Instance_0A1B2C3D");

@@ -156,9 +156,9 @@ await runCli(async () => {
     for (const kind of STEP_KINDS) {
       const c = counts[kind];
       const changes = (["created", "updated", "destroyed"] as const).filter((k) => c[k] > 0).map((k) => `${c[k]} ${k}`);
-      if (c.ran + c.failed === 0 && changes.length === 0) continue;
-      const runs = [c.ran ? `ran ${c.ran}` : "", c.failed ? `FAILED ${c.failed}` : ""].filter(Boolean).join(", ");
-      say(`  ${kind.padEnd(9)} ${runs.padEnd(18)} ${changes.join(", ")}`);
+      if (c.ran + c.ranOnDestroy + c.failed === 0 && changes.length === 0) continue;
+      const runs = [c.ran ? `ran ${c.ran}` : "", c.ranOnDestroy ? `${c.ranOnDestroy} on destroy` : "", c.failed ? `FAILED ${c.failed}` : ""].filter(Boolean).join(", ");
+      say(`  ${kind.padEnd(9)} ${runs.padEnd(20)} ${changes.join(", ")}`);
     }
     if (summary.order.length === 0) say("  nothing (the plan was empty)");
     say(

@@ -48,8 +48,8 @@ if [ "$booted" != "$DEPLOY_EXPECTED_BOOT" ]; then
   exit 1
 fi
 
-# Already active (the step was replaced destroy-first in an apply that stopped
-# before it, e.g. at a refused build, and the change was then dropped): the
+# Already active (the step was destroyed in an apply that then failed before
+# it, e.g. at an upload, and the change was then dropped): the
 # host runs the planned system, and activating it again would only restart
 # what it runs. Only when it also boots it: the system profile may point
 # elsewhere (a `switch-to-configuration test`, a rollback whose switch back

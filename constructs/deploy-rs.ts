@@ -5,6 +5,8 @@ import { STORE_PATH } from "../lib/gce.js";
 import { localExec } from "../lib/steps.js";
 
 export const DEPLOY_SCRIPT = "constructs/deploy-rs.sh";
+/** Checks the flake before Terraform destroys a replaced step (see the script). */
+export const DESTROY_DEPLOY_SCRIPT = "constructs/deploy-rs-destroy.sh";
 
 /** How deploys and rollbacks reach a host (constructs/deploy-rs-ssh-config.sh; bin/rollback.ts builds the same). */
 export interface SshEnv {
@@ -40,6 +42,20 @@ export interface DeployEnv extends SshEnv {
   readonly DEPLOY_ACTIVATION_TIMEOUT: string;
 }
 
+/**
+ * DeployRs destroy step. A destroy step may refer to nothing but itself, so
+ * every value is a literal of the plan.
+ */
+export interface DestroyDeployEnv {
+  readonly DEPLOY_FLAKE: string;
+  readonly DEPLOY_NODE: string;
+  readonly DEPLOY_CONFIGURATION: string;
+  readonly DEPLOY_EXPECTED_SYSTEM: string;
+  /** The planned build of the image the host's VM refers to. */
+  readonly DEPLOY_IMAGE_ATTRIBUTE: string;
+  readonly DEPLOY_EXPECTED_IMAGE: string;
+}
+
 export interface DeployRsProps {
   /** Flake reference as the user wrote it. */
   readonly flake: string;
@@ -49,6 +65,12 @@ export interface DeployRsProps {
   readonly configuration: string;
   /** Planned system.build.toplevel of the host; the deploy must end with it active. */
   readonly toplevel: string;
+  /**
+   * The planned build of the image the host's VM refers to. Terraform
+   * destroys a replaced step before that build runs, so the step checks it
+   * first (constructs/deploy-rs-destroy.sh).
+   */
+  readonly image: { readonly attribute: string; readonly storePath: string };
   /**
    * How the configuration boots: "efi" when the flake builds it for
    * UEFI_COMPATIBLE images (lib/configurations.ts). A kept VM boots the way
@@ -80,7 +102,9 @@ export class DeployRs extends Construct {
 
   constructor(scope: Construct, id: string, props: DeployRsProps) {
     super(scope, id);
-    if (!STORE_PATH.test(props.toplevel)) throw new Error(`DeployRs: toplevel "${props.toplevel}" is not a Nix store path`);
+    for (const [key, path] of Object.entries({ toplevel: props.toplevel, "image.storePath": props.image.storePath })) {
+      if (!STORE_PATH.test(path)) throw new Error(`DeployRs: ${key} "${path}" is not a Nix store path`);
+    }
     if (props.boot !== "efi" && props.boot !== "bios") throw new Error(`DeployRs: boot must be "efi" or "bios" (got ${JSON.stringify(props.boot)})`);
     for (const [key, value] of Object.entries({
       sshWaitSeconds: props.sshWaitSeconds,
@@ -106,6 +130,17 @@ export class DeployRs extends Construct {
           DEPLOY_CONFIRM_TIMEOUT: String(props.confirmTimeoutSeconds ?? 30),
           DEPLOY_ACTIVATION_TIMEOUT: String(props.activationTimeoutSeconds ?? 240),
         }),
+        {
+          ...localExec<DestroyDeployEnv>(DESTROY_DEPLOY_SCRIPT, {
+            DEPLOY_FLAKE: props.flake,
+            DEPLOY_NODE: props.node,
+            DEPLOY_CONFIGURATION: props.configuration,
+            DEPLOY_EXPECTED_SYSTEM: props.toplevel,
+            DEPLOY_IMAGE_ATTRIBUTE: props.image.attribute,
+            DEPLOY_EXPECTED_IMAGE: props.image.storePath,
+          }),
+          when: "destroy",
+        },
       ],
     });
   }

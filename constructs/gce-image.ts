@@ -54,6 +54,8 @@ export class GceImage extends Construct {
   public readonly plannedName: string;
   public readonly selfLink: string;
   public readonly image: ComputeImage;
+  /** The build step whose output the image is. */
+  public readonly build: NixImage;
   /** The upload step (null_resource), keyed by the object and the image name. */
   public readonly upload: Resource;
   /** Object name inside the bucket: `nixos/<store hash>/<file>`. */
@@ -64,6 +66,7 @@ export class GceImage extends Construct {
   constructor(scope: Construct, id: string, props: GceImageProps) {
     super(scope, id);
     const { build, bucket } = props;
+    this.build = build;
     const guestOsFeatures = props.guestOsFeatures ?? ["VIRTIO_SCSI_MULTIQUEUE"];
     // The full store hash makes every configuration change a new object.
     this.objectName = `nixos/${build.storeHash}/${build.fileName}`;

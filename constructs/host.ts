@@ -184,6 +184,7 @@ export class Host extends Construct {
       node: name,
       configuration: props.planned.nixosConfiguration,
       toplevel: props.planned.toplevel,
+      image: { attribute: props.image.build.environment.NIX_ATTRIBUTE, storePath: props.image.build.storePath },
       boot: props.boot,
       instanceAddress: `${this.instance.terraformResourceType}.${this.instance.friendlyUniqueId}`,
       ssh: this.ssh,

@@ -576,8 +576,10 @@ export interface TerraformEvent {
 }
 
 export interface StepCount {
-  /** Provisioners that ran to completion. */
+  /** Provisioners that ran to completion when the step was created: its work. */
   ran: number;
+  /** Destroy-time provisioners that ran to completion (a build's GC-root drop, a deploy step's check before it is replaced). */
+  ranOnDestroy: number;
   /** Provisioners that failed. */
   failed: number;
   created: number;
@@ -606,13 +608,17 @@ export interface ApplySummary {
   readonly steps: Record<StepKind, StepCount>;
   /** `<kind> <action> <original address>` for every apply_start, in order. */
   readonly order: string[];
-  /** Every finished or failed change and provisioner, in order: `<event> <kind> <action> <original address>`. */
+  /**
+   * Every change begun, finished or failed and every provisioner run or
+   * refused, in order: `begin|done|failed <kind> <action> <original address>`,
+   * `ran|ran on destroy|refused <kind> <original address>`.
+   */
   readonly timeline: string[];
   readonly errors: string[];
 }
 
 function emptyCounts(): Record<StepKind, StepCount> {
-  return Object.fromEntries(STEP_KINDS.map((k) => [k, { ran: 0, failed: 0, created: 0, updated: 0, destroyed: 0 }])) as Record<StepKind, StepCount>;
+  return Object.fromEntries(STEP_KINDS.map((k) => [k, { ran: 0, ranOnDestroy: 0, failed: 0, created: 0, updated: 0, destroyed: 0 }])) as Record<StepKind, StepCount>;
 }
 
 /** Reads `apply -json` events into per-kind counts and the order Terraform acted in. */
@@ -621,6 +627,8 @@ export function summarizeApply(events: TerraformEvent[], standIns: Record<string
   const order: string[] = [];
   const timeline: string[] = [];
   const errors: string[] = [];
+  // Provisioner events carry no action: the address's last apply_start says whether it is a destroy.
+  const acting = new Map<string, string>();
   const describe = (addr: string) => {
     const standIn = standInAt(addr, standIns);
     return { kind: standIn?.kind ?? "other", original: standIn?.original ?? addr };
@@ -635,7 +643,9 @@ export function summarizeApply(events: TerraformEvent[], standIns: Record<string
     const action = event.hook?.action ?? "";
     switch (event.type) {
       case "apply_start":
+        acting.set(addr, action);
         order.push(`${kind} ${action} ${original}`);
+        timeline.push(`begin ${kind} ${action} ${original}`);
         break;
       case "apply_complete":
         timeline.push(`done ${kind} ${action} ${original}`);
@@ -647,8 +657,13 @@ export function summarizeApply(events: TerraformEvent[], standIns: Record<string
         timeline.push(`failed ${kind} ${action} ${original}`);
         break;
       case "provision_complete":
-        steps[kind].ran += 1;
-        timeline.push(`ran ${kind} ${original}`);
+        if (acting.get(addr) === "delete") {
+          steps[kind].ranOnDestroy += 1;
+          timeline.push(`ran on destroy ${kind} ${original}`);
+        } else {
+          steps[kind].ran += 1;
+          timeline.push(`ran ${kind} ${original}`);
+        }
         break;
       case "provision_errored":
         steps[kind].failed += 1;
