@@ -99,6 +99,23 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     const plan = await p.plan();
     if (plan.exitCode !== 0) throw new Error(`expected an empty plan (exit 0), got ${plan.exitCode}:\n${plan.text}`);
   }
+  /** Changes the example flake's inputs (examples/flake/inputs.json). */
+  function edit(p: RehearsalProject, change: (inputs: any) => void) {
+    const inputs = p.flake.readInputs();
+    change(inputs);
+    p.flake.writeInputs(inputs);
+  }
+  /** Plans one change and saves the plan; the flake changes again; the saved plan is applied, and fails. */
+  async function applyChangedAfterPlan(p: RehearsalProject, planned: (inputs: any) => void, unreviewed: (inputs: any) => void) {
+    edit(p, planned);
+    await p.synth();
+    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
+    edit(p, unreviewed);
+    const applied = await p.apply("reviewed.tfplan");
+    steps.push(ran(applied.summary));
+    expect(applied.run.exitCode).not.toBe(0);
+    return applied.summary;
+  }
 
   test("a. first deploy: build, upload, image, VMs and deploys all run, in order", async () => {
     const { project: p, rehearsal, first } = await deployed();
@@ -245,56 +262,42 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
   test("g. the flake changed between plan and apply: each step refuses before acting; a deploy step Terraform replaces refuses before it is destroyed", async () => {
     const { project: p } = await deployed();
     const activations = p.activations();
-    const edit = (change: (inputs: any) => void) => {
-      const inputs = p.flake.readInputs();
-      change(inputs);
-      p.flake.writeInputs(inputs);
-    };
+    const unreviewedImage = (i: any) => (i.configurations["gce-base"].image = "base v3, not reviewed");
 
-    // An image change alone is planned; then the flake changes again. No deploy step is replaced.
-    edit((i) => (i.configurations["gce-base"].image = "base v2"));
-    await p.synth();
-    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
-    edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
-    const image = await p.apply("reviewed.tfplan");
-    steps.push(ran(image.summary));
-    expect(image.run.exitCode).not.toBe(0);
-    expect(image.summary.steps.build).toMatchObject({ ran: 0, failed: 1 });
-    expect(image.summary.errors.join("\n")).toContain("nix-image: the flake changed after synth");
+    // An image change alone: no deploy step is replaced, and the build refuses.
+    const image = await applyChangedAfterPlan(p, (i) => (i.configurations["gce-base"].image = "base v2"), unreviewedImage);
+    expect(image.steps.build).toMatchObject({ ran: 0, failed: 1 });
+    expect(image.errors.join("\n")).toContain("nix-image: the flake changed after synth");
     // Refused before building: the unreviewed image was evaluated, never built.
-    expect(image.summary.errors.join("\n")).not.toContain("nix-image: building");
-    expect(counts(image.summary, "upload").ran).toBe(0);
-    expect(counts(image.summary, "image").created).toBe(0);
+    expect(image.errors.join("\n")).not.toContain("nix-image: building");
+    expect(counts(image, "upload").ran).toBe(0);
+    expect(counts(image, "image").created).toBe(0);
     expect(p.uploads()).toHaveLength(1);
 
-    // An image and a service change are planned; then the image changes again. Terraform destroys a
-    // replaced deploy step before it creates what the step depends on, the build among them: the step's
-    // destroy check refuses first, so it stays, and the build never starts.
-    edit((i) => {
-      i.configurations["gce-base"].image = "base v2";
-      i.configurations.worker.services = "pipeline v2";
-    });
-    await p.synth();
-    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
-    edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
-    const kept = await p.apply("reviewed.tfplan");
-    steps.push(ran(kept.summary));
-    expect(kept.run.exitCode).not.toBe(0);
-    expect(kept.summary.errors.join("\n")).toMatch(/deploy-rs\[worker\]: the flake changed after synth; .*the deploy step and its host are left as they were/);
-    expect(ran(kept.summary)).toBe("nothing");
+    // An image and a service change: Terraform destroys the replaced deploy step before it creates what the step
+    // depends on, the build among them. The step's destroy check refuses first, so it stays, and the build never starts.
+    const refusedByDeploy = /deploy-rs\[worker\]: the flake changed after synth; .*the deploy step and its host are left as they were/;
+    const kept = await applyChangedAfterPlan(
+      p,
+      (i) => {
+        i.configurations["gce-base"].image = "base v2";
+        i.configurations.worker.services = "pipeline v2";
+      },
+      unreviewedImage,
+    );
+    expect(kept.errors.join("\n")).toMatch(refusedByDeploy);
+    expect(ran(kept)).toBe("nothing");
 
-    // A service change alone, planned, then changed: the same check refuses.
-    edit((i) => {
-      i.configurations["gce-base"].image = "base v1";
-      i.configurations.worker.services = "pipeline v4";
-    });
-    await p.synth();
-    expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
-    edit((i) => (i.configurations.worker.services = "pipeline v5, not reviewed"));
-    const deploy = await p.apply("reviewed.tfplan");
-    steps.push(ran(deploy.summary));
-    expect(deploy.run.exitCode).not.toBe(0);
-    expect(deploy.summary.errors.join("\n")).toMatch(/deploy-rs\[worker\]: the flake changed after synth; .*the deploy step and its host are left as they were/);
+    // A service change alone, then changed: the same check refuses.
+    const deploy = await applyChangedAfterPlan(
+      p,
+      (i) => {
+        i.configurations["gce-base"].image = "base v1";
+        i.configurations.worker.services = "pipeline v4";
+      },
+      (i) => (i.configurations.worker.services = "pipeline v5, not reviewed"),
+    );
+    expect(deploy.errors.join("\n")).toMatch(refusedByDeploy);
     expect(p.activations()).toEqual(activations);
 
     // Recoverable: a new plan of what the flake says now applies cleanly. The build refused first is tainted, so it runs again.
@@ -307,23 +310,11 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     const { project: p } = await deployed();
     const activations = p.activations();
     const roots = p.gcRoots();
-    const edit = (change: (inputs: any) => void) => {
-      const inputs = p.flake.readInputs();
-      change(inputs);
-      p.flake.writeInputs(inputs);
-    };
     const original = p.flake.readInputs();
-    const refuse = async (change: (inputs: any) => void) => {
-      edit(change);
-      await p.synth();
-      expect((await p.plan(["-out=reviewed.tfplan"])).exitCode).toBe(2);
-      edit((i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
-      const refused = await p.apply("reviewed.tfplan");
-      steps.push(ran(refused.summary));
-      expect(refused.run.exitCode).not.toBe(0);
+    const redoneAfterRefusal = async (planned: (inputs: any) => void) => {
+      await applyChangedAfterPlan(p, planned, (i) => (i.configurations["gce-base"].image = "base v3, not reviewed"));
       // The change is dropped: the flake is back to what the hosts run.
       p.flake.writeInputs(original);
-      await p.synth();
       const { summary } = await applyNow(p);
       await expectNoChanges(p);
       expect(p.activations()).toEqual(activations);
@@ -332,13 +323,13 @@ describeWithTools(["terraform", "nix"], "rehearsal with real Terraform and Nix",
     };
     // An image and a host change: the deploy step refuses before it is destroyed, so nothing ran and nothing is left.
     expect(
-      await refuse((i) => {
+      await redoneAfterRefusal((i) => {
         i.configurations["gce-base"].image = "base v2";
         i.configurations.worker.services = "pipeline v2";
       }),
     ).toBe("nothing");
     // An image change alone: the build refuses, and is tainted; it alone runs again.
-    expect(await refuse((i) => (i.configurations["gce-base"].image = "base v2"))).toBe("build 1");
+    expect(await redoneAfterRefusal((i) => (i.configurations["gce-base"].image = "base v2"))).toBe("build 1");
   }, TIMEOUT);
 
   test("h. an object deleted out of band: the plan stays empty, and a later image change from a fresh runner rebuilds and re-uploads", async () => {
