@@ -14,7 +14,7 @@ set -euo pipefail
 # No eval cache: concurrent evaluations sharing it fail (see deploy-rs.sh).
 nix_cmd() { nix --extra-experimental-features 'nix-command flakes' --option eval-cache false "$@"; }
 
-expect() {
+check_planned() {
   local installable="$DEPLOY_FLAKE#$1" planned=$2 current
   echo "deploy-rs[$DEPLOY_NODE]: checking $installable before the step is replaced" >&2
   current=$(nix_cmd eval --raw "$installable.outPath")
@@ -23,5 +23,5 @@ expect() {
     exit 1
   fi
 }
-expect "$DEPLOY_IMAGE_ATTRIBUTE" "$DEPLOY_EXPECTED_IMAGE"
-expect "nixosConfigurations.$DEPLOY_CONFIGURATION.config.system.build.toplevel" "$DEPLOY_EXPECTED_SYSTEM"
+check_planned "$DEPLOY_IMAGE_ATTRIBUTE" "$DEPLOY_EXPECTED_IMAGE"
+check_planned "nixosConfigurations.$DEPLOY_CONFIGURATION.config.system.build.toplevel" "$DEPLOY_EXPECTED_SYSTEM"
