@@ -19,16 +19,6 @@ if [ "$current" != "$OCI_PLANNED_STORE_PATH" ]; then
   log "the flake changed after synth; run synth/diff again (planned $OCI_PLANNED_STORE_PATH, flake now gives $current)"
   exit 1
 fi
-log "building $installable"
-nix_cmd build --out-link "$work/image" "$installable"
-archive="$work/image"
-if [ "$(head -c 2 "$archive" | od -An -tx1 | tr -d ' ')" = 1f8b ]; then
-  # Some skopeo releases (Debian's 1.9) cannot read a gzipped docker-archive.
-  log "decompressing the gzipped archive (use dockerTools' compressor = \"none\" to skip this)"
-  gzip -dc "$archive" > "$work/image.tar"
-  archive="$work/image.tar"
-fi
-
 skopeo_opts=(--tls-verify="$OCI_TLS_VERIFY")
 # A short-lived token in a private file: never on a command line, never in state.
 # Written again before the push: the conversion of a large image can outlast it.
@@ -42,10 +32,21 @@ write_auth
 if [ "$OCI_AUTH" = gcloud ]; then skopeo_opts+=(--authfile "$work/auth.json"); fi
 
 # Tags carry the store hash and the repository's tags are immutable: a tag
-# that exists already holds exactly this content.
-if skopeo inspect --raw "${skopeo_opts[@]}" "docker://$reference" > /dev/null 2>&1; then
-  log "$reference is already in the registry; nothing pushed"
+# that exists already holds exactly this content, and nothing is built.
+if absent=$(skopeo inspect --raw "${skopeo_opts[@]}" "docker://$reference" 2>&1 > /dev/null); then
+  log "$reference is already in the registry; nothing built or pushed"
 else
+  # Any failure counts as absent; one that is not (no access, say) fails the push, later.
+  log "$reference is not in the registry (skopeo: ${absent##*$'\n'})"
+  log "building $installable"
+  nix_cmd build --out-link "$work/image" "$installable"
+  archive="$work/image"
+  if [ "$(head -c 2 "$archive" | od -An -tx1 | tr -d ' ')" = 1f8b ]; then
+    # Some skopeo releases (Debian's 1.9) cannot read a gzipped docker-archive.
+    log "decompressing the gzipped archive (use dockerTools' compressor = \"none\" to skip this)"
+    gzip -dc "$archive" > "$work/image.tar"
+    archive="$work/image.tar"
+  fi
   # A docker-archive has no manifest annotations: convert to an OCI layout and
   # copy the org.opencontainers.image.* labels into the manifest's annotations.
   layout="$work/layout:image"
