@@ -2,17 +2,8 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import {
-  FORCE_NEW,
-  forceNewValues,
-  rehearsalConfig,
-  rewriteTemplate,
-  nameConflicts,
-  type SavedPlan,
-  type StandIn,
-  summarizeApply,
-  type TerraformEvent,
-} from "../tools/rehearse.js";
+import { nameConflicts, type SavedPlan, summarizeApply, type TerraformEvent } from "../tools/apply-summary.js";
+import { FORCE_NEW, forceNewValues, rehearsalConfig, rewriteTemplate, type StandIn } from "../tools/rehearse.js";
 import type { SettingsInput } from "../lib/settings.js";
 import { applyReviewed, terraform, terraformBinary } from "../tools/terraform.js";
 import { describeWithTool } from "./helpers/tools.js";

@@ -17,16 +17,8 @@ import { execa } from "execa";
 import { parseCommand, runCli } from "../lib/cli.js";
 import { type LocalRegistry, startLocalRegistry } from "../tools/local-registry.js";
 import { INFRA_STACK, settingsFile } from "../lib/paths.js";
-import {
-  rehearsalConfig,
-  RehearsalError,
-  nameConflicts,
-  type StandIn,
-  standInAt,
-  STEP_KINDS,
-  summarizeApply,
-  type TerraformEvent,
-} from "../tools/rehearse.js";
+import { nameConflicts, standInAt, summarizeApply, type TerraformEvent } from "../tools/apply-summary.js";
+import { rehearsalConfig, RehearsalError, type StandIn, STEP_KINDS } from "../tools/rehearse.js";
 import { loadSettings } from "../lib/settings.js";
 import { PUSH_OCI_SCRIPT } from "../constructs/oci-image.js";
 import { applyReviewed, interruptTerraform, terraform } from "../tools/terraform.js";

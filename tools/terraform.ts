@@ -8,7 +8,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { terraformBinary, terraformMissing } from "../lib/terraform.js";
-import type { TerraformEvent } from "./rehearse.js";
+import type { TerraformEvent } from "./apply-summary.js";
 
 export { terraformBinary };
 
